@@ -1,0 +1,391 @@
+//! The read side of the connection state machine: bytes in, [`Event`]s out.
+//!
+//! Every receive rule of RFC 6455 lives here once: masking direction, RSV bits,
+//! opcodes, control frame size and fragmentation, continuation order, incremental
+//! UTF-8 of text, the read limit, close payload validity, and silence after a close.
+//! The caller owns the buffer; payloads are unmasked in place and handed out as
+//! borrowed slices. No socket, no clock, no allocation.
+
+use crate::error::{Error, ProtocolError};
+use crate::proto::close::{CloseCode, parse_close_payload};
+use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1};
+use crate::proto::mask::apply_mask;
+use crate::proto::utf8::Utf8Validator;
+use crate::proto::{MessageKind, Role};
+
+/// Default read limit: the largest message accepted (64 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 << 20;
+
+/// Default largest frame payload delivered whole rather than streamed (64 KiB).
+pub const DEFAULT_WHOLE_FRAME_MAX: usize = 64 << 10;
+
+/// A piece of a data message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DataChunk<'a> {
+    /// Text or binary (the kind of the message this piece belongs to).
+    pub kind: MessageKind,
+    /// The unmasked payload bytes of this piece.
+    pub payload: &'a [u8],
+    /// This is the first piece of a message.
+    pub first: bool,
+    /// This is the last piece of a message: the message is complete.
+    pub last: bool,
+    /// The message has RSV1 set (permessage-deflate): `payload` is compressed and,
+    /// for text, not yet UTF-8 validated.
+    pub compressed: bool,
+}
+
+/// What the decoder found in the input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A piece of a text or binary message. A message that arrived in one frame
+    /// whose payload fits the whole-frame limit is one piece with `first && last`.
+    Data(DataChunk<'a>),
+    /// A ping with its application data (≤ 125 bytes).
+    Ping(&'a [u8]),
+    /// A pong with its application data (≤ 125 bytes).
+    Pong(&'a [u8]),
+    /// A close frame: code and reason, or `None` for an empty close payload. After
+    /// this the decoder is closed and discards any further input.
+    Close(Option<(CloseCode, &'a str)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Protocol(ProtocolError),
+    TooBig(u64),
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        match f {
+            Failure::Protocol(p) => Error::Protocol(p),
+            Failure::TooBig(limit) => Error::MessageTooBig { limit },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// A close frame was received; further input is discarded.
+    Closed,
+    /// A violation was found; every later call returns it again.
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Message {
+    kind: MessageKind,
+    size: u64,
+    started: bool,
+    compressed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    len: u64,
+    /// Payload bytes already handed out (streamed frames only).
+    done: u64,
+    /// Whole-frame mode: bytes at the start of the caller's buffer already unmasked
+    /// and validated on an earlier call (fail-fast UTF-8 before the frame completes).
+    prepared: usize,
+    whole: bool,
+}
+
+/// The receive state machine for one connection, in one role.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    role: Role,
+    max_message_size: u64,
+    whole_frame_max: usize,
+    allowed_rsv: u8,
+    state: State,
+    msg: Option<Message>,
+    frame: Option<Frame>,
+    utf8: Utf8Validator,
+}
+
+impl Decoder {
+    /// A decoder for an endpoint playing `role` (a server decodes client frames,
+    /// which must be masked; a client decodes server frames, which must not be).
+    pub fn new(role: Role) -> Self {
+        Decoder {
+            role,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            whole_frame_max: DEFAULT_WHOLE_FRAME_MAX,
+            allowed_rsv: 0,
+            state: State::Open,
+            msg: None,
+            frame: None,
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    /// Sets the read limit: a message whose total payload would exceed `limit` bytes
+    /// fails with [`Error::MessageTooBig`] (close 1009) as soon as a frame header
+    /// announces it, before its payload is read. Default: 64 MiB.
+    pub fn set_max_message_size(&mut self, limit: u64) {
+        self.max_message_size = limit;
+    }
+
+    /// The read limit.
+    pub fn max_message_size(&self) -> u64 {
+        self.max_message_size
+    }
+
+    /// Data frames with a payload up to `n` bytes are delivered whole (one borrowed
+    /// slice, the caller keeps unconsumed bytes until the frame completes); larger
+    /// frames are streamed piece by piece as bytes arrive. A caller whose buffer holds
+    /// `B` bytes must set at most `B`. Default: 64 KiB.
+    pub fn set_whole_frame_max(&mut self, n: usize) {
+        self.whole_frame_max = n;
+    }
+
+    /// Allows RSV1 on the first frame of a data message (permessage-deflate).
+    pub fn set_rsv1_allowed(&mut self, allowed: bool) {
+        self.allowed_rsv = if allowed { RSV1 } else { 0 };
+    }
+
+    /// The role this decoder plays.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True while a fragmented message is in progress.
+    pub fn in_message(&self) -> bool {
+        self.msg.is_some()
+    }
+
+    /// True once a close frame has been received.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True once the peer has violated the protocol.
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, State::Failed(_))
+    }
+
+    fn fail(&mut self, f: Failure) -> Error {
+        self.state = State::Failed(f);
+        self.frame = None;
+        self.msg = None;
+        f.into()
+    }
+
+    /// Decodes the next event from `buf`.
+    ///
+    /// Returns `(consumed, event)`: the caller drops `buf[..consumed]` and passes the
+    /// rest, unchanged and followed by any new bytes, to the next call (bytes are
+    /// unmasked in place, so they must not be re-read from a copy). `None` means more
+    /// input is needed; `consumed` may be non-zero even then (a header was absorbed).
+    /// After an error every call returns the same error; after a close event every
+    /// call consumes and discards its input.
+    pub fn decode<'a>(&mut self, buf: &'a mut [u8]) -> Result<(usize, Option<Event<'a>>), Error> {
+        match self.state {
+            State::Open => {}
+            State::Closed => return Ok((buf.len(), None)),
+            State::Failed(f) => return Err(f.into()),
+        }
+        let mut consumed = 0;
+        let frame = match self.frame {
+            Some(f) => f,
+            None => match FrameHeader::decode(buf) {
+                Ok(None) => return Ok((0, None)),
+                Ok(Some((header, n))) => {
+                    consumed = n;
+                    match self.begin_frame(header) {
+                        Ok(f) => f,
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                }
+                Err(e) => return Err(self.fail(Failure::Protocol(e))),
+            },
+        };
+        let avail = &mut buf[consumed..];
+        let remaining = frame.len - frame.done;
+        if frame.opcode.is_control() {
+            // ≤ 125 bytes: wait until the whole payload is here.
+            let n = remaining as usize;
+            if avail.len() < n {
+                self.frame = Some(frame);
+                return Ok((consumed, None));
+            }
+            self.frame = None;
+            let payload = &mut avail[..n];
+            if let Some(key) = frame.mask {
+                apply_mask(payload, key, 0);
+            }
+            return self
+                .control(frame.opcode, payload)
+                .map(|ev| (consumed + n, Some(ev)));
+        }
+        if frame.whole {
+            let n = remaining as usize;
+            let ready = avail.len().min(n);
+            // Bytes prepared on an earlier call are still at the front of `avail`
+            // (the caller's contract); only the new ones are unmasked and validated.
+            let Some(fresh) = avail.get_mut(frame.prepared..ready) else {
+                self.frame = Some(frame);
+                return Ok((consumed, None));
+            };
+            if let Err(e) = self.prepare(&frame, fresh, frame.prepared) {
+                return Err(self.fail(e));
+            }
+            if ready < n {
+                self.frame = Some(Frame {
+                    prepared: ready,
+                    ..frame
+                });
+                return Ok((consumed, None));
+            }
+            self.frame = None;
+            let payload = &avail[..n];
+            return self
+                .data(payload, frame.fin)
+                .map(|ev| (consumed + n, Some(ev)));
+        }
+        // Streamed frame: hand out whatever part of the payload is here.
+        let take = avail.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        if take == 0 {
+            self.frame = Some(frame);
+            return Ok((consumed, None));
+        }
+        let offset = frame.done as usize & 3;
+        if let Err(e) = self.prepare(&frame, &mut avail[..take], offset) {
+            return Err(self.fail(e));
+        }
+        let done = frame.done + take as u64;
+        let frame_end = done == frame.len;
+        self.frame = if frame_end {
+            None
+        } else {
+            Some(Frame { done, ..frame })
+        };
+        let payload = &avail[..take];
+        self.data(payload, frame.fin && frame_end)
+            .map(|ev| (consumed + take, Some(ev)))
+    }
+
+    /// Checks a new frame header against the role, extensions and message state.
+    fn begin_frame(&mut self, h: FrameHeader) -> Result<Frame, Failure> {
+        use ProtocolError as P;
+        let first_data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let allowed = if first_data_frame { self.allowed_rsv } else { 0 };
+        if h.rsv & !allowed != 0 {
+            return Err(Failure::Protocol(P::ReservedBitsSet(h.rsv)));
+        }
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(Failure::Protocol(P::UnmaskedFrameFromClient)),
+            (Role::Client, true) => return Err(Failure::Protocol(P::MaskedFrameFromServer)),
+            _ => {}
+        }
+        let frame = Frame {
+            opcode: h.opcode,
+            fin: h.fin,
+            mask: h.mask,
+            len: h.payload_len,
+            done: 0,
+            prepared: 0,
+            whole: h.payload_len <= self.whole_frame_max as u64,
+        };
+        if h.opcode.is_control() {
+            // RFC 6455 §5.5: control frames MUST NOT be fragmented and carry ≤ 125 bytes.
+            if !h.fin {
+                return Err(Failure::Protocol(P::FragmentedControlFrame));
+            }
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(Failure::Protocol(P::ControlFrameTooBig));
+            }
+            return Ok(frame);
+        }
+        // RFC 6455 §5.4: a message is one start frame and then continuations only.
+        let msg = match (h.opcode, self.msg) {
+            (OpCode::Continuation, None) => return Err(Failure::Protocol(P::UnexpectedContinuation)),
+            (OpCode::Continuation, Some(m)) => m,
+            (_, Some(_)) => return Err(Failure::Protocol(P::ExpectedContinuation)),
+            (op, None) => {
+                self.utf8.reset();
+                Message {
+                    kind: if op == OpCode::Text {
+                        MessageKind::Text
+                    } else {
+                        MessageKind::Binary
+                    },
+                    size: 0,
+                    started: false,
+                    compressed: h.rsv & RSV1 != 0,
+                }
+            }
+        };
+        let size = msg.size.saturating_add(h.payload_len);
+        if size > self.max_message_size {
+            return Err(Failure::TooBig(self.max_message_size));
+        }
+        self.msg = Some(Message { size, ..msg });
+        Ok(frame)
+    }
+
+    /// Unmasks `bytes` (at payload offset `offset`) and validates text incrementally.
+    fn prepare(&mut self, frame: &Frame, bytes: &mut [u8], offset: usize) -> Result<(), Failure> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Some(key) = frame.mask {
+            apply_mask(bytes, key, offset);
+        }
+        match self.msg {
+            Some(Message {
+                kind: MessageKind::Text,
+                compressed: false,
+                ..
+            }) => self
+                .utf8
+                .feed(bytes)
+                .map_err(|_| Failure::Protocol(ProtocolError::InvalidUtf8)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the data event for a prepared piece; `last` ends the message.
+    fn data<'a>(&mut self, payload: &'a [u8], last: bool) -> Result<Event<'a>, Error> {
+        let Some(msg) = self.msg.as_mut() else {
+            unreachable!("data frame without message state");
+        };
+        let first = !msg.started;
+        msg.started = true;
+        let msg = *msg;
+        if last {
+            self.msg = None;
+            if msg.kind == MessageKind::Text && !msg.compressed && self.utf8.finish().is_err() {
+                return Err(self.fail(Failure::Protocol(ProtocolError::InvalidUtf8)));
+            }
+        }
+        Ok(Event::Data(DataChunk {
+            kind: msg.kind,
+            payload,
+            first,
+            last,
+            compressed: msg.compressed,
+        }))
+    }
+
+    fn control<'a>(&mut self, opcode: OpCode, payload: &'a [u8]) -> Result<Event<'a>, Error> {
+        match opcode {
+            OpCode::Ping => Ok(Event::Ping(payload)),
+            OpCode::Pong => Ok(Event::Pong(payload)),
+            _ => match parse_close_payload(payload) {
+                Ok(close) => {
+                    self.state = State::Closed;
+                    self.msg = None;
+                    Ok(Event::Close(close))
+                }
+                Err(e) => Err(self.fail(Failure::Protocol(e))),
+            },
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The write side of the connection state machine: which frames may be sent, in
+//! which order, and their headers (with a fresh random mask key for clients).
+//!
+//! The send rules of RFC 6455 live here once: control frames ≤ 125 bytes and never
+//! fragmented, continuation only inside a message, a new message only outside one,
+//! nothing after a close, clients mask and servers do not.
+
+use crate::error::{Error, UsageError};
+use crate::proto::Role;
+use crate::proto::close::{CloseCode, encode_close_payload};
+use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
+use crate::proto::mask::apply_mask;
+
+/// An encoded frame header, ready to be written.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedHeader {
+    bytes: [u8; MAX_HEADER_LEN],
+    len: u8,
+    /// The masking key the payload must be masked with (clients only).
+    pub mask: Option<[u8; 4]>,
+}
+
+impl EncodedHeader {
+    /// The header bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The send state machine for one connection, in one role.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    role: Role,
+    msg_open: bool,
+    close_sent: bool,
+}
+
+impl Encoder {
+    /// An encoder for an endpoint playing `role`.
+    pub fn new(role: Role) -> Self {
+        Encoder {
+            role,
+            msg_open: false,
+            close_sent: false,
+        }
+    }
+
+    /// The role this encoder plays.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True once a close frame has been encoded.
+    pub fn is_close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// True while a fragmented message is open (a non-final data frame was sent).
+    pub fn in_message(&self) -> bool {
+        self.msg_open
+    }
+
+    /// Checks that a frame may be sent now, advances the state, and encodes its header.
+    ///
+    /// `compressed` sets RSV1 (only meaningful on the first frame of a message with
+    /// permessage-deflate negotiated). Errors leave the state unchanged.
+    pub fn header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        compressed: bool,
+        payload_len: u64,
+    ) -> Result<EncodedHeader, Error> {
+        if self.close_sent {
+            return Err(Error::AlreadyClosed);
+        }
+        if opcode.is_control() {
+            if payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(UsageError::ControlPayloadTooBig(payload_len as usize).into());
+            }
+            if !fin {
+                return Err(UsageError::MessageSequence.into());
+            }
+            if opcode == OpCode::Close {
+                self.close_sent = true;
+            }
+        } else {
+            let continuation = opcode == OpCode::Continuation;
+            if continuation != self.msg_open {
+                return Err(UsageError::MessageSequence.into());
+            }
+            self.msg_open = !fin;
+        }
+        let mask = match self.role {
+            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv: if compressed && !opcode.is_control() {
+                RSV1
+            } else {
+                0
+            },
+            opcode,
+            mask,
+            payload_len,
+        };
+        let mut bytes = [0u8; MAX_HEADER_LEN];
+        let len = header.encode(&mut bytes) as u8;
+        Ok(EncodedHeader { bytes, len, mask })
+    }
+
+    /// Appends a whole frame (header and, for clients, masked payload) to `out`.
+    pub fn encode(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let h = self.header(opcode, fin, false, payload.len() as u64)?;
+        out.reserve(h.as_bytes().len() + payload.len());
+        out.extend_from_slice(h.as_bytes());
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = h.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        Ok(())
+    }
+
+    /// Appends a close frame with `close` (or an empty payload) to `out`.
+    pub fn encode_close(
+        &mut self,
+        close: Option<(CloseCode, &str)>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut payload = [0u8; 125];
+        let n = encode_close_payload(close, &mut payload)?;
+        self.encode(OpCode::Close, true, &payload[..n], out)
+    }
+}

@@ -1,0 +1,726 @@
+//! The opening handshake (RFC 6455 §4), both roles: httparse in, bytes out.
+//!
+//! Server: [`parse_request`] reads an HTTP/1.1 head from a buffer (partial input is
+//! `Ok(None)`), [`Request::validate_upgrade`] applies §4.2.1's rules,
+//! [`write_accept_response`] and [`write_error_response`] produce the answer.
+//! Client: [`write_request`] builds the upgrade request with a random key,
+//! [`parse_response`] checks the 101 answer. Neither touches a socket; the number of
+//! bytes consumed is returned so that bytes after the head (the first frames) are
+//! never lost.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha1::{Digest, Sha1};
+
+use crate::error::HandshakeError;
+
+/// The GUID of RFC 6455 §1.3, appended to the key before hashing.
+pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Bounds on an HTTP head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Largest head in bytes (request line or status line, headers, blank line).
+    /// Default: 16 KiB.
+    pub max_size: usize,
+    /// Largest number of header fields. Default: 64.
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_size: 16 * 1024,
+            max_headers: 64,
+        }
+    }
+}
+
+/// An ordered list of HTTP header fields with case-insensitive lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// An empty list.
+    pub fn new() -> Self {
+        Headers(Vec::new())
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name` (case-insensitive), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// Iterates over `(name, value)` pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True if any value of `name` contains `token` in its comma-separated list
+    /// (case-insensitive, as `Connection` and `Upgrade` require).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
+    }
+
+    /// The comma-separated tokens of every value of `name`, trimmed, empty ones skipped.
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all(name)
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim_matches(|c| c == ' ' || c == '\t'))
+            .filter(|t| !t.is_empty())
+    }
+
+    fn from_httparse(raw: &[httparse::Header<'_>]) -> Headers {
+        Headers(
+            raw.iter()
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A parsed HTTP request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    method: String,
+    target: String,
+    minor_version: u8,
+    headers: Headers,
+}
+
+/// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (§4.2.2).
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(WEBSOCKET_GUID.as_bytes());
+    B64.encode(sha.finalize())
+}
+
+/// A fresh random `Sec-WebSocket-Key`: 16 random bytes, base64-encoded (§4.1).
+pub fn generate_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    B64.encode(bytes)
+}
+
+fn map_parse_error(e: httparse::Error) -> HandshakeError {
+    match e {
+        httparse::Error::TooManyHeaders => HandshakeError::HeadTooLarge,
+        other => HandshakeError::MalformedHttp(other.to_string()),
+    }
+}
+
+/// Parses an HTTP request head from the start of `buf`.
+///
+/// Returns `Ok(Some((request, head_len)))` when the head is complete (`buf[head_len..]`
+/// already belongs to the WebSocket stream), `Ok(None)` when more bytes are needed,
+/// and an error for malformed or oversized heads (431 when `limits` are exceeded,
+/// even if the head is still incomplete).
+pub fn parse_request(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(Request, usize)>, HandshakeError> {
+    let mut raw = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut raw);
+    match req.parse(buf).map_err(map_parse_error)? {
+        httparse::Status::Partial => {
+            if buf.len() >= limits.max_size {
+                Err(HandshakeError::HeadTooLarge)
+            } else {
+                Ok(None)
+            }
+        }
+        httparse::Status::Complete(n) if n > limits.max_size => Err(HandshakeError::HeadTooLarge),
+        httparse::Status::Complete(n) => {
+            let request = Request {
+                method: req.method.unwrap_or_default().to_owned(),
+                target: req.path.unwrap_or_default().to_owned(),
+                minor_version: req.version.unwrap_or(0),
+                headers: Headers::from_httparse(req.headers),
+            };
+            Ok(Some((request, n)))
+        }
+    }
+}
+
+impl Request {
+    /// Builds a request head from parts (for embedding in an HTTP server that parsed
+    /// the request itself). `minor_version` is 1 for HTTP/1.1.
+    pub fn from_parts(method: &str, target: &str, minor_version: u8, headers: Headers) -> Self {
+        Request {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            minor_version,
+            headers,
+        }
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target as sent, e.g. `/websocket?user=1`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path part of the target (before any `?`).
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The query part of the target (after the first `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The value of query parameter `name` (no percent-decoding).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query()?
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The HTTP minor version (1 for HTTP/1.1).
+    pub fn minor_version(&self) -> u8 {
+        self.minor_version
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// True if this request asks for a WebSocket upgrade (`Upgrade: websocket`).
+    /// Requests without it are plain HTTP.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.headers.has_token("Upgrade", "websocket")
+    }
+
+    /// The `Origin` header, if present.
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get("Origin")
+    }
+
+    /// The subprotocols the client offers, in its order of preference.
+    pub fn protocols(&self) -> impl Iterator<Item = &str> {
+        self.headers.tokens("Sec-WebSocket-Protocol")
+    }
+
+    /// The `Sec-WebSocket-Key` header, if present.
+    pub fn key(&self) -> Option<&str> {
+        self.headers.get("Sec-WebSocket-Key")
+    }
+
+    /// Checks the request against RFC 6455 §4.2.1. On failure the error's
+    /// [`status`](HandshakeError::status) is the HTTP status to answer with.
+    pub fn validate_upgrade(&self) -> Result<(), HandshakeError> {
+        if self.method != "GET" {
+            return Err(HandshakeError::MethodNotGet);
+        }
+        if self.minor_version < 1 {
+            return Err(HandshakeError::UnsupportedHttpVersion);
+        }
+        let upgrade = self.headers.has_token("Upgrade", "websocket");
+        let connection = self.headers.has_token("Connection", "upgrade");
+        match (upgrade, connection) {
+            (false, false) => return Err(HandshakeError::NotUpgrade),
+            (false, true) => return Err(HandshakeError::MissingUpgradeWebsocket),
+            (true, false) => return Err(HandshakeError::MissingConnectionUpgrade),
+            (true, true) => {}
+        }
+        if self.headers.get("Host").is_none_or(|h| h.trim().is_empty()) {
+            return Err(HandshakeError::MissingHost);
+        }
+        if self.headers.get("Sec-WebSocket-Version").map(str::trim) != Some("13") {
+            return Err(HandshakeError::UnsupportedVersion);
+        }
+        let key = self.key().ok_or(HandshakeError::InvalidKey)?;
+        match B64.decode(key.trim()) {
+            Ok(raw) if raw.len() == 16 => Ok(()),
+            _ => Err(HandshakeError::InvalidKey),
+        }
+    }
+
+    /// gorilla's default origin policy: allowed if there is no `Origin` header, or if
+    /// the origin's `host[:port]` equals the `Host` header (ASCII case-insensitive).
+    pub fn same_origin(&self) -> bool {
+        let Some(origin) = self.origin() else {
+            return true;
+        };
+        let Some(host) = self.header("Host") else {
+            return false;
+        };
+        let authority = origin
+            .split_once("://")
+            .map_or(origin, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or("");
+        authority.eq_ignore_ascii_case(host.trim())
+    }
+
+    /// Picks the first of `supported` (server preference order) that the client offered.
+    pub fn select_protocol<'a>(&self, supported: &'a [String]) -> Option<&'a str> {
+        supported
+            .iter()
+            .find(|s| self.protocols().any(|p| p == s.as_str()))
+            .map(String::as_str)
+    }
+}
+
+/// Writes the `101 Switching Protocols` answer for `key` into `out`.
+/// `extra` headers are appended as given (names and values must not contain CR/LF).
+pub fn write_accept_response(
+    key: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    extra: &[(String, String)],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+    );
+    out.extend_from_slice(accept_key(key.trim().as_bytes()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(p) = protocol {
+        push_header(out, "Sec-WebSocket-Protocol", p);
+    }
+    if let Some(e) = extensions {
+        push_header(out, "Sec-WebSocket-Extensions", e);
+    }
+    for (n, v) in extra {
+        push_header(out, n, v);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The reason phrase for the statuses this crate produces.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Writes a complete HTTP/1.1 response with a body and `Connection: close`.
+pub fn write_http_response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
+    for (n, v) in headers {
+        push_header(out, n, v);
+    }
+    push_header(out, "Content-Length", &body.len().to_string());
+    push_header(out, "Connection", "close");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Writes the answer to a failed handshake: the error's status, a short plain-text
+/// reason, and `Sec-WebSocket-Version: 13` / `Upgrade: websocket` where §4.4 and
+/// RFC 7231 §6.5.15 ask for them.
+pub fn write_error_response(err: &HandshakeError, out: &mut Vec<u8>) {
+    let status = match err.status() {
+        0 => 400,
+        s => s,
+    };
+    let body = format!("{err}\n");
+    let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "text/plain; charset=utf-8")];
+    if status == 426 {
+        headers.push(("Upgrade", "websocket"));
+        headers.push(("Sec-WebSocket-Version", "13"));
+    }
+    if status == 405 {
+        headers.push(("Allow", "GET"));
+    }
+    write_http_response(status, &headers, body.as_bytes(), out);
+}
+
+/// What a client offers in its upgrade request.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOffer<'a> {
+    /// `Host` header value (`host[:port]`).
+    pub host: &'a str,
+    /// Request target, e.g. `/chat?room=1`.
+    pub target: &'a str,
+    /// The `Sec-WebSocket-Key` (see [`generate_key`]).
+    pub key: &'a str,
+    /// Subprotocols offered, in preference order.
+    pub protocols: &'a [String],
+    /// A `Sec-WebSocket-Extensions` offer, if any.
+    pub extensions: Option<&'a str>,
+    /// Extra header fields.
+    pub extra: &'a [(String, String)],
+}
+
+/// Writes a client upgrade request (§4.1) into `out`.
+pub fn write_request(offer: &ClientOffer<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(offer.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_header(out, "Host", offer.host);
+    out.extend_from_slice(
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+    );
+    push_header(out, "Sec-WebSocket-Key", offer.key);
+    if !offer.protocols.is_empty() {
+        push_header(out, "Sec-WebSocket-Protocol", &offer.protocols.join(", "));
+    }
+    if let Some(e) = offer.extensions {
+        push_header(out, "Sec-WebSocket-Extensions", e);
+    }
+    for (n, v) in offer.extra {
+        push_header(out, n, v);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A parsed and checked `101` response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    headers: Headers,
+}
+
+impl Response {
+    /// The status code (101 once checked).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The subprotocol the server selected, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.headers.get("Sec-WebSocket-Protocol").map(str::trim)
+    }
+
+    /// The `Sec-WebSocket-Extensions` the server selected, if any.
+    pub fn extensions(&self) -> Option<&str> {
+        self.headers.get("Sec-WebSocket-Extensions")
+    }
+}
+
+/// Parses and checks the server's answer to an upgrade request sent with `key`,
+/// `offered_protocols` and whether extensions were offered.
+///
+/// Returns `Ok(None)` when more bytes are needed, `Ok(Some((response, head_len)))`
+/// when the head is complete and valid (`buf[head_len..]` are the first frames).
+pub fn parse_response(
+    buf: &[u8],
+    limits: &HeadLimits,
+    key: &str,
+    offered_protocols: &[String],
+    offered_extensions: bool,
+) -> Result<Option<(Response, usize)>, HandshakeError> {
+    let mut raw = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut resp = httparse::Response::new(&mut raw);
+    let n = match resp.parse(buf).map_err(map_parse_error)? {
+        httparse::Status::Partial if buf.len() >= limits.max_size => {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        httparse::Status::Partial => return Ok(None),
+        httparse::Status::Complete(n) if n > limits.max_size => {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        httparse::Status::Complete(n) => n,
+    };
+    let status = resp.code.unwrap_or(0);
+    if status != 101 {
+        return Err(HandshakeError::UnexpectedStatus(status));
+    }
+    let response = Response {
+        status,
+        headers: Headers::from_httparse(resp.headers),
+    };
+    let h = &response.headers;
+    if !h.has_token("Upgrade", "websocket") {
+        return Err(HandshakeError::MissingUpgradeWebsocket);
+    }
+    if !h.has_token("Connection", "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    let expected = accept_key(key.as_bytes());
+    if h.get("Sec-WebSocket-Accept").map(str::trim) != Some(expected.as_str()) {
+        return Err(HandshakeError::InvalidAccept);
+    }
+    if let Some(p) = response.protocol()
+        && !offered_protocols.iter().any(|o| o == p)
+    {
+        return Err(HandshakeError::UnexpectedSubprotocol(p.to_owned()));
+    }
+    if let Some(e) = response.extensions()
+        && !offered_extensions
+    {
+        return Err(HandshakeError::UnexpectedExtension(e.to_owned()));
+    }
+    Ok(Some((response, n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    fn request(extra: &str) -> Vec<u8> {
+        format!(
+            "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: {RFC_KEY}\r\n\
+             Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn rfc_key_accept_pair() {
+        // RFC 6455 §1.3.
+        assert_eq!(
+            accept_key(RFC_KEY.as_bytes()),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn request_parses_and_validates() {
+        let mut bytes = request("Origin: http://example.com\r\n");
+        bytes.extend_from_slice(&[0x81, 0x80]);
+        let (req, n) = parse_request(&bytes, &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&bytes[n..], &[0x81, 0x80], "bytes after the head are kept");
+        assert_eq!(req.path(), "/chat");
+        assert_eq!(req.validate_upgrade(), Ok(()));
+        assert!(!req.same_origin());
+    }
+
+    #[test]
+    fn partial_request_needs_more_at_every_split() {
+        let bytes = request("");
+        for i in 0..bytes.len() {
+            assert_eq!(
+                parse_request(&bytes[..i], &HeadLimits::default()),
+                Ok(None),
+                "{i}"
+            );
+        }
+    }
+
+    #[test]
+    fn head_limits() {
+        let limits = HeadLimits {
+            max_size: 64,
+            max_headers: 4,
+        };
+        assert_eq!(
+            parse_request(&request(""), &limits),
+            Err(HandshakeError::HeadTooLarge)
+        );
+        let limits = HeadLimits {
+            max_size: 4096,
+            max_headers: 4,
+        };
+        assert_eq!(
+            parse_request(&request(""), &limits),
+            Err(HandshakeError::HeadTooLarge)
+        );
+        // An endless partial head is refused once it passes the limit.
+        let limits = HeadLimits {
+            max_size: 32,
+            max_headers: 4,
+        };
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaa", &limits),
+            Err(HandshakeError::HeadTooLarge)
+        );
+    }
+
+    macro_rules! validate_cases {
+        ($($name:ident: $raw:expr => $expected:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let raw: &str = $raw;
+                let (req, _) = parse_request(raw.as_bytes(), &HeadLimits::default()).unwrap().unwrap();
+                assert_eq!(req.validate_upgrade(), $expected);
+            }
+        )*};
+    }
+
+    validate_cases! {
+        valid_lowercase_tokens: "GET / HTTP/1.1\r\nHost: h\r\nupgrade: WebSocket\r\nconnection: keep-alive, Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n" => Ok(());
+        not_get: "POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::MethodNotGet);
+        http_1_0: "GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::UnsupportedHttpVersion);
+        plain_http: "GET / HTTP/1.1\r\nHost: h\r\n\r\n" => Err(HandshakeError::NotUpgrade);
+        no_upgrade_token: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::MissingUpgradeWebsocket);
+        no_connection_token: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::MissingConnectionUpgrade);
+        no_host: "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::MissingHost);
+        version_8: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n" => Err(HandshakeError::UnsupportedVersion);
+        no_version: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" => Err(HandshakeError::UnsupportedVersion);
+        no_key: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::InvalidKey);
+        short_key: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::InvalidKey);
+        key_not_base64: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!\r\nSec-WebSocket-Version: 13\r\n\r\n" => Err(HandshakeError::InvalidKey);
+    }
+
+    #[test]
+    fn status_codes() {
+        assert_eq!(HandshakeError::MethodNotGet.status(), 405);
+        assert_eq!(HandshakeError::NotUpgrade.status(), 426);
+        assert_eq!(HandshakeError::UnsupportedVersion.status(), 426);
+        assert_eq!(HandshakeError::InvalidKey.status(), 400);
+        assert_eq!(HandshakeError::OriginRefused.status(), 403);
+        assert_eq!(HandshakeError::HeadTooLarge.status(), 431);
+        let mut out = Vec::new();
+        write_error_response(&HandshakeError::UnsupportedVersion, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn origin_policy() {
+        let (req, _) = parse_request(
+            &request("Origin: https://SERVER.example.com\r\n"),
+            &HeadLimits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(req.same_origin());
+        let (req, _) = parse_request(&request(""), &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        assert!(req.same_origin());
+    }
+
+    #[test]
+    fn protocol_selection_follows_server_preference() {
+        let (req, _) = parse_request(
+            &request("Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Protocol: v3\r\n"),
+            &HeadLimits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        let supported = vec!["v3".to_owned(), "chat".to_owned()];
+        assert_eq!(req.select_protocol(&supported), Some("v3"));
+        assert_eq!(req.select_protocol(&["x".to_owned()]), None);
+    }
+
+    #[test]
+    fn client_round_trip() {
+        let key = generate_key();
+        let protocols = vec!["chat".to_owned()];
+        let mut out = Vec::new();
+        write_request(
+            &ClientOffer {
+                host: "localhost:1",
+                target: "/x?y=1",
+                key: &key,
+                protocols: &protocols,
+                ..Default::default()
+            },
+            &mut out,
+        );
+        let (req, _) = parse_request(&out, &HeadLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.validate_upgrade(), Ok(()));
+        assert_eq!(req.query_param("y"), Some("1"));
+        let mut resp = Vec::new();
+        write_accept_response(&key, req.select_protocol(&protocols), None, &[], &mut resp);
+        resp.extend_from_slice(b"\x81\x00");
+        let (r, n) = parse_response(&resp, &HeadLimits::default(), &key, &protocols, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.protocol(), Some("chat"));
+        assert_eq!(&resp[n..], b"\x81\x00");
+        for i in 0..n {
+            assert_eq!(
+                parse_response(&resp[..i], &HeadLimits::default(), &key, &protocols, false),
+                Ok(None)
+            );
+        }
+        // A wrong key, an unoffered protocol, a non-101 status.
+        assert_eq!(
+            parse_response(&resp, &HeadLimits::default(), RFC_KEY, &protocols, false),
+            Err(HandshakeError::InvalidAccept)
+        );
+        assert_eq!(
+            parse_response(&resp, &HeadLimits::default(), &key, &[], false),
+            Err(HandshakeError::UnexpectedSubprotocol("chat".into()))
+        );
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 403 Forbidden\r\n\r\n",
+                &HeadLimits::default(),
+                &key,
+                &[],
+                false
+            ),
+            Err(HandshakeError::UnexpectedStatus(403))
+        );
+    }
+}
