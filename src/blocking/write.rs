@@ -1,0 +1,397 @@
+//! The blocking write side: frames onto a [`Stream`], write deadlines, and the
+//! streaming [`MessageWriter`].
+//!
+//! Frames go out in one write each: a server payload goes as header + payload in one
+//! vectored write (no copy); a client payload is masked through the staging buffer,
+//! whose first 14 bytes are reserved so the header lands in front of the payload
+//! once its length is known (gorilla's trick).
+
+use std::io::{self, IoSlice};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::blocking::stream::Stream;
+use crate::error::{Error, Result, UsageError};
+use crate::proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
+use crate::proto::mask::apply_mask;
+use crate::proto::utf8::Utf8Validator;
+use crate::proto::{Encoder, MessageKind, Role};
+
+/// Bytes reserved at the front of the staging buffer for a frame header.
+pub(crate) const RESERVE: usize = MAX_HEADER_LEN;
+
+/// Encoder state plus the write deadline; shared by the two halves of a split
+/// connection behind a mutex, held only for the duration of one frame.
+#[derive(Debug)]
+pub(crate) struct WriteCore {
+    enc: Encoder,
+    deadline: Option<Instant>,
+    timeout_applied: bool,
+    broken: bool,
+}
+
+impl WriteCore {
+    pub(crate) fn new(role: Role) -> Self {
+        WriteCore {
+            enc: Encoder::new(role),
+            deadline: None,
+            timeout_applied: false,
+            broken: false,
+        }
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.enc.role()
+    }
+
+    pub(crate) fn close_sent(&self) -> bool {
+        self.enc.is_close_sent()
+    }
+
+    fn apply_deadline(&mut self, io: &mut dyn Stream, deadline: Option<Instant>) -> Result<()> {
+        match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Error::Timeout);
+                }
+                io.set_write_timeout(Some(d - now))?;
+                self.timeout_applied = true;
+            }
+            None if self.timeout_applied => {
+                io.set_write_timeout(None)?;
+                self.timeout_applied = false;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bufs` (one frame), applying `deadline`. A failure after part of
+    /// the frame went out leaves the stream mid-frame: the writer is marked broken.
+    fn write_frame(
+        &mut self,
+        io: &mut dyn Stream,
+        mut bufs: &mut [IoSlice<'_>],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let mut written = 0usize;
+        while !bufs.is_empty() {
+            let res = self
+                .apply_deadline(io, deadline)
+                .and_then(|()| io.write_vectored(bufs).map_err(Error::from_io_timeout));
+            match res {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(Error::Io(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => {
+                    written += n;
+                    IoSlice::advance_slices(&mut bufs, n);
+                }
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if written > 0 || !matches!(e, Error::Timeout) {
+                        self.broken = true;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.broken {
+            Err(UsageError::BrokenWriter.into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends a control frame (≤ 125 bytes), with `deadline` or the write deadline.
+    pub(crate) fn send_control(
+        &mut self,
+        io: &mut dyn Stream,
+        op: OpCode,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        self.check()?;
+        if !op.is_control() {
+            return Err(UsageError::NotControl.into());
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(UsageError::ControlPayloadTooBig(payload.len()).into());
+        }
+        let h = self.enc.header(op, true, false, payload.len() as u64)?;
+        let mut frame = [0u8; MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD];
+        let hl = h.as_bytes().len();
+        frame[..hl].copy_from_slice(h.as_bytes());
+        frame[hl..hl + payload.len()].copy_from_slice(payload);
+        if let Some(key) = h.mask {
+            apply_mask(&mut frame[hl..hl + payload.len()], key, 0);
+        }
+        let deadline = deadline.or(self.deadline);
+        self.write_frame(io, &mut [IoSlice::new(&frame[..hl + payload.len()])], deadline)
+    }
+
+    /// Sends one data frame carrying `payload`. Servers write header and payload in one
+    /// vectored write; clients mask through `stage` (header reserve included).
+    pub(crate) fn send_data(
+        &mut self,
+        io: &mut dyn Stream,
+        op: OpCode,
+        fin: bool,
+        payload: &[u8],
+        stage: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.check()?;
+        let h = self.enc.header(op, fin, false, payload.len() as u64)?;
+        let deadline = self.deadline;
+        let Some(key) = h.mask else {
+            return self.write_frame(
+                io,
+                &mut [IoSlice::new(h.as_bytes()), IoSlice::new(payload)],
+                deadline,
+            );
+        };
+        // Client: mask chunk by chunk through the staging buffer; the header goes out
+        // with the first chunk.
+        let chunk = stage.capacity().saturating_sub(RESERVE).max(1024);
+        let mut offset = 0;
+        let mut first = true;
+        loop {
+            let end = (offset + chunk).min(payload.len());
+            stage.clear();
+            if first {
+                stage.extend_from_slice(h.as_bytes());
+            }
+            let start = stage.len();
+            stage.extend_from_slice(&payload[offset..end]);
+            apply_mask(&mut stage[start..], key, offset);
+            let res = self.write_frame(io, &mut [IoSlice::new(stage)], deadline);
+            if res.is_err() && !first {
+                self.broken = true;
+            }
+            res?;
+            first = false;
+            offset = end;
+            if offset == payload.len() {
+                stage.clear();
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends the staged payload `stage[RESERVE..]` as one frame, writing the header
+    /// into the reserved bytes in front of it (one write, no copy of the payload).
+    pub(crate) fn send_staged(
+        &mut self,
+        io: &mut dyn Stream,
+        op: OpCode,
+        fin: bool,
+        stage: &mut [u8],
+    ) -> Result<()> {
+        self.check()?;
+        let len = stage.len() - RESERVE;
+        let h = self.enc.header(op, fin, false, len as u64)?;
+        if let Some(key) = h.mask {
+            apply_mask(&mut stage[RESERVE..], key, 0);
+        }
+        let hl = h.as_bytes().len();
+        stage[RESERVE - hl..RESERVE].copy_from_slice(h.as_bytes());
+        let deadline = self.deadline;
+        self.write_frame(io, &mut [IoSlice::new(&stage[RESERVE - hl..])], deadline)
+    }
+}
+
+/// Where the read side sends its automatic replies (pong, close echo): the write
+/// side of the same connection, directly or through the split halves' mutex.
+pub(crate) trait ControlSink {
+    fn send_control(&mut self, io: &mut dyn Stream, op: OpCode, payload: &[u8]) -> Result<()>;
+    fn close_sent(&mut self) -> bool;
+}
+
+impl ControlSink for WriteCore {
+    fn send_control(&mut self, io: &mut dyn Stream, op: OpCode, payload: &[u8]) -> Result<()> {
+        WriteCore::send_control(self, io, op, payload, None)
+    }
+    fn close_sent(&mut self) -> bool {
+        self.enc.is_close_sent()
+    }
+}
+
+pub(crate) fn lock(m: &Mutex<WriteCore>) -> MutexGuard<'_, WriteCore> {
+    // A panic while holding the lock cannot leave WriteCore inconsistent in a way
+    // that matters more than `broken` already records.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ControlSink for &Mutex<WriteCore> {
+    fn send_control(&mut self, io: &mut dyn Stream, op: OpCode, payload: &[u8]) -> Result<()> {
+        lock(self).send_control(io, op, payload, None)
+    }
+    fn close_sent(&mut self) -> bool {
+        lock(self).close_sent()
+    }
+}
+
+/// The write core of an unsplit connection (owned) or of a split one (shared).
+pub(crate) enum CoreRef<'a> {
+    Direct(&'a mut WriteCore),
+    Shared(&'a Mutex<WriteCore>),
+}
+
+impl CoreRef<'_> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut WriteCore) -> R) -> R {
+        match self {
+            CoreRef::Direct(c) => f(c),
+            CoreRef::Shared(m) => f(&mut lock(m)),
+        }
+    }
+}
+
+/// An `io::Write` for one outgoing message (gorilla's `NextWriter`).
+///
+/// Bytes are buffered; each time the buffer fills, a non-final fragment goes out.
+/// [`close`](Self::close) (or drop) sends the final frame. Writes of at least a buffer's
+/// worth from a server bypass the buffer and go out as a fragment without a copy.
+/// Text is checked to be UTF-8 as it is written (an invalid write fails and nothing
+/// of it is sent). `flush` sends what is buffered as a fragment.
+pub struct MessageWriter<'a> {
+    core: CoreRef<'a>,
+    io: &'a mut dyn Stream,
+    stage: &'a mut Vec<u8>,
+    frame_size: usize,
+    kind: MessageKind,
+    server: bool,
+    started: bool,
+    finished: bool,
+    utf8: Option<Utf8Validator>,
+}
+
+impl<'a> MessageWriter<'a> {
+    pub(crate) fn new(
+        core: CoreRef<'a>,
+        io: &'a mut dyn Stream,
+        stage: &'a mut Vec<u8>,
+        frame_size: usize,
+        kind: MessageKind,
+    ) -> Self {
+        stage.clear();
+        stage.resize(RESERVE, 0);
+        let mut core = core;
+        let server = core.with(|c| c.role() == Role::Server);
+        MessageWriter {
+            server,
+            core,
+            io,
+            stage,
+            frame_size: frame_size.max(1),
+            kind,
+            started: false,
+            finished: false,
+            utf8: (kind == MessageKind::Text).then(Utf8Validator::new),
+        }
+    }
+
+    /// The kind of message being written.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    fn opcode(&self) -> OpCode {
+        if self.started {
+            OpCode::Continuation
+        } else {
+            self.kind.opcode()
+        }
+    }
+
+    fn flush_frame(&mut self, fin: bool) -> Result<()> {
+        let op = self.opcode();
+        let (io, stage) = (&mut *self.io, &mut *self.stage);
+        let res = self.core.with(|c| c.send_staged(io, op, fin, stage));
+        self.stage.truncate(RESERVE);
+        self.started = true;
+        if fin {
+            self.finished = true;
+        }
+        res
+    }
+
+    fn write_inner(&mut self, data: &[u8]) -> Result<usize> {
+        if self.finished {
+            return Err(Error::AlreadyClosed);
+        }
+        if let Some(v) = self.utf8.as_mut() {
+            v.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
+        }
+        if self.server && self.stage.len() == RESERVE && data.len() >= self.frame_size {
+            // Large write, nothing buffered: one fragment straight from `data`.
+            let op = self.opcode();
+            let (io, stage) = (&mut *self.io, &mut *self.stage);
+            // A server frame is written header + `data` (vectored); `stage` is untouched.
+            self.core.with(|c| c.send_data(io, op, false, data, stage))?;
+            self.started = true;
+            return Ok(data.len());
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = RESERVE + self.frame_size - self.stage.len();
+            let n = room.min(rest.len());
+            self.stage.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.stage.len() == RESERVE + self.frame_size {
+                self.flush_frame(false)?;
+            }
+        }
+        Ok(data.len())
+    }
+
+    /// Sends the final frame and ends the message.
+    pub fn close(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        if let Some(v) = self.utf8.as_mut()
+            && v.finish().is_err()
+        {
+            // The text stopped inside a code point: still end the message so the
+            // stream stays in sequence, but report the misuse.
+            self.flush_frame(true)?;
+            return Err(UsageError::InvalidUtf8.into());
+        }
+        self.flush_frame(true)
+    }
+}
+
+impl io::Write for MessageWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_inner(data).map_err(Error::into_io)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.finished || self.stage.len() == RESERVE {
+            return Ok(());
+        }
+        self.flush_frame(false).map_err(Error::into_io)
+    }
+}
+
+impl Drop for MessageWriter<'_> {
+    fn drop(&mut self) {
+        // Best effort: end the message so the connection stays in sequence. Call
+        // `close()` to see errors.
+        let _ = self.finish();
+    }
+}
