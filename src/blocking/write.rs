@@ -258,9 +258,10 @@ impl CoreRef<'_> {
 
 /// An `io::Write` for one outgoing message (gorilla's `NextWriter`).
 ///
-/// Bytes are buffered; each time the buffer fills, a non-final fragment goes out.
-/// [`close`](Self::close) (or drop) sends the final frame. Writes of at least a buffer's
-/// worth from a server bypass the buffer and go out as a fragment without a copy.
+/// Bytes are buffered; when the buffer is full and more bytes follow, it goes out as a
+/// non-final fragment. [`close`](Self::close) (or drop) sends the rest as the final
+/// frame, so an N-byte message is ⌈N / buffer⌉ frames. On a server, a write larger
+/// than the buffer goes out as a fragment straight from the caller's slice, no copy.
 /// Text is checked to be UTF-8 as it is written (an invalid write fails and nothing
 /// of it is sent). `flush` sends what is buffered as a fragment.
 pub struct MessageWriter<'a> {
@@ -332,24 +333,29 @@ impl<'a> MessageWriter<'a> {
         if let Some(v) = self.utf8.as_mut() {
             v.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
         }
-        if self.server && self.stage.len() == RESERVE && data.len() >= self.frame_size {
-            // Large write, nothing buffered: one fragment straight from `data`.
-            let op = self.opcode();
-            let (io, stage) = (&mut *self.io, &mut *self.stage);
-            // A server frame is written header + `data` (vectored); `stage` is untouched.
-            self.core.with(|c| c.send_data(io, op, false, data, stage))?;
-            self.started = true;
-            return Ok(data.len());
-        }
         let mut rest = data;
         while !rest.is_empty() {
+            // A full buffer goes out only once more data follows, so the last full
+            // buffer of a message becomes its final frame (no empty trailing frame).
+            if self.stage.len() == RESERVE + self.frame_size {
+                self.flush_frame(false)?;
+            }
+            if self.server && self.stage.len() == RESERVE && rest.len() > self.frame_size {
+                // Large write, nothing buffered: one fragment straight from `rest`
+                // (header + data in one vectored write); `stage` is untouched. The
+                // tail stays buffered so the message can still end on it.
+                let direct = rest.len() - self.frame_size;
+                let op = self.opcode();
+                let (io, stage) = (&mut *self.io, &mut *self.stage);
+                self.core
+                    .with(|c| c.send_data(io, op, false, &rest[..direct], stage))?;
+                self.started = true;
+                rest = &rest[direct..];
+            }
             let room = RESERVE + self.frame_size - self.stage.len();
             let n = room.min(rest.len());
             self.stage.extend_from_slice(&rest[..n]);
             rest = &rest[n..];
-            if self.stage.len() == RESERVE + self.frame_size {
-                self.flush_frame(false)?;
-            }
         }
         Ok(data.len())
     }
