@@ -17,14 +17,20 @@ fn main() -> std::io::Result<()> {
     common::usage("echo_blocking [--addr HOST:PORT]   (default 0.0.0.0:22345, path /websocket)");
     let addr = common::addr("0.0.0.0:22345");
     let listener = TcpListener::bind(&addr)?;
-    println!("echo (blocking) listening on ws://{}/websocket", listener.local_addr()?);
+    println!(
+        "echo (blocking) listening on ws://{}/websocket",
+        listener.local_addr()?
+    );
     let upgrader = Upgrader::new().check_origin(|_| true);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let _ = stream.set_nodelay(true);
         let upgrader = upgrader.clone();
         thread::spawn(move || {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let pending = match upgrader.read_request(stream) {
                 Ok(p) => p,
                 Err(e) => return eprintln!("{peer}: handshake: {e}"),
@@ -43,7 +49,10 @@ fn main() -> std::io::Result<()> {
                     Err(Error::Closed(f)) => break println!("{peer}: closed ({f})"),
                     Err(e) => break eprintln!("{peer}: read: {e}"),
                 };
-                println!("recv from {peer}: {}", String::from_utf8_lossy(msg.as_bytes()));
+                println!(
+                    "recv from {peer}: {}",
+                    String::from_utf8_lossy(msg.as_bytes())
+                );
                 if let Err(e) = conn
                     .send(&msg)
                     .and_then(|()| conn.write_message(msg.kind(), b".........."))

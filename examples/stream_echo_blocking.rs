@@ -16,17 +16,25 @@ use silverback::blocking::{ReadHalf, WriteHalf};
 use silverback::{Error, Upgrader};
 
 fn main() -> io::Result<()> {
-    common::usage("stream_echo_blocking [--addr HOST:PORT]   (default 0.0.0.0:22345, path /websocket)");
+    common::usage(
+        "stream_echo_blocking [--addr HOST:PORT]   (default 0.0.0.0:22345, path /websocket)",
+    );
     let addr = common::addr("0.0.0.0:22345");
     let listener = TcpListener::bind(&addr)?;
-    println!("stream echo (blocking) listening on ws://{}/websocket", listener.local_addr()?);
+    println!(
+        "stream echo (blocking) listening on ws://{}/websocket",
+        listener.local_addr()?
+    );
     let upgrader = Upgrader::new().check_origin(|_| true);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let _ = stream.set_nodelay(true);
         let upgrader = upgrader.clone();
         thread::spawn(move || {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let pending = match upgrader.read_request(stream) {
                 Ok(p) => p,
                 Err(e) => return eprintln!("{peer}: handshake: {e}"),

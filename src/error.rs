@@ -313,9 +313,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::MissingConnectionUpgrade => {
                 f.write_str("'upgrade' token not found in Connection header")
             }
-            HandshakeError::UnsupportedVersion => {
-                f.write_str("Sec-WebSocket-Version must be 13")
-            }
+            HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
             HandshakeError::InvalidKey => f.write_str("missing or invalid Sec-WebSocket-Key"),
             HandshakeError::OriginRefused => f.write_str("origin not allowed"),
             HandshakeError::Refused(s, r) => write!(f, "refused with {s}: {r}"),

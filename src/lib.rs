@@ -1,4 +1,55 @@
-//! silverback: a WebSocket (RFC 6455) library on mio, written by hand.
+//! silverback: a WebSocket (RFC 6455) library on `mio`, written by hand.
+//!
+//! ```text
+//!        your program (echo server, push service, load generator, fuzzer)
+//!  ┌────────────────────────────┬──────────────────────────────────┐
+//!  │ blocking: Upgrader, Dialer │ event loop (mio): Server, Client │   IO layers
+//!  │ Conn, MessageReader/Writer │ Handler, Ctx, Sender, timers     │
+//!  └─────────────┬──────────────┴────────────────┬─────────────────┘
+//!  ┌─────────────┴───────────────────────────────┴─────────────────┐
+//!  │ proto: frame codec, masking, UTF-8, close codes, handshake,   │   sans-IO core:
+//!  │ Decoder / Encoder state machines                              │   bytes in, events out
+//!  └───────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! * [`proto`] is the protocol core: every rule of RFC 6455 lives there once, with no
+//!   socket, clock or thread. It is what the fuzzers hammer.
+//! * [`blocking`] mirrors gorilla/websocket over any `Read + Write`:
+//!   [`Conn::read_message`], [`Conn::next_reader`] (a message as an `io::Read`, pulled
+//!   frame by frame), [`Conn::next_writer`] (an `io::Write` that emits fragments),
+//!   [`Conn::write_control`], handlers, deadlines, and [`Conn::split`] for a reader
+//!   thread and a writer thread.
+//!
+//! The default build depends on `mio`, `httparse`, `sha1`, `base64` and `rand` only.
+//!
+//! # Example
+//!
+//! An echo server and a client, over loopback:
+//!
+//! ```
+//! use silverback::{CloseCode, Dialer, Error, Message, Upgrader};
+//!
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let server = std::thread::spawn(move || -> silverback::Result<()> {
+//!     let (stream, _) = listener.accept()?;
+//!     let mut conn = Upgrader::new().upgrade(stream)?;
+//!     loop {
+//!         match conn.read_message() {
+//!             Ok(msg) => conn.send(&msg)?,
+//!             Err(Error::Closed(_)) => return Ok(()), // the client said goodbye
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//! });
+//!
+//! let (mut client, _response) = Dialer::new().dial(&format!("ws://{addr}/echo"))?;
+//! client.send(&Message::Text("hello".into()))?;
+//! assert_eq!(client.read_message()?, Message::Text("hello".into()));
+//! client.close(CloseCode::NORMAL, "bye")?;
+//! server.join().unwrap()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

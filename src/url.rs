@@ -23,7 +23,9 @@ impl WsUrl {
         let rest = match url.split_once("://") {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => rest,
             Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
-                return Err(bad("wss:// needs TLS, which this crate leaves to the caller"));
+                return Err(bad(
+                    "wss:// needs TLS, which this crate leaves to the caller",
+                ));
             }
             _ => return Err(bad("expected ws://")),
         };
@@ -42,7 +44,10 @@ impl WsUrl {
             let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
             match after {
                 "" => (h, None),
-                p => (h, Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)),
+                p => (
+                    h,
+                    Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+                ),
             }
         } else {
             match authority.rsplit_once(':') {
@@ -74,14 +79,26 @@ mod tests {
     fn parses() {
         let u = WsUrl::parse("ws://localhost:22345/websocket?x=1#frag").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.authority.as_str(), u.target.as_str()),
+            (
+                u.host.as_str(),
+                u.port,
+                u.authority.as_str(),
+                u.target.as_str()
+            ),
             ("localhost", 22345, "localhost:22345", "/websocket?x=1")
         );
         let u = WsUrl::parse("WS://[::1]:9/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         let u = WsUrl::parse("ws://example.com?q").unwrap();
         assert_eq!((u.port, u.target.as_str()), (80, "/?q"));
-        for bad in ["http://x", "wss://x", "ws://", "ws://h:99999", "ws://u@h", "ws://[::1"] {
+        for bad in [
+            "http://x",
+            "wss://x",
+            "ws://",
+            "ws://h:99999",
+            "ws://u@h",
+            "ws://[::1",
+        ] {
             assert!(WsUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -37,7 +37,11 @@ fn rfc_single_frame_masked_text() {
         let mut d = Decoder::new(Role::Server);
         let (ev, err) = drive(&mut d, &bytes, &[chunk]);
         assert!(err.is_none());
-        assert_eq!(assemble(&ev), vec![Msg::Text(b"Hello".to_vec())], "chunk {chunk}");
+        assert_eq!(
+            assemble(&ev),
+            vec![Msg::Text(b"Hello".to_vec())],
+            "chunk {chunk}"
+        );
     }
 }
 
@@ -145,12 +149,7 @@ fn read_limit_fails_on_the_header_before_the_payload() {
 fn invalid_utf8_fails_before_the_frame_completes() {
     // Autobahn 6.4.3: one text frame whose payload arrives in pieces; the invalid
     // bytes in the second piece must fail before the third arrives.
-    let payload = [
-        &"κόσμε".as_bytes()[..],
-        &[0xf4, 0x90, 0x80, 0x80],
-        b"edited",
-    ]
-    .concat();
+    let payload = ["κόσμε".as_bytes(), &[0xf4, 0x90, 0x80, 0x80], b"edited"].concat();
     let frame = cframe(0x81, &payload);
     // Header (2 + 4 mask) and the valid "κόσμε" (11 bytes) arrive first.
     let first = 6 + 11;
@@ -236,10 +235,7 @@ fn empty_messages_and_empty_fragments() {
     let mut d = Decoder::new(Role::Server);
     let (ev, err) = drive(&mut d, &bytes, &[1]);
     assert!(err.is_none());
-    assert_eq!(
-        assemble(&ev),
-        vec![Msg::Text(vec![]), Msg::Binary(vec![])]
-    );
+    assert_eq!(assemble(&ev), vec![Msg::Text(vec![]), Msg::Binary(vec![])]);
 }
 
 // ---- Encoder: send-side rules ----
@@ -248,13 +244,17 @@ fn empty_messages_and_empty_fragments() {
 fn encoder_refuses_out_of_sequence_frames() {
     let mut e = Encoder::new(Role::Server);
     let mut out = Vec::new();
-    assert!(e.encode(OpCode::Continuation, true, b"x", &mut out).is_err());
+    assert!(
+        e.encode(OpCode::Continuation, true, b"x", &mut out)
+            .is_err()
+    );
     e.encode(OpCode::Text, false, b"a", &mut out).unwrap();
     assert!(e.encode(OpCode::Binary, true, b"x", &mut out).is_err());
     e.encode(OpCode::Ping, true, b"", &mut out).unwrap();
     assert!(e.encode(OpCode::Ping, false, b"", &mut out).is_err());
     assert!(e.encode(OpCode::Ping, true, &[0; 126], &mut out).is_err());
-    e.encode(OpCode::Continuation, true, b"b", &mut out).unwrap();
+    e.encode(OpCode::Continuation, true, b"b", &mut out)
+        .unwrap();
     e.encode_close(Some((CloseCode::NORMAL, "")), &mut out)
         .unwrap();
     assert!(matches!(

@@ -8,7 +8,9 @@ use crate::blocking::upgrader::write_head;
 use crate::blocking::{Config, Conn};
 use crate::error::{Error, HandshakeError, Result};
 use crate::proto::Role;
-use crate::proto::handshake::{ClientOffer, HeadLimits, Response, generate_key, parse_response, write_request};
+use crate::proto::handshake::{
+    ClientOffer, HeadLimits, Response, generate_key, parse_response, write_request,
+};
 use crate::url::WsUrl;
 
 /// Opens client connections (gorilla's `Dialer`).
@@ -193,7 +195,8 @@ impl Dialer {
                     let _ = stream.set_read_timeout(None);
                 }
                 let protocol = resp.protocol().map(str::to_owned);
-                let conn = Conn::from_raw(stream, Role::Client, self.config, &buf[head..], protocol);
+                let conn =
+                    Conn::from_raw(stream, Role::Client, self.config, &buf[head..], protocol);
                 return Ok((conn, resp));
             }
         }

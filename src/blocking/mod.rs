@@ -321,12 +321,7 @@ impl<S: Stream> Conn<S> {
 }
 
 impl write::ControlSink for Arc<Mutex<WriteCore>> {
-    fn send_control(
-        &mut self,
-        io: &mut dyn Stream,
-        op: OpCode,
-        payload: &[u8],
-    ) -> Result<()> {
+    fn send_control(&mut self, io: &mut dyn Stream, op: OpCode, payload: &[u8]) -> Result<()> {
         lock(self).send_control(io, op, payload, None)
     }
     fn close_sent(&mut self) -> bool {

@@ -50,7 +50,8 @@ impl Control<'_> {
         let mut payload = [0u8; 125];
         let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
         let n = encode_close_payload(close, &mut payload)?;
-        self.sink.send_control(self.io, OpCode::Close, &payload[..n])
+        self.sink
+            .send_control(self.io, OpCode::Close, &payload[..n])
     }
 
     /// True once a close frame has been sent on this connection.
@@ -303,7 +304,12 @@ impl ReadCore {
         }
     }
 
-    fn on_close(&mut self, frame: CloseFrame, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Error {
+    fn on_close(
+        &mut self,
+        frame: CloseFrame,
+        io: &mut dyn Stream,
+        sink: &mut dyn ControlSink,
+    ) -> Error {
         self.terminal = true;
         self.cur = None;
         if !sink.close_sent() {
@@ -415,9 +421,9 @@ impl ReadCore {
         Ok(match kind {
             MessageKind::Binary => Message::Binary(data),
             // The decoder validated the text as it arrived; this cannot fail.
-            MessageKind::Text => Message::Text(
-                String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-            ),
+            MessageKind::Text => {
+                Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
+            }
         })
     }
 

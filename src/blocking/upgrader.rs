@@ -314,7 +314,11 @@ impl<S: Stream> PendingUpgrade<'_, S> {
     }
 
     /// Validates and accepts with an explicit subprotocol choice and extra headers.
-    pub fn accept_with(self, protocol: Option<&str>, headers: &[(String, String)]) -> Result<Conn<S>> {
+    pub fn accept_with(
+        self,
+        protocol: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Result<Conn<S>> {
         self.upgrader.accept_inner(
             self.stream,
             &self.request,

@@ -137,7 +137,11 @@ impl WriteCore {
             apply_mask(&mut frame[hl..hl + payload.len()], key, 0);
         }
         let deadline = deadline.or(self.deadline);
-        self.write_frame(io, &mut [IoSlice::new(&frame[..hl + payload.len()])], deadline)
+        self.write_frame(
+            io,
+            &mut [IoSlice::new(&frame[..hl + payload.len()])],
+            deadline,
+        )
     }
 
     /// Sends one data frame carrying `payload`. Servers write header and payload in one

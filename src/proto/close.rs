@@ -138,14 +138,18 @@ mod tests {
 
     #[test]
     fn wire_rules() {
-        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014] {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+        ] {
             assert!(CloseCode(ok).is_allowed_on_wire(), "{ok}");
         }
         for ok in [3000, 3999, 4000, 4999] {
             assert!(CloseCode(ok).is_allowed_on_wire(), "{ok}");
         }
         // Autobahn 7.9.x's list plus the never-sent codes.
-        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!CloseCode(bad).is_allowed_on_wire(), "{bad}");
         }
     }

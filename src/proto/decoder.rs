@@ -250,7 +250,9 @@ impl Decoder {
                 .map(|ev| (consumed + n, Some(ev)));
         }
         // Streamed frame: hand out whatever part of the payload is here.
-        let take = avail.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let take = avail
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         if take == 0 {
             self.frame = Some(frame);
             return Ok((consumed, None));
@@ -275,7 +277,11 @@ impl Decoder {
     fn begin_frame(&mut self, h: FrameHeader) -> Result<Frame, Failure> {
         use ProtocolError as P;
         let first_data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
-        let allowed = if first_data_frame { self.allowed_rsv } else { 0 };
+        let allowed = if first_data_frame {
+            self.allowed_rsv
+        } else {
+            0
+        };
         if h.rsv & !allowed != 0 {
             return Err(Failure::Protocol(P::ReservedBitsSet(h.rsv)));
         }
@@ -305,7 +311,9 @@ impl Decoder {
         }
         // RFC 6455 §5.4: a message is one start frame and then continuations only.
         let msg = match (h.opcode, self.msg) {
-            (OpCode::Continuation, None) => return Err(Failure::Protocol(P::UnexpectedContinuation)),
+            (OpCode::Continuation, None) => {
+                return Err(Failure::Protocol(P::UnexpectedContinuation));
+            }
             (OpCode::Continuation, Some(m)) => m,
             (_, Some(_)) => return Err(Failure::Protocol(P::ExpectedContinuation)),
             (op, None) => {

@@ -362,12 +362,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// Writes a complete HTTP/1.1 response with a body and `Connection: close`.
-pub fn write_http_response(
-    status: u16,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    out: &mut Vec<u8>,
-) {
+pub fn write_http_response(status: u16, headers: &[(&str, &str)], body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
     for (n, v) in headers {
         push_header(out, n, v);

@@ -155,3 +155,159 @@ pub fn cframe(b0: u8, payload: &[u8]) -> Vec<u8> {
 pub fn sframe(b0: u8, payload: &[u8]) -> Vec<u8> {
     raw_frame(b0, None, payload)
 }
+
+// ---- Real sockets: a raw peer that speaks bytes, and a test server ----
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use silverback::proto::frame::FrameHeader;
+
+/// A frame as read off the wire by a [`RawPeer`], unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+/// A peer that writes raw bytes and reads raw frames, for malformed-input tests.
+pub struct RawPeer {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+impl RawPeer {
+    pub fn connect(addr: std::net::SocketAddr) -> RawPeer {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawPeer {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and completes a client handshake on `path`.
+    pub fn handshake(addr: std::net::SocketAddr, path: &str) -> RawPeer {
+        let mut p = RawPeer::connect(addr);
+        p.send(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let head = p.read_head();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        p
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("raw write");
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut tmp = [0u8; 65536];
+        match self.stream.read(&mut tmp) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                n
+            }
+            Err(e) => panic!("raw read: {e}"),
+        }
+    }
+
+    /// Reads an HTTP head (status line and headers) and returns it as text.
+    pub fn read_head(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..i + 4).collect();
+                return String::from_utf8_lossy(&head).into_owned();
+            }
+            assert!(self.fill() > 0, "EOF before the end of the HTTP head");
+        }
+    }
+
+    /// Reads the HTTP status code of a response (and the rest of what arrives).
+    pub fn read_status(&mut self) -> u16 {
+        let head = self.read_head();
+        head.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Reads one frame, or `None` at EOF.
+    pub fn read_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            if let Some((h, n)) = FrameHeader::decode(&self.buf).expect("peer sent a bad header") {
+                let total = n + h.payload_len as usize;
+                if self.buf.len() >= total {
+                    let mut payload: Vec<u8> = self.buf[n..total].to_vec();
+                    if let Some(k) = h.mask {
+                        apply_mask(&mut payload, k, 0);
+                    }
+                    self.buf.drain(..total);
+                    return Some(RawFrame {
+                        fin: h.fin,
+                        rsv: h.rsv,
+                        opcode: h.opcode.as_u8(),
+                        masked: h.mask.is_some(),
+                        payload,
+                    });
+                }
+            }
+            if self.fill() == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// True if the peer closed the TCP connection (EOF or reset) with nothing more
+    /// to read.
+    pub fn at_eof(&mut self) -> bool {
+        let mut tmp = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Runs `handle` for each accepted connection on a fresh loopback port, one thread
+/// per connection; returns the address.
+pub fn serve<F>(handle: F) -> std::net::SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::sync::Arc::new(handle);
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let h = handle.clone();
+            std::thread::spawn(move || h(s));
+        }
+    });
+    addr
+}
