@@ -40,6 +40,14 @@ pub enum Error {
     Timeout,
     /// The caller used the API in a way RFC 6455 or this crate does not allow.
     Usage(UsageError),
+    /// Event loop: the connection's output queue is over its limit; the message was
+    /// not queued. Wait for `on_drain`, or drop the message.
+    Backpressure {
+        /// Bytes queued when the send was refused.
+        buffered: usize,
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -65,7 +73,10 @@ impl Error {
     /// either side, a protocol violation, a handshake failure or an I/O failure.
     /// A [`Error::Timeout`] on a read is not terminal: the read can be retried.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, Error::Timeout | Error::Usage(_))
+        !matches!(
+            self,
+            Error::Timeout | Error::Usage(_) | Error::Backpressure { .. }
+        )
     }
 
     /// Converts this error into an `io::Error` (used by the `io::Read`/`io::Write`
@@ -107,6 +118,10 @@ impl fmt::Display for Error {
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::Timeout => f.write_str("deadline exceeded"),
             Error::Usage(u) => write!(f, "API misuse: {u}"),
+            Error::Backpressure { buffered, limit } => write!(
+                f,
+                "output queue full ({buffered} bytes queued, limit {limit})"
+            ),
         }
     }
 }

@@ -55,6 +55,7 @@
 
 pub mod blocking;
 pub mod error;
+pub mod event;
 pub mod message;
 pub mod proto;
 pub mod url;

@@ -1,0 +1,104 @@
+//! The tutorial's echo server on the event loop, the project's main example:
+//! `ws://0.0.0.0:22345/websocket`. Each message is printed, echoed, and followed by a
+//! message of ten dots. `GET /` serves a test page to poke at it from a browser.
+//!
+//! ```text
+//! cargo run --release --example echo -- [--addr HOST:PORT] [--workers N] [--plain] [--quiet]
+//! ```
+//!
+//! `--plain` is a pure echo (any path, no dots, no printing) for benchmarks and
+//! Autobahn.
+
+mod common;
+
+use silverback::event::{
+    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Server,
+};
+use silverback::proto::handshake::Request;
+use silverback::{CloseCode, Error};
+
+const PAGE: &str = include_str!("page.html");
+
+struct Echo {
+    plain: bool,
+    quiet: bool,
+}
+
+impl Handler for Echo {
+    type Data = ();
+
+    fn on_request(&mut self, req: &Request, _: &mut (), _: std::net::SocketAddr) -> Decision {
+        if self.plain || req.path() == "/websocket" {
+            Decision::accept()
+        } else {
+            Decision::reject(404, "not found: the WebSocket endpoint is /websocket")
+        }
+    }
+
+    fn on_http(&mut self, req: &HttpRequest<'_>, _: &mut LoopCtx<'_, ()>) -> HttpResponse {
+        match req.head.path() {
+            "/" | "/index.html" => HttpResponse::html(200, PAGE),
+            "/health" => HttpResponse::text(200, "ok\n"),
+            _ => HttpResponse::upgrade_required(),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        if !self.quiet {
+            println!(
+                "recv from {}: {}",
+                ctx.peer_addr(),
+                String::from_utf8_lossy(msg.data)
+            );
+        }
+        if let Err(e) = ctx.send(msg.kind, msg.data) {
+            eprintln!("{}: send: {e}", ctx.peer_addr());
+            return;
+        }
+        if !self.plain {
+            let _ = ctx.send(msg.kind, b"..........");
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_, ()>, code: CloseCode, reason: &str) {
+        if !self.quiet {
+            println!("{}: closed ({code} {reason:?})", ctx.peer_addr());
+        }
+    }
+
+    fn on_error(&mut self, ctx: &mut Ctx<'_, ()>, err: &Error) {
+        if !self.quiet {
+            eprintln!("{}: {err}", ctx.peer_addr());
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    common::usage(
+        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet]\n\
+         default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
+    );
+    let addr = common::addr("0.0.0.0:22345");
+    let workers: usize = common::flag_value("--workers")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    let plain = common::flag("--plain");
+    let quiet = plain || common::flag("--quiet");
+    let server = Server::builder()
+        .addr(addr)
+        .workers(workers)
+        // Autobahn and benchmarks send messages up to 16 MiB.
+        .max_message_size(64 << 20)
+        // The tutorial's clients (Postman, browsers on other pages) send any Origin.
+        .check_origin(|_| true)
+        .build(move |_| Echo { plain, quiet })?;
+    println!(
+        "echo listening on ws://{}/websocket ({} worker{}{}); test page at http://{}/",
+        server.local_addr(),
+        workers,
+        if workers == 1 { "" } else { "s" },
+        if plain { ", plain" } else { "" },
+        server.local_addr()
+    );
+    server.run()
+}

@@ -1,0 +1,98 @@
+//! Client connections on a loop: one thread, many outgoing WebSockets.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::{LoopConfig, config_setters};
+use super::ctx::ConnId;
+use super::handler::Handler;
+use super::worker::{Command, Worker, WorkerHandle, new_loop};
+use crate::error::Result;
+
+/// Configures a [`Client`].
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    config: LoopConfig,
+}
+
+impl ClientBuilder {
+    config_setters!();
+
+    /// Creates the loop with its handler.
+    pub fn build<H: Handler>(self, handler: H) -> io::Result<Client<H>> {
+        let (handle, poll, rx) = new_loop(0)?;
+        let peers: Arc<[WorkerHandle]> = vec![handle.clone()].into();
+        let worker = Worker::new(
+            poll,
+            rx,
+            handle.clone(),
+            peers,
+            Arc::new(self.config),
+            handler,
+            None,
+        )?;
+        Ok(Client { worker, handle })
+    }
+}
+
+/// A loop of client connections: non-blocking connects, client handshakes, the same
+/// [`Handler`] as a server. One thread can hold thousands of connections.
+pub struct Client<H: Handler> {
+    worker: Worker<H>,
+    handle: WorkerHandle,
+}
+
+impl Client<super::server::NoHandler> {
+    /// A builder with the defaults of [`LoopConfig`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+}
+
+impl<H: Handler> Client<H> {
+    /// Starts connecting to a `ws://` URL; the outcome arrives as `on_open`, or as
+    /// `on_error` then `on_close`. Callbacks can open more with
+    /// [`LoopCtx::connect`](super::LoopCtx::connect).
+    pub fn connect(&mut self, url: &str, data: H::Data) -> Result<ConnId> {
+        self.worker.connect(url, data)
+    }
+
+    /// Runs until no connection is left (or [`ClientHandle::shutdown`]).
+    pub fn run(&mut self) -> io::Result<()> {
+        self.worker.run(true)
+    }
+
+    /// The handler (to read results after `run`).
+    pub fn handler(&self) -> &H {
+        self.worker.handler()
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        self.worker.handler_mut()
+    }
+
+    /// A handle to stop the loop from another thread.
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+/// Stops a [`Client`] loop from another thread.
+#[derive(Clone)]
+pub struct ClientHandle {
+    handle: WorkerHandle,
+}
+
+impl ClientHandle {
+    /// Sends close 1001 on every connection and lets `run` return once they are
+    /// closed or `grace` has passed.
+    pub fn shutdown(&self, grace: Duration) {
+        let _ = self.handle.post(Command::Shutdown {
+            deadline: Instant::now() + grace,
+        });
+    }
+}

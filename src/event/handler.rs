@@ -1,0 +1,206 @@
+//! The callbacks an application implements to run on the loop.
+
+use std::net::SocketAddr;
+
+use crate::error::Error;
+use crate::proto::handshake::Request;
+use crate::proto::{CloseCode, MessageKind};
+
+use super::ctx::{Ctx, LoopCtx};
+
+/// The answer to an upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accept. `protocol: None` negotiates from the configured subprotocols;
+    /// `headers` are added to the `101`.
+    Accept {
+        /// The subprotocol to select, or `None` to negotiate from the configuration.
+        protocol: Option<String>,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+    },
+    /// Refuse with an HTTP status and a plain-text body.
+    Reject {
+        /// HTTP status (400-599).
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+}
+
+impl Decision {
+    /// Accept with the configured subprotocol negotiation.
+    pub fn accept() -> Decision {
+        Decision::Accept {
+            protocol: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Refuse with `status` and `reason`.
+    pub fn reject(status: u16, reason: impl Into<String>) -> Decision {
+        Decision::Reject {
+            status,
+            body: reason.into(),
+        }
+    }
+}
+
+/// How a message is handed to the handler, chosen when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Collect the whole message and call [`Handler::on_message`] (a message that
+    /// arrived in one frame is passed straight from the read buffer, no copy).
+    Whole,
+    /// Call [`Handler::on_chunk`] with each piece as it arrives and
+    /// [`Handler::on_message_end`] at the end: any size in bounded memory.
+    Stream,
+}
+
+/// A received message, borrowed from the loop's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// The payload.
+    pub data: &'a [u8],
+}
+
+impl<'a> MessageRef<'a> {
+    /// The payload of a text message as `&str`. Text was validated as UTF-8 while it
+    /// arrived; for a binary message this is `None` unless its bytes happen to be UTF-8.
+    pub fn text(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.data).ok()
+    }
+}
+
+/// A plain HTTP request (not an upgrade) with its body.
+#[derive(Debug)]
+pub struct HttpRequest<'a> {
+    /// The request head.
+    pub head: &'a Request,
+    /// The body (by `Content-Length`, at most [`LoopConfig::max_http_body`](super::LoopConfig::max_http_body)).
+    pub body: &'a [u8],
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// A response to a plain HTTP request. The connection closes after it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header fields (`Content-Length` and `Connection: close` are added).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a body of the given content type.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// `text/plain; charset=utf-8`.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", body.into())
+    }
+
+    /// `application/json`.
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "application/json", body.into())
+    }
+
+    /// `text/html; charset=utf-8`.
+    pub fn html(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/html; charset=utf-8", body.into())
+    }
+
+    /// The default answer to a request that is not a WebSocket upgrade: 426 with
+    /// `Upgrade: websocket`.
+    pub fn upgrade_required() -> Self {
+        let mut r = Self::text(426, "this endpoint speaks WebSocket only\n");
+        r.headers.push(("Upgrade".into(), "websocket".into()));
+        r.headers
+            .push(("Sec-WebSocket-Version".into(), "13".into()));
+        r
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// The application's side of a loop: one handler per loop thread, called for every
+/// connection of that loop. Per-connection state lives in [`Handler::Data`], reached
+/// with [`Ctx::data`]. Every method has a default, so a handler implements only what
+/// it needs.
+///
+/// Order of calls for a server connection: [`on_request`](Self::on_request) →
+/// [`on_open`](Self::on_open) → messages, pings, timers… →
+/// [`on_close`](Self::on_close) exactly once. For a client connection `on_close` is
+/// also called when it fails before opening (after [`on_error`](Self::on_error)).
+#[allow(unused_variables)]
+pub trait Handler: 'static {
+    /// Per-connection data, created with `Default` for accepted connections (and
+    /// filled in by `on_request`), given to `connect` for client ones.
+    type Data: Default + 'static;
+
+    /// An upgrade request passed validation and the origin check: accept it (fill in
+    /// `data`, pick a subprotocol) or refuse it. Default: accept.
+    fn on_request(&mut self, req: &Request, data: &mut Self::Data, peer: SocketAddr) -> Decision {
+        Decision::accept()
+    }
+
+    /// A plain HTTP request on the same port (a health check, a test page, the push
+    /// service's endpoints). Default: 426 Upgrade Required.
+    fn on_http(&mut self, req: &HttpRequest<'_>, lp: &mut LoopCtx<'_, Self::Data>) -> HttpResponse {
+        HttpResponse::upgrade_required()
+    }
+
+    /// The connection is open (101 sent or received).
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::Data>) {}
+
+    /// A message starts; choose how it is delivered. Default: [`Delivery::Whole`].
+    fn on_message_start(&mut self, ctx: &mut Ctx<'_, Self::Data>, kind: MessageKind) -> Delivery {
+        Delivery::Whole
+    }
+
+    /// A whole message ([`Delivery::Whole`]).
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Data>, msg: MessageRef<'_>) {}
+
+    /// A piece of a streamed message ([`Delivery::Stream`]), in order.
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_, Self::Data>, data: &[u8]) {}
+
+    /// The end of a streamed message.
+    fn on_message_end(&mut self, ctx: &mut Ctx<'_, Self::Data>) {}
+
+    /// A ping arrived (already answered if `auto_pong` is on).
+    fn on_ping(&mut self, ctx: &mut Ctx<'_, Self::Data>, data: &[u8]) {}
+
+    /// A pong arrived.
+    fn on_pong(&mut self, ctx: &mut Ctx<'_, Self::Data>, data: &[u8]) {}
+
+    /// The connection ended: the peer's close code and reason, the code we sent if we
+    /// failed it, or [`CloseCode::ABNORMAL`] (1006) if it ended without a close frame.
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self::Data>, code: CloseCode, reason: &str) {}
+
+    /// A timer set with [`Ctx::set_timer`] or [`Ctx::set_interval`] fired.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Data>, token: u64) {}
+
+    /// The output queue, having reached half of `max_output_buffer`, drained below it:
+    /// a streaming sender may continue.
+    fn on_drain(&mut self, ctx: &mut Ctx<'_, Self::Data>) {}
+
+    /// Something went wrong on this connection (a protocol violation by the peer, an
+    /// I/O error, a message dropped for back-pressure). `on_close` follows if the
+    /// connection ends.
+    fn on_error(&mut self, ctx: &mut Ctx<'_, Self::Data>, err: &Error) {}
+}

@@ -1,0 +1,249 @@
+//! The server: a listener and N loops, each on its own thread with its own handler.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+
+use crate::proto::handshake::Request;
+
+use super::config::{LoopConfig, config_setters};
+use super::ctx::Prepared;
+use super::handler::Handler;
+use super::worker::{Command, Worker, WorkerHandle, new_loop};
+
+/// Configures a [`Server`].
+///
+/// ```no_run
+/// use silverback::event::{Ctx, Handler, MessageRef, Server};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type Data = ();
+///     fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+///         let _ = ctx.send(msg.kind, msg.data);
+///     }
+/// }
+///
+/// Server::builder().addr("127.0.0.1:22345").workers(2).build(|_| Echo)?.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ServerBuilder {
+    addr: String,
+    workers: usize,
+    config: LoopConfig,
+}
+
+impl ServerBuilder {
+    /// Listen address. Default: `0.0.0.0:22345`.
+    pub fn addr(mut self, addr: impl Into<String>) -> Self {
+        self.addr = addr.into();
+        self
+    }
+
+    /// Number of loops (threads). The first accepts and hands sockets round-robin to
+    /// the others. Default: 1.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.clamp(1, 255);
+        self
+    }
+
+    /// Replaces the origin check. Default: gorilla's same-origin rule; refused
+    /// requests get 403.
+    pub fn check_origin(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
+        self.config.check_origin = Some(Arc::new(f));
+        self
+    }
+
+    config_setters!();
+
+    /// Binds the listener and prepares the loops. `factory(i)` creates loop `i`'s
+    /// handler on that loop's thread.
+    pub fn build<H, F>(self, factory: F) -> io::Result<Server<H>>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        let addr = self
+            .addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let local_addr = std_listener.local_addr()?;
+        let listener = TcpListener::from_std(std_listener);
+        let mut handles = Vec::new();
+        let mut parts = Vec::new();
+        for i in 0..self.workers {
+            let (h, poll, rx) = new_loop(i)?;
+            handles.push(h);
+            parts.push((poll, rx));
+        }
+        Ok(Server {
+            listener: Some(listener),
+            handles: handles.into(),
+            parts,
+            factory: Arc::new(factory),
+            config: Arc::new(self.config),
+            local_addr,
+        })
+    }
+}
+
+type Factory<H> = Arc<dyn Fn(usize) -> H + Send + Sync>;
+
+/// A WebSocket server on the event loop. [`run`](Self::run) blocks until
+/// [`ServerHandle::shutdown`]; [`spawn`](Self::spawn) runs it on background threads.
+pub struct Server<H: Handler> {
+    listener: Option<TcpListener>,
+    handles: Arc<[WorkerHandle]>,
+    parts: Vec<(mio::Poll, std::sync::mpsc::Receiver<Command>)>,
+    factory: Factory<H>,
+    config: Arc<LoopConfig>,
+    local_addr: SocketAddr,
+}
+
+impl Server<NoHandler> {
+    /// A builder with the defaults of [`LoopConfig`].
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            addr: "0.0.0.0:22345".into(),
+            workers: 1,
+            config: LoopConfig::default(),
+        }
+    }
+}
+
+/// Placeholder handler type for [`Server::builder`].
+#[derive(Debug)]
+pub struct NoHandler;
+
+impl Handler for NoHandler {
+    type Data = ();
+}
+
+impl<H: Handler> Server<H> {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle for other threads: shutdown, broadcast.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            handles: self.handles.clone(),
+            local_addr: self.local_addr,
+        }
+    }
+
+    /// Runs the loops: loop 0 on this thread, the others on new threads. Returns after
+    /// a graceful shutdown, once every loop has finished.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut threads = Vec::new();
+        let mut parts = std::mem::take(&mut self.parts).into_iter().enumerate();
+        let first = parts.next();
+        for (i, (poll, rx)) in parts {
+            let me = self.handles[i].clone();
+            let peers = self.handles.clone();
+            let config = self.config.clone();
+            let factory = self.factory.clone();
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("silverback-loop-{i}"))
+                    .spawn(move || {
+                        let mut w = Worker::new(poll, rx, me, peers, config, factory(i), None)?;
+                        w.run(false)
+                    })?,
+            );
+        }
+        let mut result = Ok(());
+        if let Some((i, (poll, rx))) = first {
+            let mut w = Worker::new(
+                poll,
+                rx,
+                self.handles[i].clone(),
+                self.handles.clone(),
+                self.config.clone(),
+                (self.factory)(i),
+                self.listener.take(),
+            )?;
+            result = w.run(false);
+            if result.is_err() {
+                // Take the other loops down with this one.
+                self.handle().shutdown(Duration::ZERO);
+            }
+        }
+        for t in threads {
+            match t.join() {
+                Ok(r) => result = result.and(r),
+                Err(_) => result = result.and(Err(io::Error::other("a loop thread panicked"))),
+            }
+        }
+        result
+    }
+
+    /// Runs the server on background threads; returns a handle and the join handle of
+    /// the thread running loop 0.
+    pub fn spawn(self) -> io::Result<(ServerHandle, thread::JoinHandle<io::Result<()>>)>
+    where
+        H: Send,
+    {
+        let handle = self.handle();
+        let t = thread::Builder::new()
+            .name("silverback-loop-0".into())
+            .spawn(move || self.run())?;
+        Ok((handle, t))
+    }
+}
+
+/// Controls a running server from any thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    handles: Arc<[WorkerHandle]>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Graceful shutdown: stop accepting, send close 1001 to every open connection,
+    /// and let `run` return once all are closed or `grace` has passed (then the rest
+    /// are dropped).
+    pub fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        for h in self.handles.iter() {
+            let _ = h.post(Command::Shutdown { deadline });
+        }
+    }
+
+    /// Sends a prepared message to every open connection of every loop.
+    pub fn broadcast(&self, msg: &Prepared) {
+        for h in self.handles.iter() {
+            let _ = h.post(Command::Broadcast(msg.clone()));
+        }
+    }
+
+    /// Connections currently held (handshaking and open), over all loops.
+    pub fn connections(&self) -> usize {
+        self.handles
+            .iter()
+            .map(|h| h.live.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+}
