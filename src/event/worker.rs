@@ -519,18 +519,15 @@ impl<H: Handler> Worker<H> {
         let Some(c) = slots[slot].as_mut() else {
             return;
         };
-        if let Err(e) = c.io.deliver(&mut core.shared, d) {
-            if !matches!(e, Error::AlreadyClosed) {
-                let mut ctx = Ctx {
-                    io: &mut c.io,
-                    data: &mut c.data,
-                    core,
-                };
-                handler.on_error(&mut ctx, &e);
-                if matches!(e, Error::Backpressure { .. }) {
-                    c.io.apply_backpressure(&mut core.shared);
-                }
-            }
+        if let Err(e) = c.io.deliver(&mut core.shared, d)
+            && !matches!(e, Error::AlreadyClosed)
+        {
+            let mut ctx = Ctx {
+                io: &mut c.io,
+                data: &mut c.data,
+                core,
+            };
+            handler.on_error(&mut ctx, &e);
         }
     }
 
