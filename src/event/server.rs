@@ -189,10 +189,7 @@ impl<H: Handler> Server<H> {
 
     /// Runs the server on background threads; returns a handle and the join handle of
     /// the thread running loop 0.
-    pub fn spawn(self) -> io::Result<(ServerHandle, thread::JoinHandle<io::Result<()>>)>
-    where
-        H: Send,
-    {
+    pub fn spawn(self) -> io::Result<(ServerHandle, thread::JoinHandle<io::Result<()>>)> {
         let handle = self.handle();
         let t = thread::Builder::new()
             .name("silverback-loop-0".into())
