@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use silverback::event::{Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Sender, Server};
+use silverback::event::{
+    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Sender, Server,
+};
 use silverback::proto::handshake::Request;
 use silverback::{CloseCode, Error};
 

@@ -44,7 +44,9 @@ impl Handler for Ticker {
 }
 
 fn main() -> std::io::Result<()> {
-    common::usage("ticker [--addr HOST:PORT] [--interval-ms MS]   (default 0.0.0.0:22345, 2000 ms)");
+    common::usage(
+        "ticker [--addr HOST:PORT] [--interval-ms MS]   (default 0.0.0.0:22345, 2000 ms)",
+    );
     let addr = common::addr("0.0.0.0:22345");
     let ms: u64 = common::flag_value("--interval-ms")
         .and_then(|v| v.parse().ok())
@@ -55,6 +57,9 @@ fn main() -> std::io::Result<()> {
         .build(move |_| Ticker {
             every: Duration::from_millis(ms),
         })?;
-    println!("ticker on ws://{}/websocket: ten dots every {ms} ms", server.local_addr());
+    println!(
+        "ticker on ws://{}/websocket: ten dots every {ms} ms",
+        server.local_addr()
+    );
     server.run()
 }

@@ -487,7 +487,8 @@ impl<H: Handler> Worker<H> {
                         self.finalize(slot);
                     }
                 }
-                Command::Broadcast(msg) => self.core.broadcasts.push(msg),
+                // Applied now, so it keeps its place among this channel's commands.
+                Command::Broadcast(msg) => self.broadcast_now(&msg),
                 Command::Adopt(sock, peer) => {
                     // The acceptor counted this socket already; adopt() counts it again.
                     self.core.me.live.fetch_sub(1, Ordering::Relaxed);
@@ -1106,6 +1107,9 @@ impl<H: Handler> Worker<H> {
                     if d.last {
                         rd.delivery = None;
                     }
+                    // Back-pressure takes effect as soon as a callback passes the limit,
+                    // not after the rest of the buffered input.
+                    ctx.io.apply_backpressure(&mut ctx.core.shared);
                 }
                 Event::Ping(p) => {
                     if ctx.core.shared.config.auto_pong && !closing {
@@ -1400,18 +1404,19 @@ impl<H: Handler> Worker<H> {
                 }
             }
             for msg in std::mem::take(&mut self.core.broadcasts) {
-                for slot in 0..self.slots.len() {
-                    let open = self.slots[slot]
-                        .as_ref()
-                        .is_some_and(|c| c.io.is_open() && !c.io.enc.is_close_sent());
-                    if open {
-                        let id = self.slots[slot].as_ref().map(|c| c.io.id);
-                        if let Some(id) = id {
-                            self.deliver(id, Deferred::Prepared(msg.clone()));
-                        }
-                    }
-                }
+                self.broadcast_now(&msg);
             }
+        }
+    }
+
+    /// Queues `msg` on every open connection of this loop.
+    fn broadcast_now(&mut self, msg: &Prepared) {
+        for slot in 0..self.slots.len() {
+            let id = match self.slots[slot].as_ref() {
+                Some(c) if c.io.is_open() && !c.io.enc.is_close_sent() => c.io.id,
+                _ => continue,
+            };
+            self.deliver(id, Deferred::Prepared(msg.clone()));
         }
     }
 

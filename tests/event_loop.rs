@@ -1,0 +1,626 @@
+//! The event loop over real loopback sockets: many connections, cross-thread push,
+//! broadcast, heartbeat, handshake deadline, back-pressure, graceful shutdown, and
+//! the tutorial's push example end to end.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use silverback::event::{
+    Backpressure, Client, Ctx, Delivery, Handler, MessageRef, Prepared, Sender, Server,
+    ServerHandle,
+};
+use silverback::{CloseCode, Dialer, Error, Message, MessageKind};
+use support::*;
+
+const T: Duration = Duration::from_secs(20);
+
+struct Echo;
+
+impl Handler for Echo {
+    type Data = ();
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        let _ = ctx.send(msg.kind, msg.data);
+    }
+}
+
+fn spawn_echo(workers: usize) -> ServerHandle {
+    let server = Server::builder()
+        .addr("127.0.0.1:0")
+        .workers(workers)
+        .build(|_| Echo)
+        .unwrap();
+    server.spawn().unwrap().0
+}
+
+// ---- many connections ----
+
+/// Client side of the load test: each connection sends `MSGS` numbered messages one
+/// after another and checks every echo arrives, in order.
+const MSGS: u32 = 20;
+
+#[derive(Default)]
+struct Seq {
+    expect: u32,
+}
+
+#[derive(Default)]
+struct Load {
+    opened: usize,
+    finished: usize,
+    errors: Vec<String>,
+}
+
+impl Handler for Load {
+    type Data = Seq;
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Seq>) {
+        self.opened += 1;
+        ctx.send_text("0").unwrap();
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Seq>, msg: MessageRef<'_>) {
+        let got: u32 = msg.text().and_then(|t| t.parse().ok()).unwrap_or(u32::MAX);
+        let expect = ctx.data().expect;
+        if got != expect {
+            self.errors
+                .push(format!("{}: got {got}, expected {expect}", ctx.id()));
+        }
+        ctx.data().expect += 1;
+        if expect + 1 == MSGS {
+            ctx.close(CloseCode::NORMAL, "done").unwrap();
+        } else {
+            // Alternate sizes so some echoes span several reads.
+            let body = if expect % 3 == 0 {
+                format!("{}{}", expect + 1, "")
+            } else {
+                (expect + 1).to_string()
+            };
+            ctx.send_text(&body).unwrap();
+        }
+    }
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Seq>, code: CloseCode, _: &str) {
+        if ctx.data().expect == MSGS && code == CloseCode::NORMAL {
+            self.finished += 1;
+        } else {
+            self.errors.push(format!(
+                "{} closed early: {code} after {}",
+                ctx.id(),
+                ctx.data().expect
+            ));
+        }
+    }
+    fn on_error(&mut self, ctx: &mut Ctx<'_, Seq>, err: &Error) {
+        self.errors.push(format!("{}: {err}", ctx.id()));
+    }
+}
+
+#[test]
+fn two_thousand_connections_echo_in_order_on_one_client_loop() {
+    let server = spawn_echo(2);
+    let mut client = Client::builder().build(Load::default()).unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    const N: usize = 2000;
+    for _ in 0..N {
+        client.connect(&url, Seq::default()).unwrap();
+    }
+    let started = Instant::now();
+    let guard = client.handle();
+    let watchdog = thread::spawn(move || {
+        thread::sleep(T);
+        guard.shutdown(Duration::ZERO);
+    });
+    client.run().unwrap();
+    drop(watchdog);
+    let h = client.handler();
+    assert!(
+        h.errors.is_empty(),
+        "{:?}",
+        &h.errors[..h.errors.len().min(10)]
+    );
+    assert_eq!(h.opened, N);
+    assert_eq!(
+        h.finished, N,
+        "all {N} connections echoed {MSGS} messages in order"
+    );
+    assert!(started.elapsed() < T);
+    server.shutdown(Duration::from_secs(1));
+}
+
+// ---- cross-thread push and broadcast ----
+
+struct Registering {
+    senders: Arc<Mutex<Vec<Sender>>>,
+}
+
+impl Handler for Registering {
+    type Data = ();
+    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
+        let s = ctx.sender();
+        self.senders.lock().unwrap().push(s);
+    }
+}
+
+#[derive(Default)]
+struct Counter {
+    got: HashMap<String, usize>,
+    per_conn_only: usize,
+    closed: usize,
+}
+
+impl Handler for Counter {
+    type Data = ();
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        let t = msg.text().unwrap_or("").to_owned();
+        if t == "only you" {
+            self.per_conn_only += 1;
+        }
+        *self.got.entry(t.clone()).or_default() += 1;
+        if t == "bye" {
+            ctx.close(CloseCode::NORMAL, "").unwrap();
+        }
+    }
+    fn on_close(&mut self, _: &mut Ctx<'_, ()>, _: CloseCode, _: &str) {
+        self.closed += 1;
+    }
+}
+
+#[test]
+fn push_from_another_thread_and_broadcast_to_a_thousand() {
+    let senders = Arc::new(Mutex::new(Vec::new()));
+    let s2 = senders.clone();
+    let (server, _) = Server::builder()
+        .addr("127.0.0.1:0")
+        .workers(2)
+        .build(move |_| Registering {
+            senders: s2.clone(),
+        })
+        .unwrap()
+        .spawn()
+        .unwrap();
+    const N: usize = 1000;
+    let url = format!("ws://{}/", server.local_addr());
+    let (done_tx, done_rx) = mpsc::channel();
+    let client_thread = thread::spawn(move || {
+        let mut client = Client::builder().build(Counter::default()).unwrap();
+        for _ in 0..N {
+            client.connect(&url, ()).unwrap();
+        }
+        client.run().unwrap();
+        done_tx.send(()).unwrap();
+        std::mem::take(client.handler_mut())
+    });
+    let deadline = Instant::now() + T;
+    while senders.lock().unwrap().len() < N {
+        assert!(Instant::now() < deadline, "clients did not all connect");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // From this (non-loop) thread: one connection, then everyone, then goodbye.
+    let one = senders.lock().unwrap()[N / 2].clone();
+    one.send_text("only you").unwrap();
+    server.broadcast(&Prepared::text("to everyone"));
+    for s in senders.lock().unwrap().iter() {
+        s.send_text("bye").unwrap();
+    }
+    done_rx.recv_timeout(T).expect("clients finished");
+    let counts = client_thread.join().unwrap();
+    assert_eq!(counts.per_conn_only, 1);
+    assert_eq!(counts.got.get("to everyone"), Some(&N));
+    assert_eq!(counts.closed, N);
+    // Every connection is gone: its Sender says so and refuses politely.
+    let deadline = Instant::now() + T;
+    while one.is_alive() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(matches!(one.send_text("late"), Err(Error::AlreadyClosed)));
+    assert!(matches!(
+        one.close(CloseCode::NORMAL, ""),
+        Err(Error::AlreadyClosed)
+    ));
+    server.shutdown(Duration::from_secs(1));
+}
+
+// ---- heartbeat ----
+
+struct Reporting {
+    tx: Mutex<mpsc::Sender<(CloseCode, String)>>,
+}
+
+impl Handler for Reporting {
+    type Data = ();
+    fn on_close(&mut self, _: &mut Ctx<'_, ()>, code: CloseCode, reason: &str) {
+        let _ = self.tx.lock().unwrap().send((code, reason.to_owned()));
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        let _ = ctx.send(msg.kind, msg.data);
+    }
+}
+
+fn reporting_server(
+    b: silverback::event::ServerBuilder,
+) -> (ServerHandle, mpsc::Receiver<(CloseCode, String)>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Arc::new(Mutex::new(tx));
+    let server = b
+        .addr("127.0.0.1:0")
+        .build(move |_| Reporting {
+            tx: Mutex::new(tx.lock().unwrap().clone()),
+        })
+        .unwrap();
+    (server.spawn().unwrap().0, rx)
+}
+
+#[test]
+fn heartbeat_drops_a_peer_that_never_answers() {
+    let (server, closed) = reporting_server(
+        Server::builder().heartbeat(Duration::from_millis(100), Duration::from_millis(200)),
+    );
+    let started = Instant::now();
+    let mut peer = RawPeer::handshake(server.local_addr(), "/");
+    let ping = peer.read_frame().expect("a ping");
+    assert_eq!(ping.opcode, 0x9);
+    assert!(peer.at_eof(), "server dropped the silent peer");
+    let (code, reason) = closed.recv_timeout(T).unwrap();
+    assert_eq!(
+        (code, reason.as_str()),
+        (CloseCode::ABNORMAL, "pong timeout")
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn heartbeat_keeps_a_peer_that_answers() {
+    let (server, closed) = reporting_server(
+        Server::builder().heartbeat(Duration::from_millis(50), Duration::from_millis(150)),
+    );
+    let (mut c, _) = Dialer::new()
+        .dial(&format!("ws://{}/", server.local_addr()))
+        .unwrap();
+    // The blocking client's default ping handler answers while it reads.
+    c.set_read_deadline(Some(Instant::now() + Duration::from_millis(800)));
+    assert!(matches!(c.read_message(), Err(Error::Timeout)));
+    c.set_read_deadline(Some(Instant::now() + T));
+    c.write_message(MessageKind::Text, b"still here").unwrap();
+    assert_eq!(
+        c.read_message().unwrap(),
+        Message::Text("still here".into())
+    );
+    assert!(closed.try_recv().is_err(), "not dropped");
+}
+
+// ---- handshake deadline ----
+
+#[test]
+fn handshake_deadline_drops_a_dribbling_peer() {
+    let (server, _) =
+        reporting_server(Server::builder().handshake_timeout(Duration::from_millis(300)));
+    let mut peer = RawPeer::connect(server.local_addr());
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let started = Instant::now();
+    let mut dropped = false;
+    for b in request.bytes() {
+        if peer.stream.write_all(&[b]).is_err() {
+            dropped = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_millis(600) {
+            peer.stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            dropped = peer.at_eof();
+            break;
+        }
+    }
+    assert!(
+        dropped,
+        "the server dropped a peer sending one byte per 100 ms"
+    );
+}
+
+#[test]
+fn oversized_head_gets_431_and_plain_http_gets_426() {
+    let (server, _) = reporting_server(Server::builder().max_head_size(1024));
+    let mut peer = RawPeer::connect(server.local_addr());
+    peer.send(format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(2000)).as_bytes());
+    assert_eq!(peer.read_status(), 431);
+    let (status, _) = http(server.local_addr(), "GET", "/", b"");
+    assert_eq!(status, 426);
+}
+
+#[test]
+fn full_loop_answers_503() {
+    let (server, _) = reporting_server(Server::builder().max_connections(2));
+    let _a = RawPeer::handshake(server.local_addr(), "/");
+    let _b = RawPeer::handshake(server.local_addr(), "/");
+    let mut c = RawPeer::connect(server.local_addr());
+    assert_eq!(c.read_status(), 503);
+}
+
+// ---- back-pressure ----
+
+struct Measuring {
+    max_buffered: Arc<AtomicUsize>,
+    closes: Arc<Mutex<Vec<CloseCode>>>,
+}
+
+impl Handler for Measuring {
+    type Data = ();
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        let _ = ctx.send(msg.kind, msg.data);
+        self.max_buffered
+            .fetch_max(ctx.buffered(), Ordering::SeqCst);
+    }
+    fn on_close(&mut self, _: &mut Ctx<'_, ()>, code: CloseCode, _: &str) {
+        self.closes.lock().unwrap().push(code);
+    }
+}
+
+fn flood_without_reading(policy: Backpressure) -> (usize, Vec<CloseCode>, usize) {
+    const LIMIT: usize = 256 * 1024;
+    let max_buffered = Arc::new(AtomicUsize::new(0));
+    let closes = Arc::new(Mutex::new(Vec::new()));
+    let (m, c) = (max_buffered.clone(), closes.clone());
+    let (server, _) = Server::builder()
+        .addr("127.0.0.1:0")
+        .max_output_buffer(LIMIT)
+        .backpressure(policy)
+        .close_timeout(Duration::from_millis(300))
+        .build(move |_| Measuring {
+            max_buffered: m.clone(),
+            closes: c.clone(),
+        })
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let peer = RawPeer::handshake(server.local_addr(), "/");
+    peer.stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let frame = cframe(0x82, &vec![7u8; 64 * 1024]);
+    let mut sent = 0usize;
+    let mut s = &peer.stream;
+    for _ in 0..2000 {
+        if s.write_all(&frame).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    thread::sleep(Duration::from_millis(800));
+    let max = max_buffered.load(Ordering::SeqCst);
+    let codes = closes.lock().unwrap().clone();
+    server.shutdown(Duration::ZERO);
+    (max, codes, sent)
+}
+
+#[test]
+fn a_peer_that_never_reads_does_not_grow_server_memory() {
+    let (max, closes, sent) = flood_without_reading(Backpressure::Pause);
+    // The peer could only push a bounded amount before the server stopped reading.
+    assert!(
+        sent < 2000,
+        "the server stopped reading (sent {sent} frames)"
+    );
+    assert!(
+        max <= 256 * 1024 + 64 * 1024 + 16,
+        "queued output {max} stayed within the limit plus one message"
+    );
+    assert!(closes.is_empty(), "paused, not closed: {closes:?}");
+}
+
+#[test]
+fn backpressure_close_policy_closes_the_slow_peer() {
+    let (max, closes, _) = flood_without_reading(Backpressure::Close(CloseCode::TRY_AGAIN_LATER));
+    assert!(max <= 256 * 1024 + 64 * 1024 + 16, "{max}");
+    assert_eq!(closes, vec![CloseCode::TRY_AGAIN_LATER]);
+}
+
+// ---- streaming receive and send in the loop ----
+
+#[derive(Default)]
+struct Streamer {
+    chunks: usize,
+    total: u64,
+    max_chunk: usize,
+}
+
+impl Handler for Streamer {
+    type Data = ();
+    fn on_message_start(&mut self, _: &mut Ctx<'_, ()>, _: MessageKind) -> Delivery {
+        Delivery::Stream
+    }
+    fn on_chunk(&mut self, _: &mut Ctx<'_, ()>, data: &[u8]) {
+        self.chunks += 1;
+        self.total += data.len() as u64;
+        self.max_chunk = self.max_chunk.max(data.len());
+    }
+    fn on_message_end(&mut self, ctx: &mut Ctx<'_, ()>) {
+        // Answer with a streamed message of the same length, through the io::Write.
+        let total = self.total;
+        let mut w = ctx.writer(MessageKind::Binary).unwrap();
+        let block = [0x5au8; 10_000];
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            w.write_all(&block[..n]).unwrap();
+            left -= n as u64;
+        }
+        w.close().unwrap();
+    }
+}
+
+#[test]
+fn streaming_receive_and_streaming_send_in_the_loop() {
+    let (server, _) = Server::builder()
+        .addr("127.0.0.1:0")
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(32 * 1024)
+        .max_output_buffer(64 << 20)
+        .build(|_| Streamer::default())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let (mut c, _) = Dialer::new()
+        .dial(&format!("ws://{}/", server.local_addr()))
+        .unwrap();
+    c.set_read_deadline(Some(Instant::now() + T));
+    const SIZE: usize = 8 << 20;
+    {
+        let mut w = c.next_writer(MessageKind::Binary).unwrap();
+        w.write_all(&vec![1u8; SIZE]).unwrap();
+        w.close().unwrap();
+    }
+    let m = c.read_message().unwrap();
+    assert_eq!(m.len(), SIZE);
+    assert!(m.as_bytes().iter().all(|&b| b == 0x5a));
+}
+
+// ---- graceful shutdown ----
+
+#[test]
+fn graceful_shutdown_sends_1001_and_returns_within_the_deadline() {
+    let server = Server::builder()
+        .addr("127.0.0.1:0")
+        .build(|_| Echo)
+        .unwrap();
+    let addr = server.local_addr();
+    let (handle, joined) = server.spawn().unwrap();
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}/")).unwrap();
+            c.set_read_deadline(Some(Instant::now() + T));
+            c
+        })
+        .collect();
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| thread::spawn(move || c.read_message()))
+        .collect();
+    let started = Instant::now();
+    handle.shutdown(Duration::from_secs(2));
+    joined.join().unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "run returned within the deadline"
+    );
+    for r in readers {
+        match r.join().unwrap() {
+            Err(Error::Closed(f)) => assert_eq!(f.code, CloseCode::GOING_AWAY),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+// ---- user timers ----
+
+struct Ticks {
+    fired: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Handler for Ticks {
+    type Data = Option<silverback::event::TimerId>;
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::Data>) {
+        ctx.set_timer(Duration::from_millis(30), 1);
+        let id = ctx.set_interval(Duration::from_millis(20), 2);
+        *ctx.data() = Some(id);
+        let cancelled = ctx.set_timer(Duration::from_millis(10), 3);
+        assert!(ctx.cancel_timer(cancelled));
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Data>, token: u64) {
+        let mut f = self.fired.lock().unwrap();
+        f.push(token);
+        if f.iter().filter(|&&t| t == 2).count() == 3 {
+            let id = ctx.data().take().unwrap();
+            assert!(ctx.cancel_timer(id));
+            let _ = ctx.send_text("done");
+        }
+    }
+}
+
+#[test]
+fn one_shot_interval_and_cancelled_timers() {
+    let fired = Arc::new(Mutex::new(Vec::new()));
+    let f2 = fired.clone();
+    let (server, _) = Server::builder()
+        .addr("127.0.0.1:0")
+        .build(move |_| Ticks { fired: f2.clone() })
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let (mut c, _) = Dialer::new()
+        .dial(&format!("ws://{}/", server.local_addr()))
+        .unwrap();
+    c.set_read_deadline(Some(Instant::now() + T));
+    assert_eq!(c.read_message().unwrap(), Message::Text("done".into()));
+    thread::sleep(Duration::from_millis(100));
+    let f = fired.lock().unwrap().clone();
+    assert_eq!(f.iter().filter(|&&t| t == 1).count(), 1, "{f:?}");
+    assert_eq!(f.iter().filter(|&&t| t == 2).count(), 3, "{f:?}");
+    assert!(!f.contains(&3), "{f:?}");
+}
+
+// ---- the tutorial's push example, end to end ----
+
+#[test]
+fn push_example_end_to_end() {
+    let (_child, addr) = run_example("push", &["--ping", "1"]);
+    let dial = |user: &str| {
+        let (mut c, _) = Dialer::new()
+            .dial(&format!("ws://{addr}/getPushNews?userId={user}"))
+            .unwrap();
+        c.set_read_deadline(Some(Instant::now() + T));
+        c
+    };
+    let mut alice = dial("alice");
+    let mut bob = dial("bob");
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, body) = http(addr, "GET", "/clients", b"");
+        if body.contains("alice") && body.contains("bob") {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/push?userId=alice",
+        br#"{"title":"for alice"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let m = alice.read_message().unwrap();
+    assert_eq!(
+        m.as_text(),
+        Some(r#"{"userId": "alice", "data": {"title":"for alice"}}"#)
+    );
+    // Bob got nothing meant for alice.
+    bob.set_read_deadline(Some(Instant::now() + Duration::from_millis(300)));
+    assert!(matches!(bob.read_message(), Err(Error::Timeout)));
+    // Delete alice: her socket closes with the code we send, and she leaves the registry.
+    let (status, body) = http(addr, "GET", "/deleteClient/alice", b"");
+    assert_eq!(status, 200, "{body}");
+    match alice.read_message() {
+        Err(Error::Closed(f)) => assert_eq!(f.code, CloseCode::NORMAL),
+        other => panic!("{other:?}"),
+    }
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, body) = http(addr, "GET", "/clients", b"");
+        if body.trim() == r#"["bob"]"# {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice left the registry: {body}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = http(addr, "GET", "/deleteClient/alice", b"");
+    assert_eq!(status, 404);
+    assert!(body.contains("\"mesg\""), "{body}");
+}
