@@ -624,3 +624,59 @@ fn push_example_end_to_end() {
     assert_eq!(status, 404);
     assert!(body.contains("\"mesg\""), "{body}");
 }
+
+// ---- EOF that arrives in the same readiness event as data ----
+
+#[derive(Default)]
+struct CloseTimer {
+    closed: Option<(CloseCode, Instant)>,
+}
+
+impl Handler for CloseTimer {
+    type Data = ();
+    fn on_close(&mut self, ctx: &mut Ctx<'_, ()>, code: CloseCode, _: &str) {
+        self.closed = Some((code, ctx.now()));
+    }
+}
+
+#[test]
+fn client_notices_eof_that_came_with_the_last_data() {
+    // A server that answers 101, sends a close frame and its FIN in one burst.
+    let addr = serve(|mut s| {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let accept = silverback::proto::handshake::accept_key(key.trim().as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(&sframe(0x88, &[0x03, 0xe8]));
+        s.write_all(&out).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        thread::sleep(Duration::from_secs(3));
+    });
+    let mut client = Client::builder()
+        .close_timeout(Duration::from_secs(5))
+        .build(CloseTimer::default())
+        .unwrap();
+    let started = Instant::now();
+    client.connect(&format!("ws://{addr}/"), ()).unwrap();
+    client.run().unwrap();
+    let (code, at) = client.handler().closed.expect("closed");
+    assert_eq!(code, CloseCode::NORMAL);
+    assert!(
+        at.duration_since(started) < Duration::from_secs(1),
+        "EOF seen at once, not after the close timeout"
+    );
+}

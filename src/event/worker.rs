@@ -340,12 +340,16 @@ impl<H: Handler> Worker<H> {
                     Token(slot) => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                         let writable = ev.is_writable() || ev.is_error();
-                        self.conn_event(slot, readable, writable);
+                        // With the peer's FIN already reported, a short read does not
+                        // mean "drained": the EOF is still to be read, and no further
+                        // edge will announce it.
+                        let hup = ev.is_read_closed() || ev.is_error();
+                        self.conn_event(slot, readable, writable, hup);
                     }
                 }
             }
             for slot in std::mem::take(&mut self.ready) {
-                self.conn_event(slot, true, false);
+                self.conn_event(slot, true, false, false);
             }
             self.fire_timers();
             self.run_ops();
@@ -560,7 +564,7 @@ impl<H: Handler> Worker<H> {
 
     // ---- one connection's readiness ----
 
-    fn conn_event(&mut self, slot: usize, readable: bool, writable: bool) {
+    fn conn_event(&mut self, slot: usize, readable: bool, writable: bool, hup: bool) {
         let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -572,7 +576,7 @@ impl<H: Handler> Worker<H> {
             }
         }
         if readable {
-            self.read_conn(slot);
+            self.read_conn(slot, hup);
         }
         self.finalize(slot);
     }
@@ -584,7 +588,7 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    fn read_conn(&mut self, slot: usize) {
+    fn read_conn(&mut self, slot: usize, hup: bool) {
         let size = self
             .config()
             .read_buffer_size
@@ -637,7 +641,7 @@ impl<H: Handler> Worker<H> {
                     c.io.last_rx = self.core.now;
                     c.io.ping_sent = None;
                     self.process(slot);
-                    if n < space {
+                    if n < space && !hup {
                         // A short read drained the socket: the next edge will tell us
                         // when more arrives.
                         break;
