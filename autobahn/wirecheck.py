@@ -86,6 +86,9 @@ class Conn:
         self.peer_eof = False
         self.frames = 0
         self.violated = False
+        self.handshake_done_at = None
+        self.impl_closed_at = None
+        self.peer_closed_at = None
 
     def violation(self, what, **extra):
         self.violated = True
@@ -162,6 +165,7 @@ class Conn:
                 self.violation("control frame longer than 125 bytes", length=len(payload))
             if opcode == 8:
                 self.close_sent_by_impl = True
+                self.note_handshake()
                 if len(payload) == 1:
                     self.violation("close frame with a 1-byte payload")
                 elif len(payload) >= 2:
@@ -200,6 +204,18 @@ class Conn:
     def peer_frame(self, opcode):
         if opcode == 8:
             self.close_sent_by_peer = True
+            self.note_handshake()
+
+    def note_handshake(self):
+        if self.close_sent_by_impl and self.close_sent_by_peer and self.handshake_done_at is None:
+            self.handshake_done_at = time.monotonic()
+            if self.role == "server":
+                asyncio.get_running_loop().call_later(1.0, self.check_server_closed)
+
+    def check_server_closed(self):
+        # RFC 6455 §7.1.1: once the closing handshake is done the server closes TCP.
+        if self.impl_closed_at is None and self.peer_closed_at is None:
+            self.violation("server kept TCP open after the closing handshake", seconds=1.0)
 
 
 class FrameStream:
@@ -277,8 +293,6 @@ class Proxy:
             return
         # Direction names: "client side" is whoever connected to the proxy.
         impl_is_upstream = self.role == "server"
-        done = asyncio.Event()
-        state = {"impl_closed_at": None, "peer_closed_at": None}
 
         async def pump(reader, writer, from_impl):
             head = bytearray()
@@ -320,9 +334,26 @@ class Proxy:
                 pass
             finally:
                 now = time.monotonic()
-                key = "impl_closed_at" if from_impl else "peer_closed_at"
-                if state[key] is None:
-                    state[key] = now
+                if from_impl and conn.impl_closed_at is None:
+                    conn.impl_closed_at = now
+                if not from_impl and conn.peer_closed_at is None:
+                    conn.peer_closed_at = now
+                if (
+                    not from_impl
+                    and self.role == "server"
+                    and conn.close_sent_by_impl
+                    and conn.close_sent_by_peer
+                    and conn.impl_closed_at is None
+                ):
+                    # RFC 6455 §7.1.1: after the closing handshake the server closes
+                    # TCP first. Hold the client's FIN back: a server that closes now
+                    # cannot have been prompted by it.
+                    for _ in range(100):
+                        if conn.impl_closed_at is not None:
+                            break
+                        await asyncio.sleep(0.005)
+                    if conn.impl_closed_at is None:
+                        conn.violation("client closed TCP before the server after the closing handshake")
                 try:
                     writer.write_eof()
                 except (OSError, RuntimeError):
@@ -337,16 +368,6 @@ class Proxy:
                 w.close()
             except Exception:
                 pass
-        # RFC 6455 §7.1.1: after the closing handshake the server closes TCP first.
-        if (
-            self.role == "server"
-            and conn.close_sent_by_impl
-            and conn.close_sent_by_peer
-            and state["impl_closed_at"] is not None
-            and state["peer_closed_at"] is not None
-            and state["peer_closed_at"] + 0.05 < state["impl_closed_at"]
-        ):
-            conn.violation("client closed TCP before the server after the closing handshake")
 
 
 async def main():
