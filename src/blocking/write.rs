@@ -14,7 +14,7 @@ use crate::blocking::stream::Stream;
 use crate::error::{Error, Result, UsageError};
 use crate::proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::proto::mask::apply_mask;
-use crate::proto::utf8::Utf8Validator;
+use crate::proto::utf8::{Utf8Validator, incomplete_tail_len};
 use crate::proto::{Encoder, MessageKind, Role};
 
 /// Bytes reserved at the front of the staging buffer for a frame header.
@@ -267,7 +267,10 @@ impl CoreRef<'_> {
 /// frame, so an N-byte message is ⌈N / buffer⌉ frames. On a server, a write larger
 /// than the buffer goes out as a fragment straight from the caller's slice, no copy.
 /// Text is checked to be UTF-8 as it is written (an invalid write fails and nothing
-/// of it is sent). `flush` sends what is buffered as a fragment.
+/// of it is sent); text fragments end on code point boundaries, so what goes on the
+/// wire is always valid, even if the caller stops inside a code point (`close` then
+/// drops the incomplete bytes and returns [`UsageError::InvalidUtf8`]). `flush` sends
+/// what is buffered as a fragment.
 pub struct MessageWriter<'a> {
     core: CoreRef<'a>,
     io: &'a mut dyn Stream,
@@ -297,7 +300,9 @@ impl<'a> MessageWriter<'a> {
             core,
             io,
             stage,
-            frame_size: frame_size.max(1),
+            // At least 4: a text fragment must have room for a whole code point next
+            // to a held-back incomplete one.
+            frame_size: frame_size.max(4),
             kind,
             started: false,
             finished: false,
@@ -320,9 +325,18 @@ impl<'a> MessageWriter<'a> {
 
     fn flush_frame(&mut self, fin: bool) -> Result<()> {
         let op = self.opcode();
-        let (io, stage) = (&mut *self.io, &mut *self.stage);
+        // Text fragments end on a code point: an incomplete one stays buffered for
+        // the next fragment, so the message can still end validly.
+        let tail = if self.utf8.is_some() && !fin {
+            incomplete_tail_len(&self.stage[RESERVE..])
+        } else {
+            0
+        };
+        let end = self.stage.len() - tail;
+        let (io, stage) = (&mut *self.io, &mut self.stage[..end]);
         let res = self.core.with(|c| c.send_staged(io, op, fin, stage));
-        self.stage.truncate(RESERVE);
+        self.stage.copy_within(end.., RESERVE);
+        self.stage.truncate(RESERVE + tail);
         self.started = true;
         if fin {
             self.finished = true;
@@ -347,8 +361,12 @@ impl<'a> MessageWriter<'a> {
             if self.server && self.stage.len() == RESERVE && rest.len() > self.frame_size {
                 // Large write, nothing buffered: one fragment straight from `rest`
                 // (header + data in one vectored write); `stage` is untouched. The
-                // tail stays buffered so the message can still end on it.
-                let direct = rest.len() - self.frame_size;
+                // tail stays buffered so the message can still end on it (for text,
+                // the fragment also ends on a code point).
+                let mut direct = rest.len() - self.frame_size;
+                if self.utf8.is_some() {
+                    direct -= incomplete_tail_len(&rest[..direct]);
+                }
                 let op = self.opcode();
                 let (io, stage) = (&mut *self.io, &mut *self.stage);
                 self.core
@@ -376,8 +394,10 @@ impl<'a> MessageWriter<'a> {
         if let Some(v) = self.utf8.as_mut()
             && v.finish().is_err()
         {
-            // The text stopped inside a code point: still end the message so the
-            // stream stays in sequence, but report the misuse.
+            // The text stopped inside a code point. Its bytes are still buffered (see
+            // flush_frame): drop them, end the message validly, report the misuse.
+            let tail = incomplete_tail_len(&self.stage[RESERVE..]);
+            self.stage.truncate(self.stage.len() - tail);
             self.flush_frame(true)?;
             return Err(UsageError::InvalidUtf8.into());
         }

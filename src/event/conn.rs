@@ -96,6 +96,8 @@ pub(crate) struct ConnIo {
     pub(crate) alive: Option<Arc<AtomicBool>>,
     /// A read limit set by a callback, applied by the loop.
     pub(crate) read_limit: Option<u64>,
+    /// UTF-8 state of a text message sent fragment by fragment (`send_fragment`).
+    pub(crate) out_text: Option<crate::proto::utf8::Utf8Validator>,
 }
 
 impl ConnIo {
@@ -134,6 +136,7 @@ impl ConnIo {
             user_timers: Vec::new(),
             alive: None,
             read_limit: None,
+            out_text: None,
         }
     }
 

@@ -312,13 +312,33 @@ impl<'a, D> Ctx<'a, D> {
     /// streaming senders paced by [`Handler::on_drain`](super::Handler::on_drain)):
     /// the first call starts a message of `kind`, `fin` ends it. Messages from other
     /// sources ([`Sender`], broadcasts) wait until it ends.
+    ///
+    /// Text is validated across fragments: bytes that cannot be UTF-8, or a final
+    /// fragment that would end inside a code point, are refused with
+    /// [`UsageError::InvalidUtf8`](crate::UsageError) and nothing is sent.
     pub fn send_fragment(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
-        let op = if self.io.enc.in_message() {
-            OpCode::Continuation
-        } else {
-            kind.opcode()
+        let continuing = self.io.enc.in_message();
+        let (op, kind) = match (continuing, self.io.out_text.is_some()) {
+            (true, true) => (OpCode::Continuation, MessageKind::Text),
+            (true, false) => (OpCode::Continuation, MessageKind::Binary),
+            (false, _) => (kind.opcode(), kind),
         };
-        self.io.send_data(&mut self.core.shared, op, fin, data)
+        if kind == MessageKind::Text {
+            let mut v = if continuing {
+                self.io.out_text.clone().unwrap_or_default()
+            } else {
+                crate::proto::utf8::Utf8Validator::new()
+            };
+            let ok = v.feed(data).is_ok() && (!fin || v.is_complete());
+            if !ok {
+                return Err(crate::error::UsageError::InvalidUtf8.into());
+            }
+            self.io.send_data(&mut self.core.shared, op, fin, data)?;
+            self.io.out_text = (!fin).then_some(v);
+            Ok(())
+        } else {
+            self.io.send_data(&mut self.core.shared, op, fin, data)
+        }
     }
 
     /// An `io::Write` for one message: fragments of `write_buffer_size` are queued as
@@ -330,7 +350,8 @@ impl<'a, D> Ctx<'a, D> {
         if self.io.enc.in_message() {
             return Err(crate::error::UsageError::MessageSequence.into());
         }
-        let cap = self.core.shared.config.write_buffer_size.max(1);
+        // At least 4 bytes: room for a whole code point next to a held-back one.
+        let cap = self.core.shared.config.write_buffer_size.max(4);
         Ok(LoopWriter {
             ctx: self,
             kind,
@@ -423,11 +444,18 @@ impl<D> LoopWriter<'_, '_, D> {
         if fin {
             self.done = true;
         }
+        // Text fragments end on a code point (see the blocking MessageWriter).
+        let tail = if self.utf8.is_some() && !fin {
+            crate::proto::utf8::incomplete_tail_len(&self.buf)
+        } else {
+            0
+        };
+        let end = self.buf.len() - tail;
         let r = self
             .ctx
             .io
-            .queue_frame(&mut self.ctx.core.shared, op, fin, &self.buf);
-        self.buf.clear();
+            .queue_frame(&mut self.ctx.core.shared, op, fin, &self.buf[..end]);
+        self.buf.drain(..end);
         r
     }
 
@@ -441,6 +469,11 @@ impl<D> LoopWriter<'_, '_, D> {
             return Ok(());
         }
         let bad = self.utf8.as_mut().is_some_and(|v| v.finish().is_err());
+        if bad {
+            // Drop the incomplete code point (held back by `emit`): the wire stays valid.
+            let tail = crate::proto::utf8::incomplete_tail_len(&self.buf);
+            self.buf.truncate(self.buf.len() - tail);
+        }
         self.emit(true)?;
         if bad {
             return Err(crate::error::UsageError::InvalidUtf8.into());

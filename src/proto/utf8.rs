@@ -98,8 +98,35 @@ impl Utf8Validator {
     }
 }
 
+/// For bytes that are a valid UTF-8 prefix (as a validator accepted them), the number
+/// of trailing bytes that belong to an incomplete code point (0 to 3). Writers cut
+/// text fragments before them, so a message can always end on a code point.
+pub fn incomplete_tail_len(buf: &[u8]) -> usize {
+    for back in 1..=buf.len().min(4) {
+        let b = buf[buf.len() - back];
+        if b & 0xC0 != 0x80 {
+            // The last lead byte: its sequence is incomplete if it runs past the end.
+            let need = seq_len(b);
+            return if need > back { back } else { 0 };
+        }
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn incomplete_tails() {
+        use super::incomplete_tail_len as t;
+        assert_eq!(t(b""), 0);
+        assert_eq!(t(b"abc"), 0);
+        assert_eq!(t("aé".as_bytes()), 0);
+        assert_eq!(t(&"aé".as_bytes()[..2]), 1);
+        assert_eq!(t(&"𝄞".as_bytes()[..3]), 3);
+        assert_eq!(t(&"𝄞".as_bytes()[..1]), 1);
+        assert_eq!(t("𝄞".as_bytes()), 0);
+    }
+
     use super::*;
 
     fn validate_split(bytes: &[u8], splits: &[usize]) -> Result<(), InvalidUtf8> {

@@ -391,3 +391,36 @@ pub fn run_example(name: &str, extra: &[&str]) -> (Child, std::net::SocketAddr) 
     }
     panic!("example {name} did not start listening on {addr}");
 }
+
+/// An in-memory stream: reads from `input`, records writes in `out`.
+pub struct MemStream {
+    pub input: std::io::Cursor<Vec<u8>>,
+    pub out: Vec<u8>,
+}
+
+impl MemStream {
+    pub fn new(input: Vec<u8>) -> Self {
+        MemStream {
+            input: std::io::Cursor::new(input),
+            out: Vec::new(),
+        }
+    }
+}
+
+impl Read for MemStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for MemStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl silverback::blocking::Stream for MemStream {}
