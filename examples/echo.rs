@@ -3,7 +3,7 @@
 //! message of ten dots. `GET /` serves a test page to poke at it from a browser.
 //!
 //! ```text
-//! cargo run --release --example echo -- [--addr HOST:PORT] [--workers N] [--plain] [--quiet]
+//! cargo run --release --example echo -- [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]
 //! ```
 //!
 //! `--plain` is a pure echo (any path, no dots, no printing) for benchmarks and
@@ -75,7 +75,7 @@ impl Handler for Echo {
 
 fn main() -> std::io::Result<()> {
     common::usage(
-        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet]\n\
+        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");
@@ -83,8 +83,15 @@ fn main() -> std::io::Result<()> {
         .and_then(|w| w.parse().ok())
         .unwrap_or(1);
     let plain = common::flag("--plain");
+    let ping: Option<f64> = common::flag_value("--ping").and_then(|v| v.parse().ok());
     let quiet = plain || common::flag("--quiet");
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(secs) = ping {
+        // Heartbeat: a ping every SECS, a peer silent for 3 x SECS after one is dropped.
+        let every = std::time::Duration::from_secs_f64(secs);
+        builder = builder.heartbeat(every, every * 3);
+    }
+    let server = builder
         .addr(addr)
         .workers(workers)
         // Autobahn and benchmarks send messages up to 16 MiB.

@@ -48,3 +48,33 @@ fn text_stream_ending_inside_a_code_point_stays_valid_on_the_wire() {
         }
     }
 }
+
+/// blocking_conn, 2026-11-25 (10-minute run): a text stream got `[0xDE]`, then a
+/// refused write `[0x9D, 0xFF]`; the validator had consumed 0x9D before failing, so
+/// it thought the code point complete and the lone 0xDE went out on close. A failed
+/// feed now leaves the validator unchanged.
+#[test]
+fn a_refused_text_write_does_not_desynchronise_the_validator() {
+    for role in [Role::Server, Role::Client] {
+        let mut cfg = Config::default();
+        cfg.write_buffer_size = 0;
+        let mut conn = Conn::from_raw(MemStream::new(Vec::new()), role, cfg, &[], None);
+        let mut w = conn.next_writer(MessageKind::Text).unwrap();
+        w.write_all(&[0xDE]).unwrap();
+        assert!(w.write_all(&[0x9D, 0xFF]).is_err());
+        assert!(matches!(
+            w.close(),
+            Err(Error::Usage(UsageError::InvalidUtf8))
+        ));
+        let out = std::mem::take(&mut conn.get_mut().out);
+        let peer = if role == Role::Server {
+            Role::Client
+        } else {
+            Role::Server
+        };
+        let mut dec = silverback::proto::Decoder::new(peer);
+        let (events, err) = drive(&mut dec, &out, &[]);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(assemble(&events), vec![Msg::Text(Vec::new())]);
+    }
+}

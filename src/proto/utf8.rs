@@ -44,9 +44,20 @@ impl Utf8Validator {
     }
 
     /// Validates the next piece. Fails as soon as the bytes fed so far cannot be the
-    /// prefix of valid UTF-8.
+    /// prefix of valid UTF-8. On failure the validator is left as it was before the
+    /// call, so a writer that refuses the piece stays in step with what it holds.
     #[inline]
-    pub fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
+    pub fn feed(&mut self, input: &[u8]) -> Result<(), InvalidUtf8> {
+        let before = (self.partial, self.partial_len);
+        let r = self.feed_inner(input);
+        if r.is_err() {
+            (self.partial, self.partial_len) = before;
+        }
+        r
+    }
+
+    #[inline]
+    fn feed_inner(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len != 0 {
             input = self.complete_partial(input)?;
             if self.partial_len != 0 {
@@ -148,6 +159,20 @@ mod tests {
                 assert_eq!(validate_split(text, &[i, j]), Ok(()), "splits {i} {j}");
             }
         }
+    }
+
+    #[test]
+    fn a_failed_feed_changes_nothing() {
+        // Found by fuzz/blocking_conn: 0x9D completes the carried 0xDE, then 0xFF fails.
+        let mut v = Utf8Validator::new();
+        v.feed(&[0xDE]).unwrap();
+        assert_eq!(v.feed(&[0x9D, 0xFF]), Err(InvalidUtf8));
+        assert!(
+            !v.is_complete(),
+            "still waiting for the second byte of 0xDE"
+        );
+        v.feed(&[0x9D]).unwrap();
+        assert_eq!(v.finish(), Ok(()));
     }
 
     #[test]

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Interop suite orchestrator: real, independent peers against silverback.
+
+Peers' clients against our examples:
+  python websockets, node ws, go gorilla/websocket, headless chromium -> examples/echo
+  chromium -> examples/push (two users, HTTP push, delete), examples/ticker
+Our clients (blocking Dialer, event-loop Client) -> python, node and go servers.
+
+Every process is killed on exit. A peer that is missing, crashes, or reports fewer
+checks than expected is a failure. Exit status 0 only if every check passed.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+EX = ROOT / "target" / "release" / "examples"
+BIN = HERE / ".bin"
+PY = HERE / ".venv" / "bin" / "python"
+PROCS = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, name):
+    log = open(HERE / ".logs" / f"{name}.log", "wb")
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    PROCS.append(p)
+    return p
+
+
+def wait_port(port, proc, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def kill_all():
+    for p in PROCS:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+results = []
+
+
+def run_checks(label, cmd, expected, timeout=300):
+    """Runs a checking program; collects its JSON lines."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        stdout, rc = out.stdout, out.returncode
+        err = out.stderr
+    except subprocess.TimeoutExpired as e:
+        stdout, rc, err = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), -1, "timeout"
+    except FileNotFoundError as e:
+        stdout, rc, err = "", -1, f"peer not installed: {e}"
+    lines = []
+    for line in stdout.splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "check" in d:
+            lines.append(d)
+    peer = lines[0]["peer"] if lines else label
+    against = lines[0].get("against", "") if lines else ""
+    for d in lines:
+        results.append((label, d.get("peer", peer), d["check"], d["ok"], d.get("detail", "")))
+    if len(lines) < expected:
+        results.append((label, peer, f"reported {len(lines)} of {expected} checks", False,
+                        f"exit {rc}; {err.strip()[-300:]}"))
+    elif rc != 0 and all(d["ok"] for d in lines):
+        results.append((label, peer, "exit status", False, f"exit {rc}; {err.strip()[-300:]}"))
+    status = "ok  " if rc == 0 and len(lines) >= expected and all(d["ok"] for d in lines) else "FAIL"
+    print(f"{status} {label:42} {peer} {against}".rstrip(), flush=True)
+    for d in lines:
+        if not d["ok"]:
+            print(f"       {d['check']}: {d.get('detail', '')}")
+    if len(lines) < expected:
+        print(f"       only {len(lines)} of {expected} checks reported (exit {rc}): {err.strip()[-300:]}")
+
+
+def main():
+    (HERE / ".logs").mkdir(exist_ok=True)
+    for need in [PY, BIN / "peer-go", HERE / "node" / "node_modules" / "ws", Path("/usr/bin/chromium"), EX / "echo"]:
+        if not need.exists():
+            print(f"FAIL: {need} is missing; run interop/run.sh, which installs every peer", file=sys.stderr)
+            return 2
+    # Our servers.
+    ports = {name: free_port() for name in ("echo", "push", "ticker")}
+    servers = {
+        "echo": start([str(EX / "echo"), "--addr", f"127.0.0.1:{ports['echo']}", "--quiet", "--ping", "0.3"], "echo"),
+        "push": start([str(EX / "push"), "--addr", f"127.0.0.1:{ports['push']}"], "push"),
+        "ticker": start([str(EX / "ticker"), "--addr", f"127.0.0.1:{ports['ticker']}"], "ticker"),
+    }
+    for name, p in servers.items():
+        if not wait_port(ports[name], p):
+            print(f"FAIL: examples/{name} did not start", file=sys.stderr)
+            return 2
+    ws_echo = f"ws://127.0.0.1:{ports['echo']}/websocket"
+    node = ["node", str(HERE / "node" / "peer.js")]
+    browser = ["node", str(HERE / "node" / "browser.js")]
+    print("== peers' clients against silverback's examples")
+    run_checks("python client -> examples/echo", [str(PY), str(HERE / "python" / "peer.py"), "client", "--url", ws_echo], 13)
+    run_checks("node client -> examples/echo", node + ["client", "--url", ws_echo], 13)
+    run_checks("go client -> examples/echo", [str(BIN / "peer-go"), "client", "-url", ws_echo], 13)
+    run_checks("chromium -> examples/echo", browser + ["echo", "--base", f"http://127.0.0.1:{ports['echo']}"], 11)
+    run_checks("chromium -> examples/push", browser + ["push", "--base", f"http://127.0.0.1:{ports['push']}"], 7)
+    run_checks("chromium -> examples/ticker", browser + ["ticker", "--base", f"http://127.0.0.1:{ports['ticker']}"], 2)
+    print("== silverback's clients against peers' servers")
+    peer_servers = {
+        "python": [str(PY), str(HERE / "python" / "peer.py"), "server", "--port"],
+        "node": node + ["server", "--port"],
+        "go": [str(BIN / "peer-go"), "server", "-port"],
+    }
+    for name, cmd in peer_servers.items():
+        port = free_port()
+        p = start(cmd + [str(port)], f"{name}-server")
+        if not wait_port(port, p):
+            results.append((f"{name} server", name, "server starts", False, "did not listen"))
+            print(f"FAIL {name} server did not start")
+            continue
+        for mode in ("blocking", "loop"):
+            run_checks(f"silverback {mode} client -> {name} server",
+                       [str(EX / "interop_client"), "--url", f"ws://127.0.0.1:{port}", "--mode", mode,
+                        "--against", name], 14)
+    failed = [r for r in results if not r[3]]
+    total = len(results)
+    print(f"\n{'PASS' if not failed else 'FAIL'}: {total - len(failed)}/{total} interop checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        kill_all()
