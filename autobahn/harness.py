@@ -176,8 +176,15 @@ def run_target(target, groups, args, outdir):
                     raise RuntimeError(f"{target}: the server exited during group {g} (see {tdir / 'impl.log'})")
             else:
                 ab_port = free_port()
+                runner = [args.kosoku]
+                if g == 13:
+                    # kosoku 0.1.0 defect B (README.md): 13.2/13.5/13.6 are UNIMPLEMENTED for
+                    # every client; kosoku_shim.py restores the original suite's offer default.
+                    runner = [str(Path(args.kosoku).parent / "python"), str(HERE / "kosoku_shim.py")]
+                    print(f"     {target}: 13.* runs through kosoku_shim.py (runner defect B workaround)",
+                          flush=True)
                 k = spawn(
-                    [args.kosoku, "-m", "fuzzingserver", f"127.0.0.1:{ab_port}", "-o", str(gdir), "-i", f"{g}.*"],
+                    runner + ["-m", "fuzzingserver", f"127.0.0.1:{ab_port}", "-o", str(gdir), "-i", f"{g}.*"],
                     tdir / f"kosoku-{g}.log",
                 )
                 if not wait_listening(ab_port, k):

@@ -40,11 +40,11 @@ run_one() {
     -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "${dict[@]}" >"$log" 2>&1 || rc=$?
   local done_line execs
-  done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
-  execs=$(grep -E 'stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1 || true)
+  done_line=$(grep -aE '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
+  execs=$(grep -aE 'stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1 || true)
   if [ "$rc" -ne 0 ]; then
     echo "FAIL $t (exit $rc): see fuzz/$log"
-    grep -E 'ERROR|panicked|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /'
+    grep -aE 'ERROR|panicked|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /'
     return 1
   fi
   printf 'ok   %-18s %s  exec/s: %s\n' "$t" "$(echo "$done_line" | grep -oE 'cov: [0-9]+ ft: [0-9]+')" "${execs:-?}"

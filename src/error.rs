@@ -282,6 +282,9 @@ pub enum HandshakeError {
     UnexpectedSubprotocol(String),
     /// Client: the server selected an extension we did not offer.
     UnexpectedExtension(String),
+    /// Client: the server's answer to our extension offer is malformed or asks for
+    /// something we cannot do (RFC 7692 §5).
+    InvalidExtension(String),
     /// A bad `ws://` URL given to the dialer.
     InvalidUrl(String),
     /// The handshake did not finish within its deadline.
@@ -304,6 +307,7 @@ impl HandshakeError {
             HandshakeError::InvalidAccept
             | HandshakeError::UnexpectedSubprotocol(_)
             | HandshakeError::UnexpectedExtension(_)
+            | HandshakeError::InvalidExtension(_)
             | HandshakeError::InvalidUrl(_)
             | HandshakeError::ConnectionClosed => 0,
             _ => 400,
@@ -340,6 +344,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::UnexpectedExtension(e) => {
                 write!(f, "server chose extension {e:?} that was not offered")
             }
+            HandshakeError::InvalidExtension(e) => write!(f, "invalid extension answer: {e}"),
             HandshakeError::InvalidUrl(u) => write!(f, "invalid URL: {u}"),
             HandshakeError::Timeout => f.write_str("handshake timed out"),
             HandshakeError::ConnectionClosed => {

@@ -29,6 +29,8 @@ pub struct Dialer {
     limits: HeadLimits,
     subprotocols: Vec<String>,
     headers: Vec<(String, String)>,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::proto::deflate::DeflateConfig>,
 }
 
 impl Default for Dialer {
@@ -39,6 +41,8 @@ impl Default for Dialer {
             limits: HeadLimits::default(),
             subprotocols: Vec::new(),
             headers: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -87,6 +91,13 @@ impl Dialer {
         P: Into<String>,
     {
         self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692) on the terms of `cfg`. Default: off.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
+        self.deflate = Some(cfg);
         self
     }
 
@@ -150,13 +161,17 @@ impl Dialer {
     ) -> Result<(Conn<S>, Response)> {
         let key = generate_key();
         let mut req = Vec::with_capacity(256);
+        #[cfg(feature = "deflate")]
+        let offer = self.deflate.as_ref().map(crate::proto::deflate::client_offer);
+        #[cfg(not(feature = "deflate"))]
+        let offer: Option<String> = None;
         write_request(
             &ClientOffer {
                 host: &u.authority,
                 target: &u.target,
                 key: &key,
                 protocols: &self.subprotocols,
-                extensions: None,
+                extensions: offer.as_deref(),
                 extra: &self.headers,
             },
             &mut req,
@@ -189,14 +204,22 @@ impl Dialer {
             };
             buf.truncate(len + n);
             if let Some((resp, head)) =
-                parse_response(&buf, &self.limits, &key, &self.subprotocols, false)?
+                parse_response(&buf, &self.limits, &key, &self.subprotocols, offer.is_some())?
             {
                 if deadline.is_some() {
                     let _ = stream.set_read_timeout(None);
                 }
                 let protocol = resp.protocol().map(str::to_owned);
-                let conn =
+                #[allow(unused_mut)]
+                let mut conn =
                     Conn::from_raw(stream, Role::Client, self.config, &buf[head..], protocol);
+                #[cfg(feature = "deflate")]
+                if let Some(cfg) = self.deflate.as_ref()
+                    && let Some(params) =
+                        crate::proto::deflate::client_check_response(resp.extensions(), cfg)?
+                {
+                    conn.enable_deflate(&params, cfg);
+                }
                 return Ok((conn, resp));
             }
         }

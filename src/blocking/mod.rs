@@ -123,6 +123,24 @@ impl<S: Stream> Conn<S> {
         }
     }
 
+    /// Turns on permessage-deflate with negotiated `params` (the [`Upgrader`] and
+    /// [`Dialer`] do this when they negotiate it; call it yourself only for a
+    /// connection whose handshake happened elsewhere).
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(
+        &mut self,
+        params: &crate::proto::deflate::DeflateParams,
+        cfg: &crate::proto::deflate::DeflateConfig,
+    ) {
+        self.rd.enable_deflate(params);
+        self.wr.enable_deflate(params, cfg);
+    }
+
+    /// True if permessage-deflate is in use on this connection.
+    pub fn is_compressed(&self) -> bool {
+        self.wr.compressing()
+    }
+
     /// Reads the next whole message (gorilla's `ReadMessage`). Pings, pongs and closes
     /// that arrive first go to their handlers. A close from the peer returns
     /// [`Error::Closed`] with its code and reason, after the close handler answered it.

@@ -104,17 +104,51 @@ impl Default for Handlers {
 struct Chunk {
     kind: MessageKind,
     last: bool,
+    compressed: bool,
     start: usize,
     end: usize,
 }
 
-/// The message currently being read: the undelivered part of the current
-/// piece (`buf[pend.0..pend.1]`), and whether that piece is the last.
+/// The message currently being read: the undelivered part of the current wire
+/// piece (`buf[pend.0..pend.1]`: payload bytes, or compressed bytes not yet
+/// inflated), whether that piece is the last, and for a compressed message whether
+/// the inflater has seen its start and its end.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "deflate"), allow(dead_code))]
 struct Current {
+    kind: MessageKind,
     pend: (usize, usize),
     last: bool,
+    compressed: bool,
+    started: bool,
+    finished: bool,
 }
+
+impl Current {
+    fn from_chunk(c: &Chunk) -> Self {
+        Current {
+            kind: c.kind,
+            pend: (c.start, c.end),
+            last: c.last,
+            compressed: c.compressed,
+            started: false,
+            finished: false,
+        }
+    }
+
+    fn next(self, c: &Chunk) -> Self {
+        Current {
+            pend: (c.start, c.end),
+            last: c.last,
+            ..self
+        }
+    }
+}
+
+/// Compressed input inflated per step, so a highly compressible message streams
+/// through `next_reader` in bounded memory (at most ~1 MiB per step).
+#[cfg(feature = "deflate")]
+const INFLATE_STEP: usize = 1024;
 
 pub(crate) struct ReadCore {
     dec: Decoder,
@@ -122,6 +156,11 @@ pub(crate) struct ReadCore {
     start: usize,
     end: usize,
     cur: Option<Current>,
+    /// Inflated bytes not yet handed out (`out[opos..]`).
+    out: Vec<u8>,
+    opos: usize,
+    #[cfg(feature = "deflate")]
+    inflater: Option<crate::proto::deflate::MessageInflater>,
     deadline: Option<Instant>,
     timeout_applied: bool,
     terminal: bool,
@@ -144,6 +183,10 @@ impl ReadCore {
             start: 0,
             end: leftover.len(),
             cur: None,
+            out: Vec::new(),
+            opos: 0,
+            #[cfg(feature = "deflate")]
+            inflater: None,
             deadline: None,
             timeout_applied: false,
             terminal: false,
@@ -151,8 +194,24 @@ impl ReadCore {
         }
     }
 
+    /// Turns on permessage-deflate decompression (RSV1 on first frames).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn enable_deflate(&mut self, params: &crate::proto::deflate::DeflateParams) {
+        let role = self.dec.role();
+        self.dec.set_rsv1_allowed(true);
+        self.inflater = Some(crate::proto::deflate::MessageInflater::new(
+            params,
+            role,
+            self.dec.max_message_size(),
+        ));
+    }
+
     pub(crate) fn set_read_limit(&mut self, limit: u64) {
         self.dec.set_max_message_size(limit);
+        #[cfg(feature = "deflate")]
+        if let Some(i) = self.inflater.as_mut() {
+            i.set_limit(limit);
+        }
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
@@ -265,6 +324,7 @@ impl ReadCore {
                     let chunk = Chunk {
                         kind: d.kind,
                         last: d.last,
+                        compressed: d.compressed,
                         start: end - d.payload.len(),
                         end,
                     };
@@ -334,18 +394,85 @@ impl ReadCore {
         Error::Closed(frame)
     }
 
-    /// Skips the rest of a message whose reader was dropped early.
-    fn discard_current(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
-        while let Some(cur) = self.cur {
+    /// Inflates the next step of the current compressed piece into `out`.
+    #[cfg(feature = "deflate")]
+    fn inflate_step(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
+        let Some(cur) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        let (s, e) = cur.pend;
+        let stop = s + (e - s).min(INFLATE_STEP);
+        let last = cur.last && stop == e;
+        let chunk = crate::proto::DataChunk {
+            kind: cur.kind,
+            payload: &self.buf[s..stop],
+            first: !cur.started,
+            last,
+            compressed: true,
+        };
+        cur.pend.0 = stop;
+        cur.started = true;
+        cur.finished = last;
+        self.out.clear();
+        self.opos = 0;
+        let out = &mut self.out;
+        let r = match self.inflater.as_mut() {
+            Some(inf) => inf.push(&chunk, &mut |piece| {
+                out.extend_from_slice(piece);
+                Ok(())
+            }),
+            None => Err(ProtocolError::InvalidCompressedData.into()),
+        };
+        r.map_err(|e| self.fail(e, io, sink))
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn inflate_step(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
+        // The decoder refuses RSV1 unless compression was negotiated.
+        Err(self.fail(ProtocolError::InvalidCompressedData.into(), io, sink))
+    }
+
+    /// Makes the next bytes of the current message available: raw payload in
+    /// `buf[pend]` (uncompressed) or inflated bytes in `out[opos..]`. Returns false at
+    /// the end of the message.
+    fn fill_piece(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<bool> {
+        loop {
+            let Some(cur) = self.cur else {
+                return Ok(false);
+            };
+            if self.opos < self.out.len() {
+                return Ok(true);
+            }
+            if cur.pend.0 < cur.pend.1 {
+                if !cur.compressed {
+                    return Ok(true);
+                }
+                self.inflate_step(io, sink)?;
+                continue;
+            }
             if cur.last {
+                if cur.compressed && !cur.finished {
+                    // The last piece was empty: the inflater still has to end the message.
+                    self.inflate_step(io, sink)?;
+                    continue;
+                }
                 self.cur = None;
-                break;
+                return Ok(false);
             }
             let c = self.next_chunk(io, sink)?;
-            self.cur = Some(Current {
-                pend: (c.end, c.end),
-                last: c.last,
-            });
+            self.cur = Some(cur.next(&c));
+        }
+    }
+
+    /// Skips the rest of a message whose reader was dropped early.
+    fn discard_current(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
+        while self.fill_piece(io, sink)? {
+            self.opos = self.out.len();
+            if let Some(cur) = self.cur.as_mut()
+                && !cur.compressed
+            {
+                cur.pend.0 = cur.pend.1;
+            }
         }
         Ok(())
     }
@@ -358,10 +485,9 @@ impl ReadCore {
     ) -> Result<MessageKind> {
         self.discard_current(io, sink)?;
         let c = self.next_chunk(io, sink)?;
-        self.cur = Some(Current {
-            pend: (c.start, c.end),
-            last: c.last,
-        });
+        self.out.clear();
+        self.opos = 0;
+        self.cur = Some(Current::from_chunk(&c));
         Ok(c.kind)
     }
 
@@ -372,30 +498,23 @@ impl ReadCore {
         io: &mut dyn Stream,
         sink: &mut dyn ControlSink,
     ) -> Result<usize> {
-        loop {
-            let Some(cur) = self.cur.as_mut() else {
-                return Ok(0);
-            };
-            let (s, e) = cur.pend;
-            if s < e {
-                let n = out.len().min(e - s);
-                out[..n].copy_from_slice(&self.buf[s..s + n]);
-                cur.pend.0 += n;
-                return Ok(n);
-            }
-            if cur.last {
-                self.cur = None;
-                return Ok(0);
-            }
-            if out.is_empty() {
-                return Ok(0);
-            }
-            let c = self.next_chunk(io, sink)?;
-            self.cur = Some(Current {
-                pend: (c.start, c.end),
-                last: c.last,
-            });
+        if out.is_empty() || !self.fill_piece(io, sink)? {
+            return Ok(0);
         }
+        if self.opos < self.out.len() {
+            let n = out.len().min(self.out.len() - self.opos);
+            out[..n].copy_from_slice(&self.out[self.opos..self.opos + n]);
+            self.opos += n;
+            return Ok(n);
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Ok(0);
+        };
+        let (s, e) = cur.pend;
+        let n = out.len().min(e - s);
+        out[..n].copy_from_slice(&self.buf[s..s + n]);
+        cur.pend.0 += n;
+        Ok(n)
     }
 
     /// Reads a whole message (gorilla's `ReadMessage`).
@@ -406,21 +525,18 @@ impl ReadCore {
     ) -> Result<Message> {
         let kind = self.begin_message(io, sink)?;
         let mut data = Vec::new();
-        while let Some(cur) = self.cur {
-            data.extend_from_slice(&self.buf[cur.pend.0..cur.pend.1]);
-            if cur.last {
-                self.cur = None;
-                break;
+        while self.fill_piece(io, sink)? {
+            if self.opos < self.out.len() {
+                data.extend_from_slice(&self.out[self.opos..]);
+                self.opos = self.out.len();
+            } else if let Some(cur) = self.cur.as_mut() {
+                data.extend_from_slice(&self.buf[cur.pend.0..cur.pend.1]);
+                cur.pend.0 = cur.pend.1;
             }
-            let c = self.next_chunk(io, sink)?;
-            self.cur = Some(Current {
-                pend: (c.start, c.end),
-                last: c.last,
-            });
         }
         Ok(match kind {
             MessageKind::Binary => Message::Binary(data),
-            // The decoder validated the text as it arrived; this cannot fail.
+            // The decoder (or the inflater) validated the text; this cannot fail.
             MessageKind::Text => {
                 Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
             }

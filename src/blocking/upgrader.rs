@@ -34,6 +34,8 @@ pub struct Upgrader {
     subprotocols: Vec<String>,
     check_origin: Option<OriginCheck>,
     headers: Vec<(String, String)>,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::proto::deflate::DeflateConfig>,
 }
 
 impl Default for Upgrader {
@@ -45,6 +47,8 @@ impl Default for Upgrader {
             subprotocols: Vec::new(),
             check_origin: None,
             headers: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -168,6 +172,14 @@ impl Upgrader {
         self
     }
 
+    /// Accepts permessage-deflate (RFC 7692) when a client offers it, on the terms of
+    /// `cfg`. Default: off.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
+        self.deflate = Some(cfg);
+        self
+    }
+
     /// Adds a header to every `101` answer (a cookie, a server name).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -274,15 +286,33 @@ impl Upgrader {
         let mut headers = self.headers.clone();
         headers.extend_from_slice(extra);
         let key = request.key().unwrap_or_default();
-        write_accept_response(key, protocol, None, &headers, &mut out);
+        #[cfg(feature = "deflate")]
+        let negotiated = self.deflate.as_ref().and_then(|cfg| {
+            crate::proto::deflate::server_accept(
+                request.headers().get_all("Sec-WebSocket-Extensions"),
+                cfg,
+            )
+            .map(|(params, answer)| (params, answer, cfg))
+        });
+        #[cfg(feature = "deflate")]
+        let extensions = negotiated.as_ref().map(|(_, a, _)| a.as_str());
+        #[cfg(not(feature = "deflate"))]
+        let extensions = None;
+        write_accept_response(key, protocol, extensions, &headers, &mut out);
         write_head(&mut stream, &out, deadline)?;
-        Ok(Conn::from_raw(
+        #[allow(unused_mut)]
+        let mut conn = Conn::from_raw(
             stream,
             Role::Server,
             self.config,
             leftover,
             protocol.map(str::to_owned),
-        ))
+        );
+        #[cfg(feature = "deflate")]
+        if let Some((params, _, cfg)) = negotiated {
+            conn.enable_deflate(&params, cfg);
+        }
+        Ok(conn)
     }
 }
 

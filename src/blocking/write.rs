@@ -28,6 +28,11 @@ pub(crate) struct WriteCore {
     deadline: Option<Instant>,
     timeout_applied: bool,
     broken: bool,
+    #[cfg(feature = "deflate")]
+    deflater: Option<crate::proto::deflate::MessageDeflater>,
+    /// Compressed payload of a whole message being sent.
+    #[cfg(feature = "deflate")]
+    zbuf: Vec<u8>,
 }
 
 impl WriteCore {
@@ -37,6 +42,47 @@ impl WriteCore {
             deadline: None,
             timeout_applied: false,
             broken: false,
+            #[cfg(feature = "deflate")]
+            deflater: None,
+            #[cfg(feature = "deflate")]
+            zbuf: Vec::new(),
+        }
+    }
+
+    /// Turns on permessage-deflate compression of outgoing messages.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn enable_deflate(
+        &mut self,
+        params: &crate::proto::deflate::DeflateParams,
+        cfg: &crate::proto::deflate::DeflateConfig,
+    ) {
+        let role = self.enc.role();
+        self.deflater = Some(crate::proto::deflate::MessageDeflater::new(params, role, cfg));
+    }
+
+    /// True if messages are compressed (permessage-deflate negotiated).
+    pub(crate) fn compressing(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.deflater.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
+    /// Compresses `data` into `out` (streaming writer), without ending the message.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self.deflater.as_mut() {
+            Some(d) => d.compress(data, out),
+            None => Ok(out.extend_from_slice(data)),
+        }
+    }
+
+    /// Ends a compressed message in `out` (streaming writer).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn finish_compressed(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        match self.deflater.as_mut() {
+            Some(d) => d.finish(out),
+            None => Ok(()),
         }
     }
 
@@ -155,7 +201,35 @@ impl WriteCore {
         stage: &mut Vec<u8>,
     ) -> Result<()> {
         self.check()?;
-        let h = self.enc.header(op, fin, false, payload.len() as u64)?;
+        #[cfg(feature = "deflate")]
+        if fin
+            && op != OpCode::Continuation
+            && let Some(d) = self.deflater.as_mut()
+            && d.wants(payload.len())
+        {
+            let mut z = std::mem::take(&mut self.zbuf);
+            z.clear();
+            let r = d
+                .compress_message(payload, &mut z)
+                .and_then(|()| self.send_frame(io, op, fin, true, &z, stage));
+            if z.capacity() <= 64 * 1024 {
+                self.zbuf = z;
+            }
+            return r;
+        }
+        self.send_frame(io, op, fin, false, payload, stage)
+    }
+
+    fn send_frame(
+        &mut self,
+        io: &mut dyn Stream,
+        op: OpCode,
+        fin: bool,
+        compressed: bool,
+        payload: &[u8],
+        stage: &mut Vec<u8>,
+    ) -> Result<()> {
+        let h = self.enc.header(op, fin, compressed, payload.len() as u64)?;
         let deadline = self.deadline;
         let Some(key) = h.mask else {
             return self.write_frame(
@@ -199,11 +273,12 @@ impl WriteCore {
         io: &mut dyn Stream,
         op: OpCode,
         fin: bool,
+        compressed: bool,
         stage: &mut [u8],
     ) -> Result<()> {
         self.check()?;
         let len = stage.len() - RESERVE;
-        let h = self.enc.header(op, fin, false, len as u64)?;
+        let h = self.enc.header(op, fin, compressed, len as u64)?;
         if let Some(key) = h.mask {
             apply_mask(&mut stage[RESERVE..], key, 0);
         }
@@ -281,6 +356,13 @@ pub struct MessageWriter<'a> {
     started: bool,
     finished: bool,
     utf8: Option<Utf8Validator>,
+    /// permessage-deflate: the stage holds compressed bytes.
+    compress: bool,
+    /// Compressed text: the incomplete code point at the end of what was written,
+    /// kept uncompressed until the next write completes it (so a message that stops
+    /// inside one can still end validly).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    ztail: Vec<u8>,
 }
 
 impl<'a> MessageWriter<'a> {
@@ -294,8 +376,10 @@ impl<'a> MessageWriter<'a> {
         stage.clear();
         stage.resize(RESERVE, 0);
         let mut core = core;
-        let server = core.with(|c| c.role() == Role::Server);
+        let (server, compress) = core.with(|c| (c.role() == Role::Server, c.compressing()));
         MessageWriter {
+            compress,
+            ztail: Vec::new(),
             server,
             core,
             io,
@@ -327,14 +411,15 @@ impl<'a> MessageWriter<'a> {
         let op = self.opcode();
         // Text fragments end on a code point: an incomplete one stays buffered for
         // the next fragment, so the message can still end validly.
-        let tail = if self.utf8.is_some() && !fin {
+        let tail = if self.utf8.is_some() && !fin && !self.compress {
             incomplete_tail_len(&self.stage[RESERVE..])
         } else {
             0
         };
         let end = self.stage.len() - tail;
+        let rsv1 = self.compress && !self.started;
         let (io, stage) = (&mut *self.io, &mut self.stage[..end]);
-        let res = self.core.with(|c| c.send_staged(io, op, fin, stage));
+        let res = self.core.with(|c| c.send_staged(io, op, fin, rsv1, stage));
         self.stage.copy_within(end.., RESERVE);
         self.stage.truncate(RESERVE + tail);
         self.started = true;
@@ -350,6 +435,10 @@ impl<'a> MessageWriter<'a> {
         }
         if let Some(v) = self.utf8.as_mut() {
             v.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
+        }
+        #[cfg(feature = "deflate")]
+        if self.compress {
+            return self.write_compressed(data);
         }
         let mut rest = data;
         while !rest.is_empty() {
@@ -382,6 +471,31 @@ impl<'a> MessageWriter<'a> {
         Ok(data.len())
     }
 
+    /// Compresses `data` into the stage; full stages go out as fragments.
+    #[cfg(feature = "deflate")]
+    fn write_compressed(&mut self, data: &[u8]) -> Result<usize> {
+        let mut input: &[u8] = data;
+        let joined;
+        if !self.ztail.is_empty() {
+            self.ztail.extend_from_slice(data);
+            joined = std::mem::take(&mut self.ztail);
+            input = &joined;
+        }
+        let keep = if self.utf8.is_some() {
+            incomplete_tail_len(input)
+        } else {
+            0
+        };
+        let (now, later) = input.split_at(input.len() - keep);
+        let stage = &mut *self.stage;
+        self.core.with(|c| c.compress(now, stage))?;
+        self.ztail.extend_from_slice(later);
+        while self.stage.len() >= RESERVE + self.frame_size {
+            self.flush_frame(false)?;
+        }
+        Ok(data.len())
+    }
+
     /// Sends the final frame and ends the message.
     pub fn close(mut self) -> Result<()> {
         self.finish()
@@ -390,6 +504,20 @@ impl<'a> MessageWriter<'a> {
     fn finish(&mut self) -> Result<()> {
         if self.finished {
             return Ok(());
+        }
+        #[cfg(feature = "deflate")]
+        if self.compress {
+            // An incomplete code point held back uncompressed is dropped, never sent.
+            let bad = self.utf8.as_mut().is_some_and(|v| v.finish().is_err());
+            self.ztail.clear();
+            let stage = &mut *self.stage;
+            self.core.with(|c| c.finish_compressed(stage))?;
+            self.flush_frame(true)?;
+            return if bad {
+                Err(UsageError::InvalidUtf8.into())
+            } else {
+                Ok(())
+            };
         }
         if let Some(v) = self.utf8.as_mut()
             && v.finish().is_err()
@@ -414,6 +542,7 @@ impl io::Write for MessageWriter<'_> {
         if self.finished || self.stage.len() == RESERVE {
             return Ok(());
         }
+        // A compressed fragment is sent as it is: the receiver inflates what it gets.
         self.flush_frame(false).map_err(Error::into_io)
     }
 }

@@ -74,6 +74,10 @@ pub struct LoopConfig {
     pub headers: Vec<(String, String)>,
     /// Set TCP_NODELAY on every connection. Default: true.
     pub nodelay: bool,
+    /// permessage-deflate (RFC 7692): accepted (server) or offered (client) on these
+    /// terms. Default: off.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::proto::deflate::DeflateConfig>,
 }
 
 impl Default for LoopConfig {
@@ -98,6 +102,8 @@ impl Default for LoopConfig {
             check_origin: None,
             headers: Vec::new(),
             nodelay: true,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -210,6 +216,13 @@ macro_rules! config_setters {
         /// TCP_NODELAY on every connection. Default: true.
         pub fn nodelay(mut self, on: bool) -> Self {
             self.config.nodelay = on;
+            self
+        }
+        /// permessage-deflate (RFC 7692): accept it (server) or offer it (client) on
+        /// the terms of `cfg`. Default: off.
+        #[cfg(feature = "deflate")]
+        pub fn deflate(mut self, cfg: $crate::proto::deflate::DeflateConfig) -> Self {
+            self.config.deflate = Some(cfg);
             self
         }
         /// Replaces the whole configuration.

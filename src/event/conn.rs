@@ -98,6 +98,9 @@ pub(crate) struct ConnIo {
     pub(crate) read_limit: Option<u64>,
     /// UTF-8 state of a text message sent fragment by fragment (`send_fragment`).
     pub(crate) out_text: Option<crate::proto::utf8::Utf8Validator>,
+    /// permessage-deflate compressor, when negotiated.
+    #[cfg(feature = "deflate")]
+    pub(crate) deflater: Option<crate::proto::deflate::MessageDeflater>,
 }
 
 impl ConnIo {
@@ -137,6 +140,8 @@ impl ConnIo {
             alive: None,
             read_limit: None,
             out_text: None,
+            #[cfg(feature = "deflate")]
+            deflater: None,
         }
     }
 
@@ -186,7 +191,8 @@ impl ConnIo {
         Ok(())
     }
 
-    /// Encodes one frame into the output queue (no back-pressure check).
+    /// Encodes one frame into the output queue (no back-pressure check). A whole
+    /// message is compressed when permessage-deflate is on and it is big enough.
     pub(crate) fn queue_frame(
         &mut self,
         shared: &mut LoopShared,
@@ -195,7 +201,36 @@ impl ConnIo {
         payload: &[u8],
     ) -> Result<()> {
         self.writable_check()?;
-        let h = self.enc.header(op, fin, false, payload.len() as u64)?;
+        #[cfg(feature = "deflate")]
+        if fin
+            && matches!(op, OpCode::Text | OpCode::Binary)
+            && let Some(d) = self.deflater.as_mut()
+            && d.wants(payload.len())
+        {
+            let mut z = std::mem::take(&mut shared.zbuf);
+            z.clear();
+            let r = d
+                .compress_message(payload, &mut z)
+                .and_then(|()| self.queue_raw_frame(shared, op, fin, true, &z));
+            if z.capacity() <= 256 * 1024 {
+                shared.zbuf = z;
+            }
+            return r;
+        }
+        self.queue_raw_frame(shared, op, fin, false, payload)
+    }
+
+    /// Encodes one frame with `payload` as given (already compressed if `rsv1`).
+    pub(crate) fn queue_raw_frame(
+        &mut self,
+        shared: &mut LoopShared,
+        op: OpCode,
+        fin: bool,
+        rsv1: bool,
+        payload: &[u8],
+    ) -> Result<()> {
+        self.writable_check()?;
+        let h = self.enc.header(op, fin, rsv1, payload.len() as u64)?;
         self.out.reserve(h.as_bytes().len() + payload.len());
         self.out.extend_from_slice(h.as_bytes());
         let start = self.out.len();
@@ -203,11 +238,39 @@ impl ConnIo {
         if let Some(key) = h.mask {
             apply_mask(&mut self.out[start..], key, 0);
         }
-        if !op.is_control() && fin {
-            self.undefer();
-        }
         self.mark_dirty(shared);
+        if !op.is_control() && fin && !self.deferred.is_empty() {
+            self.undefer(shared);
+        }
         Ok(())
+    }
+
+    /// Queues one fragment of a message sent piece by piece (`send_fragment`, the
+    /// streaming writer). With permessage-deflate the piece is compressed into the
+    /// message's deflate stream (RSV1 on the first fragment), ended on `fin`.
+    pub(crate) fn queue_fragment(
+        &mut self,
+        shared: &mut LoopShared,
+        op: OpCode,
+        fin: bool,
+        data: &[u8],
+    ) -> Result<()> {
+        self.writable_check()?;
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflater.as_mut() {
+            let first = op != OpCode::Continuation;
+            let mut z = std::mem::take(&mut shared.zbuf);
+            z.clear();
+            let r = d
+                .compress(data, &mut z)
+                .and_then(|()| if fin { d.finish(&mut z) } else { Ok(()) });
+            let r = r.and_then(|()| self.queue_raw_frame(shared, op, fin, first, &z));
+            if z.capacity() <= 256 * 1024 {
+                shared.zbuf = z;
+            }
+            return r;
+        }
+        self.queue_raw_frame(shared, op, fin, false, data)
     }
 
     /// A data frame from a callback: back-pressure applies.
@@ -222,7 +285,11 @@ impl ConnIo {
         if op != OpCode::Continuation {
             self.backpressure_check(shared)?;
         }
-        self.queue_frame(shared, op, fin, payload)
+        if fin && op != OpCode::Continuation {
+            self.queue_frame(shared, op, fin, payload)
+        } else {
+            self.queue_fragment(shared, op, fin, payload)
+        }
     }
 
     /// A control frame (≤ 125 bytes); never refused for back-pressure.
@@ -246,6 +313,14 @@ impl ConnIo {
     }
 
     fn queue_prepared(&mut self, shared: &mut LoopShared, msg: &Prepared) -> Result<()> {
+        #[cfg(feature = "deflate")]
+        let compressing = self.deflater.is_some();
+        #[cfg(not(feature = "deflate"))]
+        let compressing = false;
+        if self.role == Role::Client || compressing {
+            // Masked, or compressed with this connection's own context.
+            return self.queue_frame(shared, msg.0.kind.opcode(), true, &msg.0.payload);
+        }
         if self.role == Role::Client {
             return self.queue_frame(shared, msg.0.kind.opcode(), true, &msg.0.payload);
         }
@@ -277,24 +352,23 @@ impl ConnIo {
         }
     }
 
-    fn undefer(&mut self) {
+    fn undefer(&mut self, shared: &mut LoopShared) {
         while let Some(d) = self.deferred.pop_front() {
-            let (kind, payload): (MessageKind, &[u8]) = match &d {
-                Deferred::Owned(k, v) => (*k, v),
-                Deferred::Prepared(p) => (p.0.kind, &p.0.payload),
+            let r = match &d {
+                Deferred::Owned(k, v) => {
+                    self.deferred_bytes -= v.len();
+                    self.queue_frame(shared, k.opcode(), true, v)
+                }
+                Deferred::Prepared(p) => {
+                    self.deferred_bytes -= p.0.payload.len();
+                    self.queue_prepared(shared, p)
+                }
             };
-            self.deferred_bytes -= payload.len();
-            let Ok(h) = self
-                .enc
-                .header(kind.opcode(), true, false, payload.len() as u64)
-            else {
-                continue;
-            };
-            self.out.extend_from_slice(h.as_bytes());
-            let start = self.out.len();
-            self.out.extend_from_slice(payload);
-            if let Some(key) = h.mask {
-                apply_mask(&mut self.out[start..], key, 0);
+            if r.is_err() {
+                // Closed meanwhile: the rest cannot be sent either.
+                self.deferred.clear();
+                self.deferred_bytes = 0;
+                return;
             }
         }
     }
@@ -378,6 +452,9 @@ pub(crate) struct ReadState {
     /// Whole-delivery accumulator for messages that arrive in several pieces.
     pub(crate) msg: Vec<u8>,
     pub(crate) delivery: Option<(MessageKind, Delivery)>,
+    /// permessage-deflate decompressor, when negotiated.
+    #[cfg(feature = "deflate")]
+    pub(crate) inflater: Option<crate::proto::deflate::MessageInflater>,
 }
 
 impl ReadState {
@@ -392,6 +469,8 @@ impl ReadState {
             end: 0,
             msg: Vec::new(),
             delivery: None,
+            #[cfg(feature = "deflate")]
+            inflater: None,
         }
     }
 

@@ -454,7 +454,7 @@ impl<D> LoopWriter<'_, '_, D> {
         let r = self
             .ctx
             .io
-            .queue_frame(&mut self.ctx.core.shared, op, fin, &self.buf[..end]);
+            .queue_fragment(&mut self.ctx.core.shared, op, fin, &self.buf[..end]);
         self.buf.drain(..end);
         r
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::error::{Error, HandshakeError, Result};
+use crate::error::{Error, HandshakeError, ProtocolError, Result};
 use crate::proto::frame::OpCode;
 use crate::proto::handshake::{
     ClientOffer, HeadLimits, Request, generate_key, parse_request, parse_response,
@@ -99,6 +99,9 @@ pub(crate) enum Op<D> {
 pub(crate) struct LoopShared {
     pub(crate) config: Arc<LoopConfig>,
     pub(crate) dirty: Vec<usize>,
+    /// Scratch for compressing one message (shared by the loop's connections).
+    #[cfg(feature = "deflate")]
+    pub(crate) zbuf: Vec<u8>,
 }
 
 /// Loop state callbacks reach through their contexts.
@@ -274,6 +277,8 @@ impl<H: Handler> Worker<H> {
                 shared: LoopShared {
                     config,
                     dirty: Vec::new(),
+                    #[cfg(feature = "deflate")]
+                    zbuf: Vec::new(),
                 },
                 now: Instant::now(),
                 timers: Timers::default(),
@@ -879,13 +884,28 @@ impl<H: Handler> Worker<H> {
                 let mut all = cfg.headers.clone();
                 all.extend(headers);
                 let mut out = Vec::with_capacity(256);
+                #[cfg(feature = "deflate")]
+                let negotiated = cfg.deflate.as_ref().and_then(|dc| {
+                    crate::proto::deflate::server_accept(
+                        req.headers().get_all("Sec-WebSocket-Extensions"),
+                        dc,
+                    )
+                });
+                #[cfg(feature = "deflate")]
+                let extensions = negotiated.as_ref().map(|(_, a)| a.as_str());
+                #[cfg(not(feature = "deflate"))]
+                let extensions = None;
                 write_accept_response(
                     req.key().unwrap_or_default(),
                     protocol.as_deref(),
-                    None,
+                    extensions,
                     &all,
                     &mut out,
                 );
+                #[cfg(feature = "deflate")]
+                if let (Some((params, _)), Some(dc)) = (negotiated, cfg.deflate.as_ref()) {
+                    enable_deflate(c, &params, dc);
+                }
                 c.io.queue_raw(&mut core.shared, &out);
                 c.io.subprotocol = protocol;
                 c.rd.start += head_len;
@@ -982,7 +1002,23 @@ impl<H: Handler> Worker<H> {
         let Phase::ClientHandshake { key } = &c.io.phase else {
             return false;
         };
-        match parse_response(c.rd.pending(), &limits, key, &cfg.subprotocols, false) {
+        #[cfg(feature = "deflate")]
+        let offered = cfg.deflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        let offered = false;
+        let parsed = parse_response(c.rd.pending(), &limits, key, &cfg.subprotocols, offered);
+        #[cfg(feature = "deflate")]
+        let parsed = parsed.and_then(|r| match (r, cfg.deflate.as_ref()) {
+            (Some((resp, n)), Some(dc)) => {
+                match crate::proto::deflate::client_check_response(resp.extensions(), dc)? {
+                    Some(params) => enable_deflate(c, &params, dc),
+                    None => {}
+                }
+                Ok(Some((resp, n)))
+            }
+            (r, _) => Ok(r),
+        });
+        match parsed {
             Ok(None) => false,
             Ok(Some((resp, n))) => {
                 c.io.subprotocol = resp.protocol().map(str::to_owned);
@@ -1045,6 +1081,10 @@ impl<H: Handler> Worker<H> {
         let Conn { io, rd, data } = c;
         if let Some(limit) = io.read_limit.take() {
             rd.dec.set_max_message_size(limit);
+            #[cfg(feature = "deflate")]
+            if let Some(inf) = rd.inflater.as_mut() {
+                inf.set_limit(limit);
+            }
         }
         loop {
             if io.kill || io.paused || io.close_after_flush {
@@ -1074,39 +1114,62 @@ impl<H: Handler> Worker<H> {
                 Event::Data(d) => {
                     if closing {
                         // After our close, data is discarded (RFC 6455 §5.5.1).
-                    } else if d.first {
-                        let mode = handler.on_message_start(&mut ctx, d.kind);
-                        rd.delivery = Some((d.kind, mode));
-                        if d.last && mode == Delivery::Whole {
-                            handler.on_message(
-                                &mut ctx,
-                                MessageRef {
-                                    kind: d.kind,
-                                    data: d.payload,
-                                },
-                            );
-                            rd.delivery = None;
-                        } else {
-                            deliver_piece(
-                                handler,
-                                &mut ctx,
-                                &mut rd.msg,
-                                d.payload,
-                                d.last,
-                                mode,
-                                d.kind,
-                            );
+                    } else {
+                        if d.first {
+                            let mode = handler.on_message_start(&mut ctx, d.kind);
+                            rd.delivery = Some((d.kind, mode));
                         }
-                    } else if let Some((kind, mode)) = rd.delivery {
-                        deliver_piece(
-                            handler,
-                            &mut ctx,
-                            &mut rd.msg,
-                            d.payload,
-                            d.last,
-                            mode,
-                            kind,
-                        );
+                        if let Some((kind, mode)) = rd.delivery {
+                            if d.compressed {
+                                #[cfg(feature = "deflate")]
+                                let res = match rd.inflater.as_mut() {
+                                    Some(inf) => {
+                                        let msg = &mut rd.msg;
+                                        inf.push(&d, &mut |piece| {
+                                            deliver_piece(handler, &mut ctx, msg, piece, false, mode, kind);
+                                            Ok(())
+                                        })
+                                    }
+                                    None => Err(ProtocolError::InvalidCompressedData.into()),
+                                };
+                                #[cfg(not(feature = "deflate"))]
+                                let res: Result<()> = Err(ProtocolError::InvalidCompressedData.into());
+                                if let Err(e) = res {
+                                    // 1007 for data that does not inflate, 1009 past the limit.
+                                    let code = e.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
+                                    let _ = ctx.io.start_close(&mut ctx.core.shared, code, "");
+                                    ctx.io.end = Some((code, String::new()));
+                                    ctx.io.close_after_flush = true;
+                                    handler.on_error(&mut ctx, &e);
+                                    rd.start = rd.end;
+                                    rd.delivery = None;
+                                    rd.msg = Vec::new();
+                                    return;
+                                }
+                                if d.last {
+                                    end_message(handler, &mut ctx, &mut rd.msg, mode, kind);
+                                }
+                            } else if d.first && d.last && mode == Delivery::Whole {
+                                // Arrived whole: straight from the read buffer, no copy.
+                                handler.on_message(
+                                    &mut ctx,
+                                    MessageRef {
+                                        kind,
+                                        data: d.payload,
+                                    },
+                                );
+                            } else {
+                                deliver_piece(
+                                    handler,
+                                    &mut ctx,
+                                    &mut rd.msg,
+                                    d.payload,
+                                    d.last,
+                                    mode,
+                                    kind,
+                                );
+                            }
+                        }
                     }
                     if d.last {
                         rd.delivery = None;
@@ -1441,13 +1504,17 @@ impl<H: Handler> Worker<H> {
         });
         let key = generate_key();
         let mut request = Vec::with_capacity(256);
+        #[cfg(feature = "deflate")]
+        let offer = cfg.deflate.as_ref().map(crate::proto::deflate::client_offer);
+        #[cfg(not(feature = "deflate"))]
+        let offer: Option<String> = None;
         write_request(
             &ClientOffer {
                 host: &url.authority,
                 target: &url.target,
                 key: &key,
                 protocols: &cfg.subprotocols,
-                extensions: None,
+                extensions: offer.as_deref(),
                 extra: &cfg.headers,
             },
             &mut request,
@@ -1527,24 +1594,50 @@ fn deliver_piece<H: Handler>(
     kind: MessageKind,
 ) {
     match mode {
-        Delivery::Stream => {
-            handler.on_chunk(ctx, piece);
-            if last {
-                handler.on_message_end(ctx);
-            }
-        }
+        Delivery::Stream => handler.on_chunk(ctx, piece),
+        Delivery::Whole => msg.extend_from_slice(piece),
+    }
+    if last {
+        end_message(handler, ctx, msg, mode, kind);
+    }
+}
+
+/// Ends a message: the whole message, or the end of a stream.
+fn end_message<H: Handler>(
+    handler: &mut H,
+    ctx: &mut Ctx<'_, H::Data>,
+    msg: &mut Vec<u8>,
+    mode: Delivery,
+    kind: MessageKind,
+) {
+    match mode {
+        Delivery::Stream => handler.on_message_end(ctx),
         Delivery::Whole => {
-            msg.extend_from_slice(piece);
-            if last {
-                handler.on_message(ctx, MessageRef { kind, data: msg });
-                if msg.capacity() > 1 << 20 {
-                    *msg = Vec::new();
-                } else {
-                    msg.clear();
-                }
+            handler.on_message(ctx, MessageRef { kind, data: msg });
+            if msg.capacity() > 1 << 20 {
+                *msg = Vec::new();
+            } else {
+                msg.clear();
             }
         }
     }
+}
+
+/// Turns on permessage-deflate for a connection with negotiated `params`.
+#[cfg(feature = "deflate")]
+fn enable_deflate<D>(
+    c: &mut Conn<D>,
+    params: &crate::proto::deflate::DeflateParams,
+    cfg: &crate::proto::deflate::DeflateConfig,
+) {
+    let role = c.io.role;
+    c.io.deflater = Some(crate::proto::deflate::MessageDeflater::new(params, role, cfg));
+    c.rd.dec.set_rsv1_allowed(true);
+    c.rd.inflater = Some(crate::proto::deflate::MessageInflater::new(
+        params,
+        role,
+        c.rd.dec.max_message_size(),
+    ));
 }
 
 /// Best-effort 503 for a connection we cannot take.

@@ -13,6 +13,8 @@
 
 pub mod close;
 pub mod decoder;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod encoder;
 pub mod frame;
 pub mod handshake;

@@ -1,0 +1,772 @@
+//! permessage-deflate (RFC 7692): negotiation, and per-message compression and
+//! decompression shared by both IO layers. Only with the `deflate` feature.
+//!
+//! Negotiation: [`client_offer`] builds the client's offer, [`server_accept`] picks the
+//! first acceptable offer from a request (declining malformed ones, §5),
+//! [`client_check_response`] validates the server's answer (failing the handshake on
+//! anything malformed, §5). Data: [`MessageDeflater`] compresses outgoing messages
+//! (the trailing `00 00 ff ff` removed, §7.2.1) and [`MessageInflater`] decompresses
+//! incoming ones fragment by fragment, enforcing the read limit on the *decompressed*
+//! size (a decompression bomb stops at the limit) and UTF-8 of text as it inflates.
+//!
+//! zlib cannot compress with a window of 8 bits; offers and answers that would make
+//! us compress with 8 are declined (server) or refused (client). Decompression uses at
+//! least 9 bits, which reads any stream made with 8.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::{Error, HandshakeError, ProtocolError};
+use crate::proto::decoder::DataChunk;
+use crate::proto::utf8::Utf8Validator;
+use crate::proto::{MessageKind, Role};
+
+/// The extension token.
+pub const EXTENSION: &str = "permessage-deflate";
+
+/// What an endpoint offers (client) or accepts (server). Defaults: level 6, context
+/// takeover in both directions, 15-bit windows, compress messages of 32 bytes or more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeflateConfig {
+    /// zlib compression level, 0-9. Default: 6.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed (the streaming writers always
+    /// compress). Default: 32.
+    pub min_message_size: usize,
+    /// Server: always reset the server's compressor after each message. Client: ask
+    /// the server to. Default: false.
+    pub server_no_context_takeover: bool,
+    /// Server: ask the client to reset its compressor after each message. Client:
+    /// reset ours regardless (and say so in the offer). Default: false.
+    pub client_no_context_takeover: bool,
+    /// Server: the largest window the server compresses with. Client: ask the server
+    /// for at most this. `None`: 15. Values 9-15.
+    pub server_max_window_bits: Option<u8>,
+    /// Server: ask the client for at most this window. Client: the largest window the
+    /// client compresses with. `None`: 15. Values 9-15.
+    pub client_max_window_bits: Option<u8>,
+    /// Server: accept a client's request for `server_no_context_takeover`.
+    /// Default: true.
+    pub accept_no_context_takeover: bool,
+    /// Server: accept a client's request for a smaller `server_max_window_bits`.
+    /// Default: true.
+    pub accept_max_window_bits: bool,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        DeflateConfig {
+            level: 6,
+            min_message_size: 32,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: None,
+            client_max_window_bits: None,
+            accept_no_context_takeover: true,
+            accept_max_window_bits: true,
+        }
+    }
+}
+
+/// The negotiated parameters of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The server resets its compressor after each message.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compressor after each message.
+    pub client_no_context_takeover: bool,
+    /// The server's compression window (9-15).
+    pub server_max_window_bits: u8,
+    /// The client's compression window (8-15; we decompress 8 with 9).
+    pub client_max_window_bits: u8,
+}
+
+impl DeflateParams {
+    /// (our window bits, our no-context-takeover, peer's window bits, peer's
+    /// no-context-takeover) for an endpoint playing `role`.
+    fn split(&self, role: Role) -> (u8, bool, u8, bool) {
+        match role {
+            Role::Server => (
+                self.server_max_window_bits,
+                self.server_no_context_takeover,
+                self.client_max_window_bits,
+                self.client_no_context_takeover,
+            ),
+            Role::Client => (
+                self.client_max_window_bits,
+                self.client_no_context_takeover,
+                self.server_max_window_bits,
+                self.server_no_context_takeover,
+            ),
+        }
+    }
+}
+
+/// One `permessage-deflate` element of an extensions header, parsed.
+#[derive(Debug, Default)]
+struct Params {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// `Some(None)`: present without a value.
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+fn parse_bits(v: Option<&str>) -> Result<u8, String> {
+    let v = v.ok_or("a window size needs a value")?;
+    let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+    // RFC 7692 §7.1.2: 1*DIGIT without leading zeros, 8 to 15.
+    if v.is_empty() || v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("window bits {v:?} is not a decimal integer"));
+    }
+    match v.parse::<u8>() {
+        Ok(n @ 8..=15) => Ok(n),
+        _ => Err(format!("window bits {v} is outside 8-15")),
+    }
+}
+
+/// Splits an extensions header value into elements of `(name, [(param, value)])`.
+fn elements(header: &str) -> Vec<(&str, Vec<(&str, Option<&str>)>)> {
+    header
+        .split(',')
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut parts = e.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let params = parts
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (k.trim(), Some(v.trim())),
+                    None => (p, None),
+                })
+                .collect();
+            (name, params)
+        })
+        .collect()
+}
+
+fn parse_params(params: &[(&str, Option<&str>)]) -> Result<Params, String> {
+    let mut out = Params::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for &(k, v) in params {
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+            return Err(format!("duplicate parameter {k}"));
+        }
+        seen.push(k);
+        match k.to_ascii_lowercase().as_str() {
+            "server_no_context_takeover" | "client_no_context_takeover" if v.is_some() => {
+                return Err(format!("{k} takes no value"));
+            }
+            "server_no_context_takeover" => out.server_no_context_takeover = true,
+            "client_no_context_takeover" => out.client_no_context_takeover = true,
+            "server_max_window_bits" => out.server_max_window_bits = Some(parse_bits(v)?),
+            "client_max_window_bits" => {
+                out.client_max_window_bits = Some(match v {
+                    None => None,
+                    v => Some(parse_bits(v)?),
+                });
+            }
+            _ => return Err(format!("unknown parameter {k}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The client's offer (the `Sec-WebSocket-Extensions` request header value).
+pub fn client_offer(cfg: &DeflateConfig) -> String {
+    let mut s = String::from(EXTENSION);
+    if cfg.server_no_context_takeover {
+        s.push_str("; server_no_context_takeover");
+    }
+    if cfg.client_no_context_takeover {
+        s.push_str("; client_no_context_takeover");
+    }
+    if let Some(b) = cfg.server_max_window_bits {
+        s.push_str(&format!("; server_max_window_bits={}", b.clamp(9, 15)));
+    }
+    match cfg.client_max_window_bits {
+        Some(b) => s.push_str(&format!("; client_max_window_bits={}", b.clamp(9, 15))),
+        None => s.push_str("; client_max_window_bits"),
+    }
+    s
+}
+
+/// Server side: picks the first acceptable `permessage-deflate` offer among the
+/// request's `Sec-WebSocket-Extensions` values. Malformed offers (unknown or duplicate
+/// parameters, invalid values) and offers we cannot honour are declined, as RFC 7692
+/// §5 requires; the next offer is tried. Returns the parameters and the response
+/// header value, or `None` (no compression on this connection).
+pub fn server_accept<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    cfg: &DeflateConfig,
+) -> Option<(DeflateParams, String)> {
+    for header in headers {
+        for (name, raw) in elements(header) {
+            if !name.eq_ignore_ascii_case(EXTENSION) {
+                continue;
+            }
+            let Ok(offer) = parse_params(&raw) else {
+                continue;
+            };
+            if let Some(r) = accept_offer(&offer, cfg) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+fn accept_offer(offer: &Params, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
+    if offer.server_no_context_takeover && !cfg.accept_no_context_takeover {
+        return None;
+    }
+    let ours = cfg.server_max_window_bits.unwrap_or(15).clamp(9, 15);
+    let server_bits = match offer.server_max_window_bits {
+        // zlib cannot compress with an 8-bit window.
+        Some(8) => return None,
+        Some(_) if !cfg.accept_max_window_bits => return None,
+        Some(n) => n.min(ours),
+        None => ours,
+    };
+    let client_bits = match offer.client_max_window_bits {
+        // The client cannot be asked for a smaller window: it compresses with 15.
+        None => 15,
+        Some(offered) => {
+            let limit = offered.unwrap_or(15);
+            cfg.client_max_window_bits.map_or(limit, |b| b.clamp(9, 15).min(limit))
+        }
+    };
+    let params = DeflateParams {
+        server_no_context_takeover: offer.server_no_context_takeover || cfg.server_no_context_takeover,
+        // Only our answer obliges the client; its own hint in the offer does not
+        // make it safe to drop our inflater's context (a peer may ignore its hint).
+        client_no_context_takeover: cfg.client_no_context_takeover,
+        server_max_window_bits: server_bits,
+        client_max_window_bits: client_bits,
+    };
+    let mut resp = String::from(EXTENSION);
+    if params.server_no_context_takeover {
+        resp.push_str("; server_no_context_takeover");
+    }
+    if cfg.client_no_context_takeover {
+        resp.push_str("; client_no_context_takeover");
+    }
+    if offer.server_max_window_bits.is_some() || server_bits < 15 {
+        resp.push_str(&format!("; server_max_window_bits={server_bits}"));
+    }
+    if offer.client_max_window_bits.is_some() && client_bits < 15 {
+        resp.push_str(&format!("; client_max_window_bits={client_bits}"));
+    }
+    Some((params, resp))
+}
+
+fn bad_response(why: impl Into<String>) -> HandshakeError {
+    HandshakeError::InvalidExtension(why.into())
+}
+
+/// Client side: checks the server's `Sec-WebSocket-Extensions` answer to our
+/// [`client_offer`]. Anything malformed, unknown, or beyond what we offered fails the
+/// handshake (RFC 7692 §5). `None` (no header) means no compression.
+pub fn client_check_response(
+    header: Option<&str>,
+    cfg: &DeflateConfig,
+) -> Result<Option<DeflateParams>, HandshakeError> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let els = elements(header);
+    let mut found = None;
+    for (name, raw) in els {
+        if !name.eq_ignore_ascii_case(EXTENSION) {
+            return Err(HandshakeError::UnexpectedExtension(name.to_owned()));
+        }
+        if found.is_some() {
+            return Err(bad_response("permessage-deflate accepted twice"));
+        }
+        found = Some(parse_params(&raw).map_err(bad_response)?);
+    }
+    let Some(p) = found else {
+        return Ok(None);
+    };
+    if let (Some(asked), Some(got)) = (cfg.server_max_window_bits, p.server_max_window_bits)
+        && got > asked
+    {
+        return Err(bad_response(format!(
+            "server_max_window_bits={got} exceeds the {asked} we asked for"
+        )));
+    }
+    if cfg.server_no_context_takeover && !p.server_no_context_takeover {
+        return Err(bad_response("server ignored server_no_context_takeover"));
+    }
+    let client_bits = match p.client_max_window_bits {
+        Some(None) => return Err(bad_response("client_max_window_bits needs a value in a response")),
+        Some(Some(8)) => return Err(bad_response("client_max_window_bits=8 cannot be honoured by zlib")),
+        Some(Some(n)) => n.min(cfg.client_max_window_bits.unwrap_or(15)),
+        None => cfg.client_max_window_bits.unwrap_or(15).clamp(9, 15),
+    };
+    Ok(Some(DeflateParams {
+        server_no_context_takeover: p.server_no_context_takeover,
+        client_no_context_takeover: p.client_no_context_takeover || cfg.client_no_context_takeover,
+        server_max_window_bits: p.server_max_window_bits.unwrap_or(15),
+        client_max_window_bits: client_bits,
+    }))
+}
+
+/// The marker a sync flush ends with; stripped on send, appended on receive (§7.2).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Decompressed output is produced in pieces of this size.
+const INFLATE_CHUNK: usize = 16 * 1024;
+
+fn zerr() -> Error {
+    Error::Protocol(ProtocolError::InvalidCompressedData)
+}
+
+/// Compresses outgoing messages for one connection.
+pub struct MessageDeflater {
+    state: Option<Compress>,
+    level: Compression,
+    bits: u8,
+    no_context_takeover: bool,
+    min_size: usize,
+}
+
+impl std::fmt::Debug for MessageDeflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageDeflater")
+            .field("allocated", &self.state.is_some())
+            .field("bits", &self.bits)
+            .field("no_context_takeover", &self.no_context_takeover)
+            .finish()
+    }
+}
+
+impl MessageDeflater {
+    /// The compressor of an endpoint playing `role` under `params`.
+    pub fn new(params: &DeflateParams, role: Role, cfg: &DeflateConfig) -> Self {
+        let (bits, nct, _, _) = params.split(role);
+        MessageDeflater {
+            state: None,
+            level: Compression::new(cfg.level.min(9)),
+            bits: bits.clamp(9, 15),
+            no_context_takeover: nct,
+            min_size: cfg.min_message_size,
+        }
+    }
+
+    /// Whether a whole message of `len` bytes is worth compressing.
+    pub fn wants(&self, len: usize) -> bool {
+        len >= self.min_size
+    }
+
+    fn state(&mut self) -> &mut Compress {
+        let (level, bits) = (self.level, self.bits);
+        self.state
+            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, bits))
+    }
+
+    /// Compresses `input` into `out` (appended), without ending the message.
+    pub fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let c = self.state();
+        while !input.is_empty() {
+            out.reserve(input.len() / 2 + 64);
+            let before = c.total_in();
+            c.compress_vec(input, out, FlushCompress::None)
+                .map_err(|_| zerr())?;
+            let used = (c.total_in() - before) as usize;
+            input = &input[used..];
+        }
+        Ok(())
+    }
+
+    /// Ends the message: flushes, removes the `00 00 ff ff` tail (§7.2.1), and resets
+    /// the context if context takeover is off.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = out.len();
+        let c = self.state();
+        loop {
+            out.reserve(64);
+            c.compress_vec(&[], out, FlushCompress::Sync)
+                .map_err(|_| zerr())?;
+            if out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if out.len() == start {
+            // zlib emits nothing for a second sync flush in a row (an empty message
+            // right after another); RFC 7692 §7.2.3.6: the payload is then 0x00, an
+            // empty stored block without its LEN/NLEN tail.
+            out.push(0x00);
+        }
+        if self.no_context_takeover {
+            // No context to keep: give the memory back; it is rebuilt on the next message.
+            self.state = None;
+        }
+        Ok(())
+    }
+
+    /// Compresses a whole message into `out` (appended).
+    pub fn compress_message(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.compress(input, out)?;
+        self.finish(out)
+    }
+
+    /// True while compressor state is allocated (for memory accounting).
+    pub fn is_allocated(&self) -> bool {
+        self.state.is_some()
+    }
+}
+
+/// Decompresses incoming messages for one connection, fragment by fragment.
+pub struct MessageInflater {
+    state: Option<Decompress>,
+    bits: u8,
+    no_context_takeover: bool,
+    ended: bool,
+    /// Compressed bytes seen in the current message.
+    fed: u64,
+    limit: u64,
+    total: u64,
+    text: bool,
+    utf8: Utf8Validator,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for MessageInflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageInflater")
+            .field("allocated", &self.state.is_some())
+            .field("bits", &self.bits)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl MessageInflater {
+    /// The decompressor of an endpoint playing `role` under `params`, with a read
+    /// limit on the decompressed size of a message.
+    pub fn new(params: &DeflateParams, role: Role, limit: u64) -> Self {
+        let (_, _, bits, nct) = params.split(role);
+        MessageInflater {
+            state: None,
+            bits: bits.clamp(9, 15),
+            no_context_takeover: nct,
+            ended: false,
+            fed: 0,
+            limit,
+            total: 0,
+            text: false,
+            utf8: Utf8Validator::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Changes the read limit (decompressed bytes per message).
+    pub fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+
+    /// Inflates one compressed piece from the decoder and passes the decompressed
+    /// bytes to `sink`, in pieces of at most 16 KiB. Fails with 1009 as soon as the
+    /// message passes the read limit, with 1007 for text that is not UTF-8 or data
+    /// that does not inflate.
+    pub fn push(
+        &mut self,
+        chunk: &DataChunk<'_>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        if chunk.first {
+            self.total = 0;
+            self.fed = 0;
+            self.text = chunk.kind == MessageKind::Text;
+            self.utf8.reset();
+        }
+        if !chunk.payload.is_empty() {
+            self.fed += chunk.payload.len() as u64;
+            self.inflate(chunk.payload, FlushDecompress::None, sink)?;
+        }
+        if chunk.last {
+            // An empty compressed payload is an empty message: appending the tail to
+            // nothing would not be a deflate block, so the inflater is not touched.
+            if self.fed > 0 {
+                self.inflate(&TAIL, FlushDecompress::Sync, sink)?;
+            }
+            if self.text && self.utf8.finish().is_err() {
+                return Err(ProtocolError::InvalidUtf8.into());
+            }
+            if self.no_context_takeover || self.ended {
+                // A final block (BFINAL) or no context takeover: start afresh next time.
+                self.state = None;
+                self.ended = false;
+            }
+            if self.out.capacity() > INFLATE_CHUNK {
+                self.out = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
+    fn inflate(
+        &mut self,
+        mut input: &[u8],
+        flush: FlushDecompress,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        if self.out.capacity() < INFLATE_CHUNK {
+            self.out = Vec::with_capacity(INFLATE_CHUNK);
+        }
+        let bits = self.bits;
+        let d = self
+            .state
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        loop {
+            if self.ended {
+                // Data after a final block is not part of this deflate stream.
+                return if input.iter().all(|&b| b == 0) || input == TAIL {
+                    Ok(())
+                } else {
+                    Err(zerr())
+                };
+            }
+            self.out.clear();
+            let before = d.total_in();
+            let status = d
+                .decompress_vec(input, &mut self.out, flush)
+                .map_err(|_| zerr())?;
+            let used = (d.total_in() - before) as usize;
+            input = &input[used..];
+            if status == Status::StreamEnd {
+                self.ended = true;
+            }
+            if !self.out.is_empty() {
+                self.total += self.out.len() as u64;
+                if self.total > self.limit {
+                    return Err(Error::MessageTooBig { limit: self.limit });
+                }
+                if self.text && self.utf8.feed(&self.out).is_err() {
+                    return Err(ProtocolError::InvalidUtf8.into());
+                }
+                sink(&self.out)?;
+            }
+            let full = self.out.len() == self.out.capacity();
+            if input.is_empty() && !full {
+                return Ok(());
+            }
+            if used == 0 && !full && !self.ended {
+                // No progress with input left and room to write: corrupt stream.
+                return Err(zerr());
+            }
+        }
+    }
+
+    /// True while decompressor state is allocated (for memory accounting).
+    pub fn is_allocated(&self) -> bool {
+        self.state.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negotiate(offer: &str, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
+        server_accept(std::iter::once(offer), cfg)
+    }
+
+    #[test]
+    fn default_offer_round_trip() {
+        let cfg = DeflateConfig::default();
+        let offer = client_offer(&cfg);
+        assert_eq!(offer, "permessage-deflate; client_max_window_bits");
+        let (p, resp) = negotiate(&offer, &cfg).unwrap();
+        assert_eq!(resp, "permessage-deflate");
+        assert_eq!(client_check_response(Some(&resp), &cfg).unwrap(), Some(p));
+    }
+
+    #[test]
+    fn server_honours_requests_and_declines_what_it_cannot() {
+        let cfg = DeflateConfig::default();
+        let (p, resp) = negotiate(
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; client_max_window_bits",
+            &cfg,
+        )
+        .unwrap();
+        assert!(p.server_no_context_takeover);
+        assert_eq!(p.server_max_window_bits, 9);
+        assert_eq!(resp, "permessage-deflate; server_no_context_takeover; server_max_window_bits=9");
+        // Several offers: the first acceptable one wins; malformed ones are skipped.
+        for bad in [
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=09",
+            "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; foo",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; server_max_window_bits=8",
+        ] {
+            assert!(negotiate(bad, &cfg).is_none(), "{bad}");
+            let two = format!("{bad}, permessage-deflate");
+            assert_eq!(negotiate(&two, &cfg).map(|r| r.1), Some("permessage-deflate".into()), "{bad}");
+        }
+        let strict = DeflateConfig {
+            accept_no_context_takeover: false,
+            ..cfg
+        };
+        assert!(negotiate("permessage-deflate; server_no_context_takeover", &strict).is_none());
+        assert!(negotiate("x-webkit-deflate-frame", &DeflateConfig::default()).is_none());
+    }
+
+    #[test]
+    fn client_refuses_malformed_responses() {
+        let cfg = DeflateConfig {
+            server_max_window_bits: Some(10),
+            ..DeflateConfig::default()
+        };
+        for bad in [
+            "permessage-deflate; server_max_window_bits=12",
+            "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10",
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; client_max_window_bits=8",
+            "permessage-deflate; bogus",
+            "permessage-deflate, permessage-deflate",
+            "x-other",
+        ] {
+            assert!(client_check_response(Some(bad), &cfg).is_err(), "{bad}");
+        }
+        let p = client_check_response(Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=11"), &cfg)
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (10, 11));
+    }
+
+    fn roundtrip(params: &DeflateParams, messages: &[&[u8]]) {
+        let cfg = DeflateConfig::default();
+        let mut tx = MessageDeflater::new(params, Role::Client, &cfg);
+        let mut rx = MessageInflater::new(params, Role::Server, 1 << 20);
+        for m in messages {
+            let mut wire = Vec::new();
+            tx.compress_message(m, &mut wire).unwrap();
+            let chunk = DataChunk {
+                kind: MessageKind::Binary,
+                payload: &wire,
+                first: true,
+                last: true,
+                compressed: true,
+            };
+            let mut got = Vec::new();
+            rx.push(&chunk, &mut |p| {
+                got.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(&got, m);
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_with_and_without_context_takeover() {
+        let msgs: Vec<&[u8]> = vec![b"Hello", b"Hello", b"", b"", &[0u8; 100_000], b"Hello again Hello"];
+        for nct in [false, true] {
+            for bits in [9, 15] {
+                roundtrip(
+                    &DeflateParams {
+                        server_no_context_takeover: nct,
+                        client_no_context_takeover: nct,
+                        server_max_window_bits: bits,
+                        client_max_window_bits: bits,
+                    },
+                    &msgs,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rfc7692_hello_examples() {
+        // §7.2.3.1: "Hello" compressed: c2 ... per the RFC, 0xf2 0x48 0xcd 0xc9 0xc9 0x07 0x00.
+        let p = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let mut rx = MessageInflater::new(&p, Role::Client, 100);
+        let wire = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut got = Vec::new();
+        let chunk = DataChunk {
+            kind: MessageKind::Text,
+            payload: &wire,
+            first: true,
+            last: true,
+            compressed: true,
+        };
+        rx.push(&chunk, &mut |p| {
+            got.extend_from_slice(p);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, b"Hello");
+        // §7.2.3.2: the second "Hello" with context takeover: f2 00 11 00 00.
+        let wire2 = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        let mut got2 = Vec::new();
+        let chunk2 = DataChunk { payload: &wire2, ..chunk };
+        rx.push(&chunk2, &mut |p| {
+            got2.extend_from_slice(p);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got2, b"Hello");
+    }
+
+    #[test]
+    fn decompression_bomb_stops_at_the_limit() {
+        let p = DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let mut tx = MessageDeflater::new(&p, Role::Client, &DeflateConfig::default());
+        let mut wire = Vec::new();
+        tx.compress_message(&vec![0u8; 8 << 20], &mut wire).unwrap();
+        assert!(wire.len() < 64 * 1024, "8 MiB of zeros compress to {} bytes", wire.len());
+        let mut rx = MessageInflater::new(&p, Role::Server, 1 << 20);
+        let mut seen = 0usize;
+        let chunk = DataChunk {
+            kind: MessageKind::Binary,
+            payload: &wire,
+            first: true,
+            last: true,
+            compressed: true,
+        };
+        let r = rx.push(&chunk, &mut |piece| {
+            seen += piece.len();
+            Ok(())
+        });
+        assert!(matches!(r, Err(Error::MessageTooBig { limit: 1048576 })), "{r:?}");
+        assert!(seen <= 1 << 20, "handed out {seen} bytes before stopping");
+    }
+
+    #[test]
+    fn corrupt_data_is_1007() {
+        let p = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let mut rx = MessageInflater::new(&p, Role::Server, 1 << 20);
+        let chunk = DataChunk {
+            kind: MessageKind::Binary,
+            payload: &[0xff, 0xff, 0xff, 0xff, 0xff],
+            first: true,
+            last: true,
+            compressed: true,
+        };
+        let r = rx.push(&chunk, &mut |_| Ok(()));
+        assert!(matches!(r, Err(Error::Protocol(ProtocolError::InvalidCompressedData))), "{r:?}");
+    }
+}
