@@ -22,11 +22,9 @@ const MAX_MESSAGE: u64 = 64 << 20;
 /// The compression settings under test (`--deflate`).
 #[cfg(feature = "deflate")]
 fn deflate_config() -> silverback::proto::deflate::DeflateConfig {
-    let mut cfg = silverback::proto::deflate::DeflateConfig::default();
     // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): its case code fails
     // on a small echo sent uncompressed, which RFC 7692 allows. Always compress.
-    cfg.min_message_size = 0;
-    cfg
+    silverback::proto::deflate::DeflateConfig::default().min_message_size(0)
 }
 
 fn deflate_requested() -> bool {

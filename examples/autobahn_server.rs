@@ -129,10 +129,8 @@ fn serve_blocking(conn: silverback::Conn<TcpStream>) {
 /// The compression settings under test (`--deflate`).
 #[cfg(feature = "deflate")]
 fn deflate_config() -> silverback::proto::deflate::DeflateConfig {
-    let mut cfg = silverback::proto::deflate::DeflateConfig::default();
     // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): always compress.
-    cfg.min_message_size = 0;
-    cfg
+    silverback::proto::deflate::DeflateConfig::default().min_message_size(0)
 }
 
 fn deflate_requested() -> bool {

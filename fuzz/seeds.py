@@ -102,6 +102,14 @@ def main():
         write("roundtrip", name, b)
         write("blocking_conn", name, b)
     write("blocking_conn", "request-and-frames", REQUEST + SERVER_STREAMS["ping_mid_message"])
+    # RFC 7692 §7.2.3 examples for the inflate target (raw material for arbitrary).
+    for name, b in {
+        "hello": bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]),
+        "hello-again": bytes([0xf2, 0x00, 0x11, 0x00, 0x00]),
+        "empty": bytes([0x00]),
+        "stored": bytes([0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]),
+    }.items():
+        write("inflate", f"rfc7692-{name}", b)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,10 @@ impl Dialer {
         let key = generate_key();
         let mut req = Vec::with_capacity(256);
         #[cfg(feature = "deflate")]
-        let offer = self.deflate.as_ref().map(crate::proto::deflate::client_offer);
+        let offer = self
+            .deflate
+            .as_ref()
+            .map(crate::proto::deflate::client_offer);
         #[cfg(not(feature = "deflate"))]
         let offer: Option<String> = None;
         write_request(
@@ -203,9 +206,13 @@ impl Dialer {
                 }
             };
             buf.truncate(len + n);
-            if let Some((resp, head)) =
-                parse_response(&buf, &self.limits, &key, &self.subprotocols, offer.is_some())?
-            {
+            if let Some((resp, head)) = parse_response(
+                &buf,
+                &self.limits,
+                &key,
+                &self.subprotocols,
+                offer.is_some(),
+            )? {
                 if deadline.is_some() {
                     let _ = stream.set_read_timeout(None);
                 }

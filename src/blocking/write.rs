@@ -57,7 +57,9 @@ impl WriteCore {
         cfg: &crate::proto::deflate::DeflateConfig,
     ) {
         let role = self.enc.role();
-        self.deflater = Some(crate::proto::deflate::MessageDeflater::new(params, role, cfg));
+        self.deflater = Some(crate::proto::deflate::MessageDeflater::new(
+            params, role, cfg,
+        ));
     }
 
     /// True if messages are compressed (permessage-deflate negotiated).
@@ -73,7 +75,10 @@ impl WriteCore {
     pub(crate) fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         match self.deflater.as_mut() {
             Some(d) => d.compress(data, out),
-            None => Ok(out.extend_from_slice(data)),
+            None => {
+                out.extend_from_slice(data);
+                Ok(())
+            }
         }
     }
 

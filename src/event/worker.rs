@@ -1010,9 +1010,10 @@ impl<H: Handler> Worker<H> {
         #[cfg(feature = "deflate")]
         let parsed = parsed.and_then(|r| match (r, cfg.deflate.as_ref()) {
             (Some((resp, n)), Some(dc)) => {
-                match crate::proto::deflate::client_check_response(resp.extensions(), dc)? {
-                    Some(params) => enable_deflate(c, &params, dc),
-                    None => {}
+                if let Some(params) =
+                    crate::proto::deflate::client_check_response(resp.extensions(), dc)?
+                {
+                    enable_deflate(c, &params, dc);
                 }
                 Ok(Some((resp, n)))
             }
@@ -1126,14 +1127,17 @@ impl<H: Handler> Worker<H> {
                                     Some(inf) => {
                                         let msg = &mut rd.msg;
                                         inf.push(&d, &mut |piece| {
-                                            deliver_piece(handler, &mut ctx, msg, piece, false, mode, kind);
+                                            deliver_piece(
+                                                handler, &mut ctx, msg, piece, false, mode, kind,
+                                            );
                                             Ok(())
                                         })
                                     }
                                     None => Err(ProtocolError::InvalidCompressedData.into()),
                                 };
                                 #[cfg(not(feature = "deflate"))]
-                                let res: Result<()> = Err(ProtocolError::InvalidCompressedData.into());
+                                let res: Result<()> =
+                                    Err(ProtocolError::InvalidCompressedData.into());
                                 if let Err(e) = res {
                                     // 1007 for data that does not inflate, 1009 past the limit.
                                     let code = e.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
@@ -1505,7 +1509,10 @@ impl<H: Handler> Worker<H> {
         let key = generate_key();
         let mut request = Vec::with_capacity(256);
         #[cfg(feature = "deflate")]
-        let offer = cfg.deflate.as_ref().map(crate::proto::deflate::client_offer);
+        let offer = cfg
+            .deflate
+            .as_ref()
+            .map(crate::proto::deflate::client_offer);
         #[cfg(not(feature = "deflate"))]
         let offer: Option<String> = None;
         write_request(
@@ -1631,7 +1638,9 @@ fn enable_deflate<D>(
     cfg: &crate::proto::deflate::DeflateConfig,
 ) {
     let role = c.io.role;
-    c.io.deflater = Some(crate::proto::deflate::MessageDeflater::new(params, role, cfg));
+    c.io.deflater = Some(crate::proto::deflate::MessageDeflater::new(
+        params, role, cfg,
+    ));
     c.rd.dec.set_rsv1_allowed(true);
     c.rd.inflater = Some(crate::proto::deflate::MessageInflater::new(
         params,

@@ -68,6 +68,58 @@ impl Default for DeflateConfig {
     }
 }
 
+impl DeflateConfig {
+    /// zlib compression level, 0-9. Default: 6.
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// Messages shorter than this are sent uncompressed. Default: 32.
+    pub fn min_message_size(mut self, n: usize) -> Self {
+        self.min_message_size = n;
+        self
+    }
+
+    /// See [`DeflateConfig::server_no_context_takeover`](#structfield.server_no_context_takeover).
+    pub fn server_no_context_takeover(mut self, on: bool) -> Self {
+        self.server_no_context_takeover = on;
+        self
+    }
+
+    /// See [`DeflateConfig::client_no_context_takeover`](#structfield.client_no_context_takeover).
+    pub fn client_no_context_takeover(mut self, on: bool) -> Self {
+        self.client_no_context_takeover = on;
+        self
+    }
+
+    /// See [`DeflateConfig::server_max_window_bits`](#structfield.server_max_window_bits)
+    /// (clamped to 9-15).
+    pub fn server_max_window_bits(mut self, bits: Option<u8>) -> Self {
+        self.server_max_window_bits = bits.map(|b| b.clamp(9, 15));
+        self
+    }
+
+    /// See [`DeflateConfig::client_max_window_bits`](#structfield.client_max_window_bits)
+    /// (clamped to 9-15).
+    pub fn client_max_window_bits(mut self, bits: Option<u8>) -> Self {
+        self.client_max_window_bits = bits.map(|b| b.clamp(9, 15));
+        self
+    }
+
+    /// See [`DeflateConfig::accept_no_context_takeover`](#structfield.accept_no_context_takeover).
+    pub fn accept_no_context_takeover(mut self, on: bool) -> Self {
+        self.accept_no_context_takeover = on;
+        self
+    }
+
+    /// See [`DeflateConfig::accept_max_window_bits`](#structfield.accept_max_window_bits).
+    pub fn accept_max_window_bits(mut self, on: bool) -> Self {
+        self.accept_max_window_bits = on;
+        self
+    }
+}
+
 /// The negotiated parameters of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateParams {
@@ -114,7 +166,10 @@ struct Params {
 
 fn parse_bits(v: Option<&str>) -> Result<u8, String> {
     let v = v.ok_or("a window size needs a value")?;
-    let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+    let v = v
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v);
     // RFC 7692 §7.1.2: 1*DIGIT without leading zeros, 8 to 15.
     if v.is_empty() || v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("window bits {v:?} is not a decimal integer"));
@@ -125,8 +180,11 @@ fn parse_bits(v: Option<&str>) -> Result<u8, String> {
     }
 }
 
+/// An extension parameter: name and optional value.
+type Param<'a> = (&'a str, Option<&'a str>);
+
 /// Splits an extensions header value into elements of `(name, [(param, value)])`.
-fn elements(header: &str) -> Vec<(&str, Vec<(&str, Option<&str>)>)> {
+fn elements(header: &str) -> Vec<(&str, Vec<Param<'_>>)> {
     header
         .split(',')
         .filter(|e| !e.trim().is_empty())
@@ -145,7 +203,7 @@ fn elements(header: &str) -> Vec<(&str, Vec<(&str, Option<&str>)>)> {
         .collect()
 }
 
-fn parse_params(params: &[(&str, Option<&str>)]) -> Result<Params, String> {
+fn parse_params(params: &[Param<'_>]) -> Result<Params, String> {
     let mut out = Params::default();
     let mut seen: Vec<&str> = Vec::new();
     for &(k, v) in params {
@@ -233,11 +291,13 @@ fn accept_offer(offer: &Params, cfg: &DeflateConfig) -> Option<(DeflateParams, S
         None => 15,
         Some(offered) => {
             let limit = offered.unwrap_or(15);
-            cfg.client_max_window_bits.map_or(limit, |b| b.clamp(9, 15).min(limit))
+            cfg.client_max_window_bits
+                .map_or(limit, |b| b.clamp(9, 15).min(limit))
         }
     };
     let params = DeflateParams {
-        server_no_context_takeover: offer.server_no_context_takeover || cfg.server_no_context_takeover,
+        server_no_context_takeover: offer.server_no_context_takeover
+            || cfg.server_no_context_takeover,
         // Only our answer obliges the client; its own hint in the offer does not
         // make it safe to drop our inflater's context (a peer may ignore its hint).
         client_no_context_takeover: cfg.client_no_context_takeover,
@@ -299,8 +359,16 @@ pub fn client_check_response(
         return Err(bad_response("server ignored server_no_context_takeover"));
     }
     let client_bits = match p.client_max_window_bits {
-        Some(None) => return Err(bad_response("client_max_window_bits needs a value in a response")),
-        Some(Some(8)) => return Err(bad_response("client_max_window_bits=8 cannot be honoured by zlib")),
+        Some(None) => {
+            return Err(bad_response(
+                "client_max_window_bits needs a value in a response",
+            ));
+        }
+        Some(Some(8)) => {
+            return Err(bad_response(
+                "client_max_window_bits=8 cannot be honoured by zlib",
+            ));
+        }
         Some(Some(n)) => n.min(cfg.client_max_window_bits.unwrap_or(15)),
         None => cfg.client_max_window_bits.unwrap_or(15).clamp(9, 15),
     };
@@ -596,7 +664,10 @@ mod tests {
         .unwrap();
         assert!(p.server_no_context_takeover);
         assert_eq!(p.server_max_window_bits, 9);
-        assert_eq!(resp, "permessage-deflate; server_no_context_takeover; server_max_window_bits=9");
+        assert_eq!(
+            resp,
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9"
+        );
         // Several offers: the first acceptable one wins; malformed ones are skipped.
         for bad in [
             "permessage-deflate; server_max_window_bits",
@@ -609,7 +680,11 @@ mod tests {
         ] {
             assert!(negotiate(bad, &cfg).is_none(), "{bad}");
             let two = format!("{bad}, permessage-deflate");
-            assert_eq!(negotiate(&two, &cfg).map(|r| r.1), Some("permessage-deflate".into()), "{bad}");
+            assert_eq!(
+                negotiate(&two, &cfg).map(|r| r.1),
+                Some("permessage-deflate".into()),
+                "{bad}"
+            );
         }
         let strict = DeflateConfig {
             accept_no_context_takeover: false,
@@ -636,10 +711,16 @@ mod tests {
         ] {
             assert!(client_check_response(Some(bad), &cfg).is_err(), "{bad}");
         }
-        let p = client_check_response(Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=11"), &cfg)
-            .unwrap()
-            .unwrap();
-        assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (10, 11));
+        let p = client_check_response(
+            Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=11"),
+            &cfg,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (p.server_max_window_bits, p.client_max_window_bits),
+            (10, 11)
+        );
     }
 
     fn roundtrip(params: &DeflateParams, messages: &[&[u8]]) {
@@ -668,7 +749,14 @@ mod tests {
 
     #[test]
     fn messages_round_trip_with_and_without_context_takeover() {
-        let msgs: Vec<&[u8]> = vec![b"Hello", b"Hello", b"", b"", &[0u8; 100_000], b"Hello again Hello"];
+        let msgs: Vec<&[u8]> = vec![
+            b"Hello",
+            b"Hello",
+            b"",
+            b"",
+            &[0u8; 100_000],
+            b"Hello again Hello",
+        ];
         for nct in [false, true] {
             for bits in [9, 15] {
                 roundtrip(
@@ -712,7 +800,10 @@ mod tests {
         // §7.2.3.2: the second "Hello" with context takeover: f2 00 11 00 00.
         let wire2 = [0xf2, 0x00, 0x11, 0x00, 0x00];
         let mut got2 = Vec::new();
-        let chunk2 = DataChunk { payload: &wire2, ..chunk };
+        let chunk2 = DataChunk {
+            payload: &wire2,
+            ..chunk
+        };
         rx.push(&chunk2, &mut |p| {
             got2.extend_from_slice(p);
             Ok(())
@@ -732,7 +823,11 @@ mod tests {
         let mut tx = MessageDeflater::new(&p, Role::Client, &DeflateConfig::default());
         let mut wire = Vec::new();
         tx.compress_message(&vec![0u8; 8 << 20], &mut wire).unwrap();
-        assert!(wire.len() < 64 * 1024, "8 MiB of zeros compress to {} bytes", wire.len());
+        assert!(
+            wire.len() < 64 * 1024,
+            "8 MiB of zeros compress to {} bytes",
+            wire.len()
+        );
         let mut rx = MessageInflater::new(&p, Role::Server, 1 << 20);
         let mut seen = 0usize;
         let chunk = DataChunk {
@@ -746,7 +841,10 @@ mod tests {
             seen += piece.len();
             Ok(())
         });
-        assert!(matches!(r, Err(Error::MessageTooBig { limit: 1048576 })), "{r:?}");
+        assert!(
+            matches!(r, Err(Error::MessageTooBig { limit: 1048576 })),
+            "{r:?}"
+        );
         assert!(seen <= 1 << 20, "handed out {seen} bytes before stopping");
     }
 
@@ -767,6 +865,12 @@ mod tests {
             compressed: true,
         };
         let r = rx.push(&chunk, &mut |_| Ok(()));
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::InvalidCompressedData))), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Protocol(ProtocolError::InvalidCompressedData))
+            ),
+            "{r:?}"
+        );
     }
 }

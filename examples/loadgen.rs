@@ -1,0 +1,343 @@
+//! A load generator built on silverback's event-loop client.
+//!
+//! ```text
+//! loadgen echo    --url ws://127.0.0.1:9000/ --conns 100 --size 20 --duration 5 [--text] [--server-pid PID]
+//! loadgen idle    --url ws://127.0.0.1:9000/ --conns 10000 --hold 5 --server-pid PID
+//! loadgen connect --url ws://127.0.0.1:9000/ --conns 16 --duration 5 [--server-pid PID]
+//! ```
+//!
+//! * `echo`: closed loop, each connection has one message in flight (like
+//!   uWebSockets' load_test and ../shared/bench's wsload). Prints msgs/s, round-trip
+//!   latency p50/p99, and with `--server-pid` the server's CPU time per message.
+//!   The server must echo every message once (e.g. `examples/echo --plain`).
+//! * `idle`: opens N connections, holds them, prints the server's RSS growth per
+//!   connection (from /proc/PID/status).
+//! * `connect`: keeps N handshakes in flight (connect, upgrade, close) and prints
+//!   handshakes/s and server CPU per handshake.
+//!
+//! Output is one JSON line. Run it pinned to another core than the server
+//! (`taskset -c 1 ...`) so the two do not compete.
+
+mod common;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use silverback::event::{Client, Ctx, Handler, MessageRef};
+use silverback::{CloseCode, Error, MessageKind};
+
+/// utime + stime of a process, in microseconds (Linux /proc).
+fn cpu_us(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks * 10_000)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[derive(Default)]
+struct Conn {
+    sent_at: Option<Instant>,
+}
+
+struct Echo {
+    payload: Vec<u8>,
+    kind: MessageKind,
+    start: Option<Instant>,
+    warmup_until: Option<Instant>,
+    stop_at: Option<Instant>,
+    warmup: Duration,
+    duration: Duration,
+    opened: usize,
+    conns: usize,
+    measured: u64,
+    latencies_us: Vec<u32>,
+    errors: u64,
+    measure_cpu: Option<(u32, u64)>,
+    server_pid: Option<u32>,
+    cpu_used_us: Option<u64>,
+}
+
+impl Echo {
+    fn send(&self, ctx: &mut Ctx<'_, Conn>) {
+        ctx.data().sent_at = Some(Instant::now());
+        let _ = ctx.send(self.kind, &self.payload);
+    }
+}
+
+impl Handler for Echo {
+    type Data = Conn;
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Conn>) {
+        self.opened += 1;
+        if self.opened == self.conns {
+            // Everyone is connected: start the clock.
+            let now = Instant::now();
+            self.start = Some(now);
+            self.warmup_until = Some(now + self.warmup);
+            self.stop_at = Some(now + self.warmup + self.duration);
+        }
+        self.send(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Conn>, msg: MessageRef<'_>) {
+        let now = Instant::now();
+        if msg.data.len() != self.payload.len() {
+            self.errors += 1;
+        }
+        if let (Some(sent), Some(w), Some(stop)) =
+            (ctx.data().sent_at, self.warmup_until, self.stop_at)
+        {
+            if now >= w && now < stop {
+                if self.measured == 0
+                    && let Some(pid) = self.server_pid
+                {
+                    self.measure_cpu = cpu_us(pid).map(|c| (pid, c));
+                }
+                self.measured += 1;
+                self.latencies_us
+                    .push(now.duration_since(sent).as_micros() as u32);
+            }
+            if now >= stop {
+                if let Some((pid, c0)) = self.measure_cpu.take() {
+                    self.cpu_used_us = cpu_us(pid).map(|c| c.saturating_sub(c0));
+                }
+                let _ = ctx.close(CloseCode::NORMAL, "");
+                return;
+            }
+        }
+        self.send(ctx);
+    }
+
+    fn on_error(&mut self, _: &mut Ctx<'_, Conn>, _: &Error) {
+        self.errors += 1;
+    }
+}
+
+fn echo(
+    url: &str,
+    conns: usize,
+    size: usize,
+    duration: f64,
+    text: bool,
+    pid: Option<u32>,
+) -> Result<String, Error> {
+    let mut client = Client::builder()
+        .max_connections(conns + 16)
+        .max_message_size(64 << 20)
+        .max_output_buffer(64 << 20)
+        .build(Echo {
+            payload: vec![b'x'; size],
+            kind: if text {
+                MessageKind::Text
+            } else {
+                MessageKind::Binary
+            },
+            start: None,
+            warmup_until: None,
+            stop_at: None,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs_f64(duration),
+            opened: 0,
+            conns,
+            measured: 0,
+            latencies_us: Vec::new(),
+            errors: 0,
+            measure_cpu: None,
+            server_pid: pid,
+            cpu_used_us: None,
+        })?;
+    for _ in 0..conns {
+        client.connect(url, Conn::default())?;
+    }
+    client.run()?;
+    let h = client.handler_mut();
+    h.latencies_us.sort_unstable();
+    let secs = duration;
+    let rate = h.measured as f64 / secs;
+    let cpu_per_msg = h.cpu_used_us.map(|c| c as f64 / h.measured.max(1) as f64);
+    Ok(format!(
+        "{{\"mode\": \"echo\", \"conns\": {conns}, \"size\": {size}, \"msgs\": {}, \"msgs_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"server_cpu_us_per_msg\": {}, \"errors\": {}}}",
+        h.measured,
+        rate,
+        percentile(&h.latencies_us, 0.50),
+        percentile(&h.latencies_us, 0.99),
+        cpu_per_msg.map_or("null".into(), |c| format!("{c:.2}")),
+        h.errors
+    ))
+}
+
+struct Idle {
+    want: usize,
+    open: usize,
+    failed: usize,
+}
+
+impl Handler for Idle {
+    type Data = ();
+    fn on_open(&mut self, _: &mut Ctx<'_, ()>) {
+        self.open += 1;
+    }
+    fn on_error(&mut self, _: &mut Ctx<'_, ()>, _: &Error) {
+        self.failed += 1;
+    }
+}
+
+fn idle(url: &str, conns: usize, hold: f64, pid: Option<u32>) -> Result<String, Error> {
+    let before = pid.and_then(rss_kib);
+    let mut client = Client::builder()
+        .max_connections(conns + 16)
+        .handshake_timeout(Duration::from_secs(60))
+        .build(Idle {
+            want: conns,
+            open: 0,
+            failed: 0,
+        })?;
+    for _ in 0..conns {
+        client.connect(url, ())?;
+    }
+    let handle = client.handle();
+    let hold = Duration::from_secs_f64(hold);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        // Wait for the connections, hold them, sample the server, then stop.
+        std::thread::sleep(hold);
+        let after = pid.and_then(rss_kib);
+        let _ = tx.send(after);
+        handle.shutdown(Duration::from_secs(10));
+    });
+    client.run()?;
+    let _ = watcher.join();
+    let after = rx.recv().ok().flatten();
+    let h = client.handler();
+    let per = match (before, after) {
+        (Some(b), Some(a)) if h.open > 0 => {
+            format!("{:.2}", (a.saturating_sub(b)) as f64 / h.open as f64)
+        }
+        _ => "null".into(),
+    };
+    Ok(format!(
+        "{{\"mode\": \"idle\", \"wanted\": {}, \"established\": {}, \"failed\": {}, \"rss_before_kib\": {}, \"rss_after_kib\": {}, \"kib_per_conn\": {per}}}",
+        h.want,
+        h.open,
+        h.failed,
+        before.map_or("null".into(), |v| v.to_string()),
+        after.map_or("null".into(), |v| v.to_string())
+    ))
+}
+
+struct Connect {
+    url: String,
+    stop_at: Instant,
+    done: u64,
+    failed: u64,
+}
+
+impl Handler for Connect {
+    type Data = ();
+    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
+        let _ = ctx.close(CloseCode::NORMAL, "");
+    }
+    fn on_close(&mut self, ctx: &mut Ctx<'_, ()>, code: CloseCode, _: &str) {
+        if code == CloseCode::NORMAL {
+            self.done += 1;
+        } else {
+            self.failed += 1;
+        }
+        if Instant::now() < self.stop_at {
+            let url = self.url.clone();
+            let _ = ctx.lp().connect(&url, ());
+        }
+    }
+}
+
+fn connect(url: &str, conns: usize, duration: f64, pid: Option<u32>) -> Result<String, Error> {
+    let d = Duration::from_secs_f64(duration);
+    let mut client = Client::builder()
+        .max_connections(conns + 16)
+        .close_timeout(Duration::from_secs(2))
+        .build(Connect {
+            url: url.to_owned(),
+            stop_at: Instant::now() + d,
+            done: 0,
+            failed: 0,
+        })?;
+    let cpu0 = pid.and_then(cpu_us);
+    let t0 = Instant::now();
+    for _ in 0..conns {
+        client.connect(url, ())?;
+    }
+    client.run()?;
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = match (pid.and_then(cpu_us), cpu0) {
+        (Some(a), Some(b)) => format!(
+            "{:.1}",
+            (a - b) as f64 / client.handler().done.max(1) as f64
+        ),
+        _ => "null".into(),
+    };
+    let h = client.handler();
+    Ok(format!(
+        "{{\"mode\": \"connect\", \"concurrency\": {conns}, \"handshakes\": {}, \"per_s\": {:.0}, \"server_cpu_us_per_handshake\": {cpu}, \"failed\": {}}}",
+        h.done,
+        h.done as f64 / secs,
+        h.failed
+    ))
+}
+
+fn main() -> ExitCode {
+    common::usage(
+        "loadgen echo|idle|connect --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
+         [--duration SECS] [--hold SECS] [--text] [--server-pid PID]",
+    );
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let url = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:22345/".into());
+    let num = |name: &str, default: f64| -> f64 {
+        common::flag_value(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let pid = common::flag_value("--server-pid").and_then(|v| v.parse().ok());
+    let conns = num("--conns", 1.0) as usize;
+    let r = match mode.as_str() {
+        "echo" => echo(
+            &url,
+            conns,
+            num("--size", 20.0) as usize,
+            num("--duration", 5.0),
+            common::flag("--text"),
+            pid,
+        ),
+        "idle" => idle(&url, conns, num("--hold", 5.0), pid),
+        "connect" => connect(&url, conns, num("--duration", 5.0), pid),
+        other => {
+            eprintln!("unknown mode {other:?}: echo, idle or connect");
+            return ExitCode::FAILURE;
+        }
+    };
+    match r {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
