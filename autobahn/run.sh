@@ -26,5 +26,9 @@ echo "autobahn: building the test programs (release${FEATURES:+, ${FEATURES[*]}}
 (cd "$ROOT" && cargo build --release ${FEATURES[@]+"${FEATURES[@]}"} --example autobahn_server --example autobahn_client)
 
 RESULTS=()
-case " $* " in *" --results "*) ;; *) RESULTS=(--results "$HERE/RESULTS.md") ;; esac
+case " $* " in
+  *" --results "*) ;;
+  *" --deflate "*) RESULTS=(--results "$HERE/RESULTS-deflate.md") ;;
+  *) RESULTS=(--results "$HERE/RESULTS.md") ;;
+esac
 exec "$VENV/bin/python" "$HERE/harness.py" --kosoku "$VENV/bin/kosoku" ${RESULTS[@]+"${RESULTS[@]}"} "$@"

@@ -3,8 +3,10 @@
 //! who sent what, writes it back, then writes a second message of ten dots.
 //!
 //! ```text
-//! cargo run --example echo_blocking -- [--addr 0.0.0.0:22345]
+//! cargo run --example echo_blocking -- [--addr 0.0.0.0:22345] [--plain]
 //! ```
+//!
+//! `--plain`: a pure echo on any path, no dots, no printing (for benchmarks).
 
 mod common;
 
@@ -14,8 +16,11 @@ use std::thread;
 use silverback::{Error, Upgrader};
 
 fn main() -> std::io::Result<()> {
-    common::usage("echo_blocking [--addr HOST:PORT]   (default 0.0.0.0:22345, path /websocket)");
+    common::usage(
+        "echo_blocking [--addr HOST:PORT] [--plain]   (default 0.0.0.0:22345, path /websocket)",
+    );
     let addr = common::addr("0.0.0.0:22345");
+    let plain = common::flag("--plain");
     let listener = TcpListener::bind(&addr)?;
     println!(
         "echo (blocking) listening on ws://{}/websocket",
@@ -35,7 +40,7 @@ fn main() -> std::io::Result<()> {
                 Ok(p) => p,
                 Err(e) => return eprintln!("{peer}: handshake: {e}"),
             };
-            if pending.request().path() != "/websocket" {
+            if !plain && pending.request().path() != "/websocket" {
                 let _ = pending.reject(404, "not found: try /websocket");
                 return;
             }
@@ -46,6 +51,7 @@ fn main() -> std::io::Result<()> {
             loop {
                 let msg = match conn.read_message() {
                     Ok(m) => m,
+                    Err(_) if plain => break,
                     Err(Error::Closed(f)) => break println!("{peer}: closed ({f})"),
                     Err(e) => break eprintln!("{peer}: read: {e}"),
                 };

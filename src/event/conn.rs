@@ -100,7 +100,7 @@ pub(crate) struct ConnIo {
     pub(crate) out_text: Option<crate::proto::utf8::Utf8Validator>,
     /// permessage-deflate compressor, when negotiated.
     #[cfg(feature = "deflate")]
-    pub(crate) deflater: Option<crate::proto::deflate::MessageDeflater>,
+    pub(crate) deflater: Option<Box<crate::proto::deflate::MessageDeflater>>,
 }
 
 impl ConnIo {
@@ -454,7 +454,7 @@ pub(crate) struct ReadState {
     pub(crate) delivery: Option<(MessageKind, Delivery)>,
     /// permessage-deflate decompressor, when negotiated.
     #[cfg(feature = "deflate")]
-    pub(crate) inflater: Option<crate::proto::deflate::MessageInflater>,
+    pub(crate) inflater: Option<Box<crate::proto::deflate::MessageInflater>>,
 }
 
 impl ReadState {
@@ -484,4 +484,20 @@ pub(crate) struct Conn<D> {
     pub(crate) io: ConnIo,
     pub(crate) rd: ReadState,
     pub(crate) data: D,
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_sizes() {
+        println!(
+            "Conn<()>: {} bytes (ConnIo {}, ReadState {}, Decoder {}, Encoder {}, Phase {})",
+            std::mem::size_of::<Option<super::Conn<()>>>(),
+            std::mem::size_of::<super::ConnIo>(),
+            std::mem::size_of::<super::ReadState>(),
+            std::mem::size_of::<crate::proto::Decoder>(),
+            std::mem::size_of::<crate::proto::Encoder>(),
+            std::mem::size_of::<super::Phase>(),
+        );
+    }
 }

@@ -25,6 +25,7 @@ mod conn;
 mod ctx;
 mod handler;
 mod server;
+mod slab;
 mod timer;
 mod worker;
 

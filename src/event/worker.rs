@@ -221,7 +221,7 @@ pub(crate) struct Worker<H: Handler> {
     rr: usize,
     rx: mpsc::Receiver<Command>,
     handler: H,
-    slots: Vec<Option<Conn<H::Data>>>,
+    slots: super::slab::Slab<Conn<H::Data>>,
     core: LoopCore<H::Data>,
     pool: Vec<Vec<u8>>,
     ready: Vec<usize>,
@@ -272,7 +272,7 @@ impl<H: Handler> Worker<H> {
             rr: 0,
             rx,
             handler,
-            slots: Vec::new(),
+            slots: super::slab::Slab::new(),
             core: LoopCore {
                 shared: LoopShared {
                     config,
@@ -463,9 +463,7 @@ impl<H: Handler> Worker<H> {
     }
 
     fn insert(&mut self, slot: usize, conn: Conn<H::Data>) {
-        if self.slots.len() <= slot {
-            self.slots.resize_with(slot + 1, || None);
-        }
+        self.slots.ensure(slot);
         self.slots[slot] = Some(conn);
     }
 
@@ -1638,15 +1636,15 @@ fn enable_deflate<D>(
     cfg: &crate::proto::deflate::DeflateConfig,
 ) {
     let role = c.io.role;
-    c.io.deflater = Some(crate::proto::deflate::MessageDeflater::new(
+    c.io.deflater = Some(Box::new(crate::proto::deflate::MessageDeflater::new(
         params, role, cfg,
-    ));
+    )));
     c.rd.dec.set_rsv1_allowed(true);
-    c.rd.inflater = Some(crate::proto::deflate::MessageInflater::new(
+    c.rd.inflater = Some(Box::new(crate::proto::deflate::MessageInflater::new(
         params,
         role,
         c.rd.dec.max_message_size(),
-    ));
+    )));
 }
 
 /// Best-effort 503 for a connection we cannot take.
