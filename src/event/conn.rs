@@ -25,6 +25,10 @@ use super::ctx::{ConnId, Prepared};
 use super::handler::Delivery;
 use super::worker::LoopShared;
 
+/// Server frames at least this large are written straight from the caller's slice
+/// when nothing is queued ahead of them.
+const WRITE_THROUGH_MIN: usize = 16 * 1024;
+
 /// Where a connection is in its life.
 pub(crate) enum Phase {
     /// Server: reading the request head.
@@ -231,12 +235,25 @@ impl ConnIo {
     ) -> Result<()> {
         self.writable_check()?;
         let h = self.enc.header(op, fin, rsv1, payload.len() as u64)?;
-        self.out.reserve(h.as_bytes().len() + payload.len());
-        self.out.extend_from_slice(h.as_bytes());
-        let start = self.out.len();
-        self.out.extend_from_slice(payload);
-        if let Some(key) = h.mask {
-            apply_mask(&mut self.out[start..], key, 0);
+        if h.mask.is_none() && payload.len() >= WRITE_THROUGH_MIN && self.out_is_empty() {
+            // Nothing queued: write header + payload straight from the caller's slice
+            // (one vectored write, no copy); queue only what the socket did not take.
+            let written = self.write_through(h.as_bytes(), payload);
+            let hl = h.as_bytes().len();
+            if written < hl {
+                self.out.extend_from_slice(&h.as_bytes()[written..]);
+                self.out.extend_from_slice(payload);
+            } else if written < hl + payload.len() {
+                self.out.extend_from_slice(&payload[written - hl..]);
+            }
+        } else {
+            self.out.reserve(h.as_bytes().len() + payload.len());
+            self.out.extend_from_slice(h.as_bytes());
+            let start = self.out.len();
+            self.out.extend_from_slice(payload);
+            if let Some(key) = h.mask {
+                apply_mask(&mut self.out[start..], key, 0);
+            }
         }
         self.mark_dirty(shared);
         if !op.is_control() && fin && !self.deferred.is_empty() {
@@ -397,6 +414,30 @@ impl ConnIo {
         }
         self.arm_close_timer = true;
         Ok(())
+    }
+
+    /// One vectored write of `head` + `body`; returns how many bytes went out (0 on
+    /// WouldBlock or error: the queue takes over and `flush` reports any error).
+    fn write_through(&mut self, head: &[u8], body: &[u8]) -> usize {
+        let Some(sock) = self.sock.as_mut() else {
+            return 0;
+        };
+        let total = head.len() + body.len();
+        let mut done = 0;
+        while done < total {
+            let r = if done < head.len() {
+                sock.write_vectored(&[io::IoSlice::new(&head[done..]), io::IoSlice::new(body)])
+            } else {
+                sock.write(&body[done - head.len()..])
+            };
+            match r {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        done
     }
 
     /// Writes as much queued output as the socket takes.

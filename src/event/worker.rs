@@ -305,6 +305,14 @@ impl<H: Handler> Worker<H> {
         &mut self.handler
     }
 
+    /// Pooled read buffers: the read buffer size plus room for a frame header, so a
+    /// frame of exactly `read_buffer_size` that arrives into an empty buffer is
+    /// delivered in place (no compaction), and at least one whole HTTP head.
+    fn buffer_size(&self) -> usize {
+        let c = self.config();
+        (c.read_buffer_size + crate::proto::frame::MAX_HEADER_LEN).max(c.max_head_size + 1)
+    }
+
     fn config(&self) -> &LoopConfig {
         &self.core.shared.config
     }
@@ -592,10 +600,7 @@ impl<H: Handler> Worker<H> {
     }
 
     fn read_conn(&mut self, slot: usize, hup: bool) {
-        let size = self
-            .config()
-            .read_buffer_size
-            .max(self.config().max_head_size + 1);
+        let size = self.buffer_size();
         for round in 0..READ_BUDGET {
             let needs_buffer = match self.slots[slot].as_ref() {
                 Some(c) if !c.io.paused && !c.io.kill && !c.io.read_eof => c.rd.buf.is_empty(),
@@ -689,10 +694,7 @@ impl<H: Handler> Worker<H> {
 
     /// Gives the read buffer back to the pool when nothing is pending.
     fn release_buffer(&mut self, slot: usize) {
-        let size = self
-            .config()
-            .read_buffer_size
-            .max(self.config().max_head_size + 1);
+        let size = self.buffer_size();
         let Some(c) = self.slots[slot].as_mut() else {
             return;
         };
@@ -1318,10 +1320,7 @@ impl<H: Handler> Worker<H> {
             };
             self.handler.on_close(&mut ctx, code, &reason);
         }
-        let size = self
-            .config()
-            .read_buffer_size
-            .max(self.config().max_head_size + 1);
+        let size = self.buffer_size();
         let buf = std::mem::take(&mut c.rd.buf);
         if buf.len() == size && self.pool.len() < POOL_MAX {
             self.pool.push(buf);
