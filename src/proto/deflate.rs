@@ -570,9 +570,8 @@ impl MessageInflater {
                 self.state = None;
                 self.ended = false;
             }
-            if self.out.capacity() > INFLATE_CHUNK {
-                self.out = Vec::new();
-            }
+            // An idle connection holds no output buffer.
+            self.out = Vec::new();
         }
         Ok(())
     }
