@@ -35,10 +35,14 @@ static GLOBAL: Counting = Counting;
 
 #[cfg(feature = "deflate")]
 fn main() {
-    use silverback::proto::deflate::{DeflateConfig, DeflateParams, MessageDeflater, MessageInflater};
+    use silverback::proto::deflate::{
+        DeflateConfig, DeflateParams, MessageDeflater, MessageInflater,
+    };
     use silverback::proto::{DataChunk, MessageKind, Role};
     let msg = br#"{"event":"price","symbol":"ACME","bid":101.25,"ask":101.5}"#.repeat(20);
-    println!("| window bits | context takeover | compressor after a message (KiB) | decompressor after a message (KiB) |");
+    println!(
+        "| window bits | context takeover | compressor after a message (KiB) | decompressor after a message (KiB) |"
+    );
     println!("|---|---|---|---|");
     for bits in [9u8, 12, 15] {
         for nct in [false, true] {
@@ -55,7 +59,13 @@ fn main() {
             let after_def = CURRENT.load(Ordering::SeqCst) - base - wire.capacity();
             let base2 = CURRENT.load(Ordering::SeqCst);
             let mut inf = MessageInflater::new(&p, Role::Client, u64::MAX);
-            let chunk = DataChunk { kind: MessageKind::Text, payload: &wire, first: true, last: true, compressed: true };
+            let chunk = DataChunk {
+                kind: MessageKind::Text,
+                payload: &wire,
+                first: true,
+                last: true,
+                compressed: true,
+            };
             inf.push(&chunk, &mut |_| Ok(())).unwrap();
             let after_inf = CURRENT.load(Ordering::SeqCst) - base2;
             println!(

@@ -401,28 +401,11 @@ fn bytes_after_the_request_head_are_not_lost() {
 #[test]
 fn bytes_after_the_response_head_are_not_lost() {
     // A server that sends its first frame in the same write as the 101.
-    let addr = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let mut got = Vec::new();
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut buf).unwrap();
-            got.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&got).into_owned();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let accept = silverback::proto::handshake::accept_key(key.trim().as_bytes());
-        let mut out = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .into_bytes();
-        out.extend_from_slice(&sframe(0x81, b"welcome"));
-        s.write_all(&out).unwrap();
-        thread::sleep(Duration::from_millis(500));
-    });
+    let addr = answering_server(
+        |accept| [switching(accept, ""), sframe(0x81, b"welcome")].concat(),
+        false,
+        Duration::from_millis(500),
+    );
     let mut c = dial(addr);
     assert_eq!(c.read_message().unwrap(), Message::Text("welcome".into()));
 }

@@ -265,28 +265,11 @@ fn malformed_answers_fail_the_client_handshake() {
         "x-webkit-deflate-frame",
     ] {
         let answer = answer.to_owned();
-        let addr = serve(move |mut s| {
-            let mut buf = [0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = s.read(&mut buf).unwrap();
-                got.extend_from_slice(&buf[..n]);
-            }
-            let text = String::from_utf8_lossy(&got).into_owned();
-            let key = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                .unwrap();
-            let accept = silverback::proto::handshake::accept_key(key.trim().as_bytes());
-            let _ = s.write_all(
-                format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: {answer}\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        });
+        let addr = answering_server(
+            move |accept| switching(accept, &format!("Sec-WebSocket-Extensions: {answer}\r\n")),
+            false,
+            Duration::from_millis(200),
+        );
         let err = Dialer::new()
             .deflate(cfg())
             .dial(&format!("ws://{addr}/"))

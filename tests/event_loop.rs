@@ -642,30 +642,11 @@ impl Handler for CloseTimer {
 #[test]
 fn client_notices_eof_that_came_with_the_last_data() {
     // A server that answers 101, sends a close frame and its FIN in one burst.
-    let addr = serve(|mut s| {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        let mut got = Vec::new();
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut buf).unwrap();
-            got.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&got).into_owned();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let accept = silverback::proto::handshake::accept_key(key.trim().as_bytes());
-        let mut out = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .into_bytes();
-        out.extend_from_slice(&sframe(0x88, &[0x03, 0xe8]));
-        s.write_all(&out).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-        thread::sleep(Duration::from_secs(3));
-    });
+    let addr = answering_server(
+        |accept| [switching(accept, ""), sframe(0x88, &[0x03, 0xe8])].concat(),
+        true,
+        Duration::from_secs(3),
+    );
     let mut client = Client::builder()
         .close_timeout(Duration::from_secs(5))
         .build(CloseTimer::default())

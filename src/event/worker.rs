@@ -526,24 +526,14 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.live_slot(id) else {
             return;
         };
-        let Worker {
-            slots,
-            core,
-            handler,
-            ..
-        } = self;
+        let Worker { slots, core, .. } = self;
         let Some(c) = slots[slot].as_mut() else {
             return;
         };
         if let Err(e) = c.io.deliver(&mut core.shared, d)
             && !matches!(e, Error::AlreadyClosed)
         {
-            let mut ctx = Ctx {
-                io: &mut c.io,
-                data: &mut c.data,
-                core,
-            };
-            handler.on_error(&mut ctx, &e);
+            self.call(slot, |h, ctx| h.on_error(ctx, &e));
         }
     }
 
@@ -747,19 +737,24 @@ impl<H: Handler> Worker<H> {
     }
 
     fn report_error(&mut self, slot: usize, err: &Error) {
+        self.call(slot, |h, ctx| h.on_error(ctx, err));
+    }
+
+    /// Runs a handler callback with the context of the connection in `slot`.
+    fn call(&mut self, slot: usize, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>)) {
         let Worker {
             slots,
             core,
             handler,
             ..
         } = self;
-        if let Some(c) = slots[slot].as_mut() {
+        if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
             let mut ctx = Ctx {
                 io: &mut c.io,
                 data: &mut c.data,
                 core,
             };
-            handler.on_error(&mut ctx, err);
+            f(handler, &mut ctx);
         }
     }
 
@@ -1387,21 +1382,9 @@ impl<H: Handler> Worker<H> {
                             c.io.user_timers.swap_remove(pos);
                         }
                     }
-                    let Worker {
-                        slots,
-                        core,
-                        handler,
-                        ..
-                    } = self;
-                    if let Some(c) = slots[slot].as_mut()
-                        && c.io.is_open()
-                    {
-                        let mut ctx = Ctx {
-                            io: &mut c.io,
-                            data: &mut c.data,
-                            core,
-                        };
-                        handler.on_timer(&mut ctx, token);
+                    let open = self.slots[slot].as_ref().is_some_and(|c| c.io.is_open());
+                    if open {
+                        self.call(slot, |h, ctx| h.on_timer(ctx, token));
                     }
                 }
             }

@@ -424,3 +424,42 @@ impl Write for MemStream {
 }
 
 impl silverback::blocking::Stream for MemStream {}
+
+/// A server that reads one upgrade request and answers with `answer(accept)`, where
+/// `accept` is the correct `Sec-WebSocket-Accept` for the request's key; then it
+/// optionally half-closes, and keeps the socket open for `linger`.
+pub fn answering_server<F>(answer: F, half_close: bool, linger: Duration) -> std::net::SocketAddr
+where
+    F: Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+{
+    serve(move |mut s| {
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap_or("");
+        let accept = silverback::proto::handshake::accept_key(key.trim().as_bytes());
+        let _ = s.write_all(&answer(&accept));
+        if half_close {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        std::thread::sleep(linger);
+    })
+}
+
+/// A `101` head with the given accept key and extra header lines.
+pub fn switching(accept: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
