@@ -1224,20 +1224,23 @@ impl<H: Handler> Worker<H> {
         let Some(c) = slots[slot].as_mut() else {
             return;
         };
-        if !c.io.kill
-            && !c.io.out_is_empty()
-            && let Err(e) = c.io.flush()
-        {
-            c.io.kill = true;
-            if c.io.end.is_none() {
-                c.io.end = Some((CloseCode::ABNORMAL, String::new()));
+        if !c.io.kill && !c.io.out_is_empty() {
+            let flushed = c.io.flush();
+            if flushed.is_ok() && c.io.out_is_empty() {
+                c.io.dirty = false;
             }
-            let mut ctx = Ctx {
-                io: &mut c.io,
-                data: &mut c.data,
-                core,
-            };
-            handler.on_error(&mut ctx, &Error::Io(e));
+            if let Err(e) = flushed {
+                c.io.kill = true;
+                if c.io.end.is_none() {
+                    c.io.end = Some((CloseCode::ABNORMAL, String::new()));
+                }
+                let mut ctx = Ctx {
+                    io: &mut c.io,
+                    data: &mut c.data,
+                    core,
+                };
+                handler.on_error(&mut ctx, &Error::Io(e));
+            }
         }
         if c.io.arm_close_timer {
             c.io.arm_close_timer = false;
@@ -1275,7 +1278,10 @@ impl<H: Handler> Worker<H> {
     fn flush_dirty(&mut self) {
         let dirty = std::mem::take(&mut self.core.shared.dirty);
         for &slot in &dirty {
-            if let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            // Connections already flushed in their own event were unmarked there.
+            if let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut)
+                && c.io.dirty
+            {
                 c.io.dirty = false;
                 self.finalize(slot);
             }
