@@ -7,7 +7,7 @@
 //! ```
 //!
 //! `--plain` is a pure echo (any path, no dots, no printing) for benchmarks and
-//! Autobahn.
+//! Autobahn. `--deflate` (with `--features deflate`) accepts permessage-deflate.
 
 mod common;
 
@@ -86,6 +86,17 @@ fn main() -> std::io::Result<()> {
     let ping: Option<f64> = common::flag_value("--ping").and_then(|v| v.parse().ok());
     let quiet = plain || common::flag("--quiet");
     let mut builder = Server::builder();
+    if common::flag("--deflate") {
+        #[cfg(feature = "deflate")]
+        {
+            builder = builder.deflate(silverback::proto::deflate::DeflateConfig::default());
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            eprintln!("--deflate needs a build with --features deflate");
+            std::process::exit(2);
+        }
+    }
     if let Some(secs) = ping {
         // Heartbeat: a ping every SECS, a peer silent for 3 x SECS after one is dropped.
         let every = std::time::Duration::from_secs_f64(secs);

@@ -10,6 +10,8 @@
 //!   uWebSockets' load_test and ../shared/bench's wsload). Prints msgs/s, round-trip
 //!   latency p50/p99, and with `--server-pid` the server's CPU time per message.
 //!   The server must echo every message once (e.g. `examples/echo --plain`).
+//!   `--deflate` (with `--features deflate`) offers permessage-deflate; `--text`
+//!   sends JSON-like text that compresses like real traffic.
 //! * `idle`: opens N connections, holds them, prints the server's RSS growth per
 //!   connection (from /proc/PID/status).
 //! * `connect`: keeps N handshakes in flight (connect, upgrade, close) and prints
@@ -142,7 +144,17 @@ fn echo(
         .max_message_size(64 << 20)
         .max_output_buffer(64 << 20)
         .build(Echo {
-            payload: vec![b'x'; size],
+            payload: if text {
+                // Text that compresses like real JSON traffic, not a run of one byte.
+                br#"{"user":"alice","event":"price","symbol":"ACME","bid":101.25,"ask":101.5,"seq":"#
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(size)
+                    .collect()
+            } else {
+                vec![b'x'; size]
+            },
             kind: if text {
                 MessageKind::Text
             } else {
