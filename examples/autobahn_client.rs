@@ -74,7 +74,13 @@ fn blocking(base: &str, agent: &str) -> Result<(), Error> {
                     let _ = c.close(CloseCode::NORMAL, "");
                     break;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    // We failed the connection (the close frame is already sent):
+                    // let the server close TCP first instead of resetting it with
+                    // unread data in our receive buffer (RFC 6455 §7.1.1, §7.1.7).
+                    let _ = c.close(CloseCode::PROTOCOL_ERROR, "");
+                    break;
+                }
             }
         }
     }
