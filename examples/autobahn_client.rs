@@ -23,8 +23,12 @@ const MAX_MESSAGE: u64 = 64 << 20;
 #[cfg(feature = "deflate")]
 fn deflate_config() -> silverback::proto::deflate::DeflateConfig {
     // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): its case code fails
-    // on a small echo sent uncompressed, which RFC 7692 allows. Always compress.
-    silverback::proto::deflate::DeflateConfig::default().min_message_size(0)
+    // on a small echo sent uncompressed, which RFC 7692 allows. Always compress,
+    // unless `--deflate-min N` asks for another minimum (to reproduce the defect).
+    let min = common::flag_value("--deflate-min")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    silverback::proto::deflate::DeflateConfig::default().min_message_size(min)
 }
 
 fn deflate_requested() -> bool {
@@ -188,7 +192,9 @@ fn event_loop(base: &str, agent: &str) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    common::usage("autobahn_client --url ws://HOST:PORT --agent NAME [--blocking] [--deflate]");
+    common::usage(
+        "autobahn_client --url ws://HOST:PORT --agent NAME [--blocking] [--deflate [--deflate-min N]]",
+    );
     let base = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let base = base.trim_end_matches('/').to_owned();
     let agent = common::flag_value("--agent").unwrap_or_else(|| "silverback".into());

@@ -129,8 +129,13 @@ fn serve_blocking(conn: silverback::Conn<TcpStream>) {
 /// The compression settings under test (`--deflate`).
 #[cfg(feature = "deflate")]
 fn deflate_config() -> silverback::proto::deflate::DeflateConfig {
-    // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): always compress.
-    silverback::proto::deflate::DeflateConfig::default().min_message_size(0)
+    // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): its case code fails
+    // on a small echo sent uncompressed, which RFC 7692 allows. Always compress,
+    // unless `--deflate-min N` asks for another minimum (to reproduce the defect).
+    let min = common::flag_value("--deflate-min")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    silverback::proto::deflate::DeflateConfig::default().min_message_size(min)
 }
 
 fn deflate_requested() -> bool {
@@ -173,7 +178,7 @@ fn blocking(addr: &str) -> io::Result<()> {
 }
 
 fn main() -> io::Result<()> {
-    common::usage("autobahn_server --addr HOST:PORT [--blocking] [--deflate]");
+    common::usage("autobahn_server --addr HOST:PORT [--blocking] [--deflate [--deflate-min N]]");
     let addr = common::addr("127.0.0.1:9001");
     if common::flag("--blocking") {
         return blocking(&addr);
