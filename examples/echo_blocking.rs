@@ -55,6 +55,12 @@ fn main() -> std::io::Result<()> {
                     Err(Error::Closed(f)) => break println!("{peer}: closed ({f})"),
                     Err(e) => break eprintln!("{peer}: read: {e}"),
                 };
+                if plain {
+                    if conn.send(&msg).is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 println!(
                     "recv from {peer}: {}",
                     String::from_utf8_lossy(msg.as_bytes())

@@ -4,6 +4,7 @@
 Peers' clients against our examples:
   python websockets, node ws, go gorilla/websocket, headless chromium -> examples/echo
   chromium -> examples/push (two users, HTTP push, delete), examples/ticker
+  python websockets -> examples/echo_blocking, stream_echo_blocking, control_blocking
 Our clients (blocking Dialer, event-loop Client) -> python, node and go servers.
 
 Every process is killed on exit. A peer that is missing, crashes, or reports fewer
@@ -108,12 +109,15 @@ def main():
             print(f"FAIL: {need} is missing; run interop/run.sh, which installs every peer", file=sys.stderr)
             return 2
     # Our servers.
-    ports = {name: free_port() for name in ("echo", "push", "ticker")}
+    ports = {name: free_port() for name in ("echo", "push", "ticker", "echo_blocking", "stream_echo_blocking",
+                                                 "control_blocking")}
     servers = {
         "echo": start([str(EX / "echo"), "--addr", f"127.0.0.1:{ports['echo']}", "--quiet", "--ping", "0.3"], "echo"),
         "push": start([str(EX / "push"), "--addr", f"127.0.0.1:{ports['push']}"], "push"),
         "ticker": start([str(EX / "ticker"), "--addr", f"127.0.0.1:{ports['ticker']}"], "ticker"),
     }
+    for name in ("echo_blocking", "stream_echo_blocking", "control_blocking"):
+        servers[name] = start([str(EX / name), "--addr", f"127.0.0.1:{ports[name]}"], name)
     for name, p in servers.items():
         if not wait_port(ports[name], p):
             print(f"FAIL: examples/{name} did not start", file=sys.stderr)
@@ -127,6 +131,11 @@ def main():
     run_checks("go client -> examples/echo", [str(BIN / "peer-go"), "client", "-url", ws_echo], 13)
     run_checks("chromium -> examples/echo", browser + ["echo", "--base", f"http://127.0.0.1:{ports['echo']}"], 11)
     run_checks("chromium -> examples/push", browser + ["push", "--base", f"http://127.0.0.1:{ports['push']}"], 7)
+    run_checks("python client -> examples/{echo_blocking,stream_echo_blocking,control_blocking}",
+               [str(PY), str(HERE / "python" / "peer.py"), "tutorial",
+                "--echo-blocking", f"ws://127.0.0.1:{ports['echo_blocking']}/websocket",
+                "--stream-echo", f"ws://127.0.0.1:{ports['stream_echo_blocking']}/websocket",
+                "--control", f"ws://127.0.0.1:{ports['control_blocking']}/websocket"], 3)
     run_checks("chromium -> examples/ticker", browser + ["ticker", "--base", f"http://127.0.0.1:{ports['ticker']}"], 2)
     print("== silverback's clients against peers' servers")
     peer_servers = {

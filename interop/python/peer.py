@@ -3,6 +3,9 @@
 
 client mode: runs the echo checklist against examples/echo (each message comes back,
 then ten dots), pings it, idles through its heartbeat, closes with 1000.
+tutorial mode: the other tutorial programs (--url is a base ws://HOST:PORT for each
+of --echo-blocking, --stream-echo, --control): echo then dots, streamed echo then
+dots, and control_blocking's `close` command (code 1000, reason "bye").
 server mode: an echo server speaking subprotocol chat.v1; /close closes at once
 with 4001 "custom reason"; /ping pings the client and reports "pong-ok" or
 "pong-missing".
@@ -82,6 +85,36 @@ async def client(url):
                f"sent={ws.protocol.close_sent} rcvd={rcvd}")
 
 
+async def tutorial(echo_url, stream_url, control_url):
+    for label, url, data in (("echo_blocking", echo_url, "hello from python"),
+                             ("stream_echo_blocking", stream_url, payload("binary", 256 * 1024))):
+        try:
+            async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+                await ws.send(data)
+                echo = await asyncio.wait_for(ws.recv(), 10)
+                dots = await asyncio.wait_for(ws.recv(), 10)
+                report(f"{label}: echo then dots", echo == data and dots in ("..........", b".........."),
+                       f"echo ok={echo == data} dots={dots!r}")
+        except Exception as e:
+            report(f"{label}: echo then dots", False, repr(e))
+    try:
+        async with websockets.connect(control_url, ping_interval=None) as ws:
+            await ws.send("hi")
+            echo = await asyncio.wait_for(ws.recv(), 10)
+            await ws.send("ping")
+            await ws.send("close")
+            try:
+                extra = await asyncio.wait_for(ws.recv(), 10)
+                report("control_blocking: close command", False, f"got a message {extra!r}")
+            except websockets.ConnectionClosed:
+                rcvd = ws.protocol.close_rcvd
+                report("control_blocking: echo, then close 1000 'bye' via write_control",
+                       echo == "hi" and rcvd is not None and rcvd.code == 1000 and rcvd.reason == "bye",
+                       f"echo={echo!r} rcvd={rcvd}")
+    except Exception as e:
+        report("control_blocking: close command", False, repr(e))
+
+
 async def handler(ws):
     path = ws.request.path
     if path.startswith("/close"):
@@ -109,12 +142,18 @@ async def server(port):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["client", "server"])
+    ap.add_argument("mode", choices=["client", "server", "tutorial"])
     ap.add_argument("--url")
+    ap.add_argument("--echo-blocking")
+    ap.add_argument("--stream-echo")
+    ap.add_argument("--control")
     ap.add_argument("--port", type=int)
     a = ap.parse_args()
     if a.mode == "client":
         asyncio.run(client(a.url))
+        sys.exit(1 if failures else 0)
+    if a.mode == "tutorial":
+        asyncio.run(tutorial(a.echo_blocking, a.stream_echo, a.control))
         sys.exit(1 if failures else 0)
     asyncio.run(server(a.port))
 

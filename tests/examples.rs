@@ -1,0 +1,145 @@
+//! The tutorial's programs, run as processes and driven by our own client: each
+//! behaves as its doc comment (and README) says. The push example is tested in
+//! tests/event_loop.rs; real browsers and other libraries drive them in interop/.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use silverback::{CloseCode, Dialer, Error, Message, MessageKind};
+use support::run_example;
+
+const T: Duration = Duration::from_secs(10);
+
+fn dial(addr: std::net::SocketAddr, path: &str) -> silverback::Conn<std::net::TcpStream> {
+    let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}{path}")).unwrap();
+    c.set_read_deadline(Some(Instant::now() + T));
+    c
+}
+
+/// Sends each message and expects it back, followed by ten dots of the same kind.
+fn expect_echo_then_dots(c: &mut silverback::Conn<std::net::TcpStream>) {
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let msgs = [
+        Message::Text("hello".into()),
+        Message::Text(String::new()),
+        Message::Binary(big),
+    ];
+    for m in &msgs {
+        c.send(m).unwrap();
+        assert_eq!(&c.read_message().unwrap(), m);
+        let dots = c.read_message().unwrap();
+        assert_eq!(dots.kind(), m.kind());
+        assert_eq!(dots.as_bytes(), b"..........");
+    }
+    c.close(CloseCode::NORMAL, "").unwrap();
+}
+
+#[test]
+fn echo_blocking_echoes_then_sends_dots() {
+    let (_child, addr) = run_example("echo_blocking", &[]);
+    expect_echo_then_dots(&mut dial(addr, "/websocket"));
+    // Any other path is refused before the upgrade.
+    assert!(Dialer::new().dial(&format!("ws://{addr}/other")).is_err());
+}
+
+#[test]
+fn echo_blocking_plain_is_a_pure_echo_on_any_path() {
+    let (_child, addr) = run_example("echo_blocking", &["--plain"]);
+    let mut c = dial(addr, "/anything");
+    for i in 0..3 {
+        let m = Message::Text(format!("m{i}"));
+        c.send(&m).unwrap();
+        assert_eq!(c.read_message().unwrap(), m);
+    }
+    c.close(CloseCode::NORMAL, "").unwrap();
+}
+
+#[test]
+fn stream_echo_blocking_streams_then_sends_dots() {
+    let (_child, addr) = run_example("stream_echo_blocking", &[]);
+    let mut c = dial(addr, "/websocket");
+    expect_echo_then_dots(&mut c);
+    // A fragmented message comes back whole.
+    let mut c = dial(addr, "/websocket");
+    {
+        let mut w = c.next_writer(MessageKind::Text).unwrap();
+        for _ in 0..100 {
+            std::io::Write::write_all(&mut w, "fragment ".as_bytes()).unwrap();
+            std::io::Write::flush(&mut w).unwrap();
+        }
+        w.close().unwrap();
+    }
+    assert_eq!(
+        c.read_message().unwrap(),
+        Message::Text("fragment ".repeat(100))
+    );
+    assert_eq!(c.read_message().unwrap().as_bytes(), b"..........");
+}
+
+#[test]
+fn echo_event_loop_echoes_then_sends_dots() {
+    let (_child, addr) = run_example("echo", &["--quiet"]);
+    expect_echo_then_dots(&mut dial(addr, "/websocket"));
+}
+
+#[test]
+fn control_blocking_pings_answers_and_closes_with_write_control() {
+    let (_child, addr) = run_example("control_blocking", &["--ping", "0.1"]);
+    let mut c = dial(addr, "/websocket");
+    let pings = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let seen = Arc::clone(&pings);
+    c.set_ping_handler(move |data, ctl| {
+        seen.lock().unwrap().push(data.to_vec());
+        silverback::blocking::default_ping_handler(data, ctl)
+    });
+    let pongs = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let seen = Arc::clone(&pongs);
+    c.set_pong_handler(move |data, _| {
+        seen.lock().unwrap().push(data.to_vec());
+        Ok(())
+    });
+
+    // Echo, with the ticker's pings arriving in between (answered by our handler).
+    let deadline = Instant::now() + T;
+    while pings.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "no periodic pings");
+        c.send(&Message::Text("x".into())).unwrap();
+        assert_eq!(c.read_message().unwrap(), Message::Text("x".into()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        pings.lock().unwrap()[..3]
+            .iter()
+            .all(|p| p.starts_with(b"tick ")),
+        "{pings:?}"
+    );
+
+    // `ping` command: a ping with payload "ping" arrives.
+    let before = pings.lock().unwrap().len();
+    c.send(&Message::Text("ping".into())).unwrap();
+    c.send(&Message::Text("after".into())).unwrap();
+    assert_eq!(c.read_message().unwrap(), Message::Text("after".into()));
+    assert!(
+        pings.lock().unwrap()[before..].iter().any(|p| p == b"ping"),
+        "{pings:?}"
+    );
+
+    // Our ping is answered with a pong carrying the same payload.
+    c.write_control(silverback::OpCode::Ping, b"are you there", None)
+        .unwrap();
+    c.send(&Message::Text("sync".into())).unwrap();
+    assert_eq!(c.read_message().unwrap(), Message::Text("sync".into()));
+    assert!(pongs.lock().unwrap().iter().any(|p| p == b"are you there"));
+
+    // `close` command: the server closes with 1000 "bye" through write_control.
+    c.send(&Message::Text("close".into())).unwrap();
+    match c.read_message() {
+        Err(Error::Closed(f)) => {
+            assert_eq!(f.code, CloseCode::NORMAL);
+            assert_eq!(f.reason, "bye");
+        }
+        other => panic!("expected the server's close, got {other:?}"),
+    }
+}
