@@ -11,21 +11,24 @@
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let mut key = key;
     key.rotate_left(offset & 3);
+    let k = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
     // 32-byte blocks: the optimiser emits two 16-byte (or one 32-byte) XOR per block.
     let (blocks, rest) = buf.as_chunks_mut::<32>();
-    if !blocks.is_empty() {
-        let k = u64::from_ne_bytes([
-            key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-        ]);
-        for block in blocks {
-            let (words, _) = block.as_chunks_mut::<8>();
-            for w in words {
-                *w = (u64::from_ne_bytes(*w) ^ k).to_ne_bytes();
-            }
+    for block in blocks {
+        let (words, _) = block.as_chunks_mut::<8>();
+        for w in words {
+            *w = (u64::from_ne_bytes(*w) ^ k).to_ne_bytes();
         }
     }
-    // Each block is a multiple of 4 long, so the key phase is unchanged here.
-    for (i, b) in rest.iter_mut().enumerate() {
+    // Then up to three 8-byte words, then up to seven bytes. Blocks and words are
+    // multiples of 4 long, so the key phase is unchanged at each step.
+    let (words, tail) = rest.as_chunks_mut::<8>();
+    for w in words {
+        *w = (u64::from_ne_bytes(*w) ^ k).to_ne_bytes();
+    }
+    for (i, b) in tail.iter_mut().enumerate() {
         *b ^= key[i & 3];
     }
 }
