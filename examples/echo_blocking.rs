@@ -32,10 +32,15 @@ fn main() -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let upgrader = upgrader.clone();
         thread::spawn(move || {
-            let peer = stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
+            // (No getpeername for the benchmark echo.)
+            let peer = if plain {
+                String::new()
+            } else {
+                stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            };
             let pending = match upgrader.read_request(stream) {
                 Ok(p) => p,
                 Err(e) => return eprintln!("{peer}: handshake: {e}"),

@@ -482,3 +482,53 @@ where
         lock(&self.wr).set_deadline(deadline);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Encoder;
+    use std::io::{Read, Write};
+
+    /// Input from a vector, counting read calls.
+    struct Counted {
+        input: std::io::Cursor<Vec<u8>>,
+        reads: usize,
+    }
+    impl Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            self.input.read(buf)
+        }
+    }
+    impl Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Stream for Counted {}
+
+    #[test]
+    fn a_large_frame_is_read_in_large_pieces_and_the_buffer_shrinks_back() {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let mut wire = Vec::new();
+        let mut enc = Encoder::new(Role::Client);
+        enc.encode(OpCode::Binary, true, &big, &mut wire).unwrap();
+        enc.encode(OpCode::Text, true, b"small", &mut wire).unwrap();
+        let io = Counted {
+            input: std::io::Cursor::new(wire),
+            reads: 0,
+        };
+        let mut c = Conn::from_raw(io, Role::Server, Config::default(), &[], None);
+        assert_eq!(c.read_message().unwrap(), Message::Binary(big));
+        // 300 kB through a 4 KiB buffer would take 74 reads; grown to 64 KiB, 6.
+        assert!(c.io.reads <= 8, "{} reads", c.io.reads);
+        assert_eq!(c.read_message().unwrap(), Message::Text("small".into()));
+        // Waiting for the next message (here: end of input), the buffer is back to
+        // its configured size.
+        assert!(c.read_message().is_err());
+        assert_eq!(c.rd.buffer_len(), Config::default().read_buffer_size);
+    }
+}

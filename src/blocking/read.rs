@@ -150,9 +150,14 @@ impl Current {
 #[cfg(feature = "deflate")]
 const INFLATE_STEP: usize = 1024;
 
+/// The most a connection's read buffer grows to while a large frame streams in.
+const MAX_STREAM_BUFFER: usize = 64 * 1024;
+
 pub(crate) struct ReadCore {
     dec: Decoder,
     buf: Vec<u8>,
+    /// The configured buffer size, which `buf` returns to between frames.
+    base_size: usize,
     start: usize,
     end: usize,
     cur: Option<Current>,
@@ -180,6 +185,7 @@ impl ReadCore {
         ReadCore {
             dec,
             buf,
+            base_size: size,
             start: 0,
             end: leftover.len(),
             cur: None,
@@ -222,6 +228,11 @@ impl ReadCore {
         self.deadline
     }
 
+    #[cfg(test)]
+    pub(crate) fn buffer_len(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(crate) fn is_terminal(&self) -> bool {
         self.terminal
     }
@@ -231,10 +242,22 @@ impl ReadCore {
     }
 
     /// Reads more bytes from the stream into the buffer.
+    ///
+    /// While a frame larger than the buffer streams through, the buffer grows (up to
+    /// [`MAX_STREAM_BUFFER`]) so the payload comes in a few large reads rather than
+    /// many buffer-sized ones; it returns to its configured size at the next frame
+    /// boundary, so an idle connection holds only the configured buffer.
     fn fill(&mut self, io: &mut dyn Stream) -> Result<()> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            let remaining = self.dec.streaming_remaining();
+            if remaining > self.buf.len() as u64 && self.buf.len() < MAX_STREAM_BUFFER {
+                let want = remaining.min(MAX_STREAM_BUFFER as u64) as usize;
+                self.buf.resize(want, 0);
+            } else if remaining == 0 && self.buf.len() > self.base_size {
+                self.buf = vec![0u8; self.base_size];
+            }
         } else if self.end == self.buf.len() {
             if self.start == 0 {
                 // Cannot happen: every unit the decoder waits for fits the buffer.

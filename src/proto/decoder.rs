@@ -125,6 +125,15 @@ impl Decoder {
         }
     }
 
+    /// Payload bytes still to come of the data frame being streamed (a frame larger
+    /// than the whole-frame maximum), or 0. A reader can use it to size its next read.
+    pub fn streaming_remaining(&self) -> u64 {
+        match self.frame {
+            Some(f) if !f.whole && !f.opcode.is_control() => f.len - f.done,
+            _ => 0,
+        }
+    }
+
     /// Sets the read limit: a message whose total payload would exceed `limit` bytes
     /// fails with [`Error::MessageTooBig`] (close 1009) as soon as a frame header
     /// announces it, before its payload is read. Default: 64 MiB.
