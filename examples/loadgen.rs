@@ -73,6 +73,8 @@ struct Echo {
     measure_cpu: Option<(u32, u64)>,
     server_pid: Option<u32>,
     cpu_used_us: Option<u64>,
+    /// Connections that negotiated permessage-deflate.
+    compressed: usize,
 }
 
 impl Echo {
@@ -87,6 +89,7 @@ impl Handler for Echo {
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, Conn>) {
         self.opened += 1;
+        self.compressed += usize::from(ctx.is_compressed());
         if self.opened == self.conns {
             // Everyone is connected: start the clock.
             let now = Instant::now();
@@ -139,41 +142,53 @@ fn echo(
     text: bool,
     pid: Option<u32>,
 ) -> Result<String, Error> {
-    let mut client = Client::builder()
+    #[allow(unused_mut)]
+    let mut builder = Client::builder()
         .max_connections(conns + 16)
         .max_message_size(64 << 20)
-        .max_output_buffer(64 << 20)
-        .build(Echo {
-            payload: if text {
-                // Text that compresses like real JSON traffic, not a run of one byte.
-                br#"{"user":"alice","event":"price","symbol":"ACME","bid":101.25,"ask":101.5,"seq":"#
-                    .iter()
-                    .copied()
-                    .cycle()
-                    .take(size)
-                    .collect()
-            } else {
-                vec![b'x'; size]
-            },
-            kind: if text {
-                MessageKind::Text
-            } else {
-                MessageKind::Binary
-            },
-            start: None,
-            warmup_until: None,
-            stop_at: None,
-            warmup: Duration::from_secs(1),
-            duration: Duration::from_secs_f64(duration),
-            opened: 0,
-            conns,
-            measured: 0,
-            latencies_us: Vec::new(),
-            errors: 0,
-            measure_cpu: None,
-            server_pid: pid,
-            cpu_used_us: None,
-        })?;
+        .max_output_buffer(64 << 20);
+    if common::flag("--deflate") {
+        #[cfg(feature = "deflate")]
+        {
+            builder = builder.deflate(silverback::proto::deflate::DeflateConfig::default());
+        }
+        #[cfg(not(feature = "deflate"))]
+        return Err(Error::Io(std::io::Error::other(
+            "--deflate needs a build with --features deflate",
+        )));
+    }
+    let mut client = builder.build(Echo {
+        payload: if text {
+            // Text that compresses like real JSON traffic, not a run of one byte.
+            br#"{"user":"alice","event":"price","symbol":"ACME","bid":101.25,"ask":101.5,"seq":"#
+                .iter()
+                .copied()
+                .cycle()
+                .take(size)
+                .collect()
+        } else {
+            vec![b'x'; size]
+        },
+        kind: if text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        },
+        start: None,
+        warmup_until: None,
+        stop_at: None,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs_f64(duration),
+        opened: 0,
+        conns,
+        measured: 0,
+        latencies_us: Vec::new(),
+        errors: 0,
+        measure_cpu: None,
+        server_pid: pid,
+        cpu_used_us: None,
+        compressed: 0,
+    })?;
     for _ in 0..conns {
         client.connect(url, Conn::default())?;
     }
@@ -184,12 +199,13 @@ fn echo(
     let rate = h.measured as f64 / secs;
     let cpu_per_msg = h.cpu_used_us.map(|c| c as f64 / h.measured.max(1) as f64);
     Ok(format!(
-        "{{\"mode\": \"echo\", \"conns\": {conns}, \"size\": {size}, \"msgs\": {}, \"msgs_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"server_cpu_us_per_msg\": {}, \"errors\": {}}}",
+        "{{\"mode\": \"echo\", \"conns\": {conns}, \"size\": {size}, \"msgs\": {}, \"msgs_per_s\": {:.0}, \"p50_us\": {}, \"p99_us\": {}, \"server_cpu_us_per_msg\": {}, \"compressed_conns\": {}, \"errors\": {}}}",
         h.measured,
         rate,
         percentile(&h.latencies_us, 0.50),
         percentile(&h.latencies_us, 0.99),
         cpu_per_msg.map_or("null".into(), |c| format!("{c:.2}")),
+        h.compressed,
         h.errors
     ))
 }

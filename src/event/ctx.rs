@@ -264,6 +264,19 @@ impl<'a, D> Ctx<'a, D> {
         self.io.subprotocol.as_deref()
     }
 
+    /// True if permessage-deflate was negotiated on this connection (always false
+    /// without the `deflate` feature).
+    pub fn is_compressed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.io.deflater.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
     /// Client or server side.
     pub fn role(&self) -> Role {
         self.io.role
