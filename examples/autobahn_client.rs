@@ -19,36 +19,15 @@ use silverback::{CloseCode, Dialer, Error, Message};
 
 const MAX_MESSAGE: u64 = 64 << 20;
 
-/// The compression settings under test (`--deflate`).
-#[cfg(feature = "deflate")]
-fn deflate_config() -> silverback::proto::deflate::DeflateConfig {
-    // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): its case code fails
-    // on a small echo sent uncompressed, which RFC 7692 allows. Always compress,
-    // unless `--deflate-min N` asks for another minimum (to reproduce the defect).
-    let min = common::flag_value("--deflate-min")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    silverback::proto::deflate::DeflateConfig::default().min_message_size(min)
-}
-
-fn deflate_requested() -> bool {
-    let on = common::flag("--deflate");
-    if on && !cfg!(feature = "deflate") {
-        eprintln!("--deflate needs a build with --features deflate");
-        std::process::exit(2);
-    }
-    on
-}
-
 fn blocking(base: &str, agent: &str) -> Result<(), Error> {
     #[allow(unused_mut)]
     let mut dialer = Dialer::new()
         .max_message_size(MAX_MESSAGE)
         .read_buffer_size(64 * 1024);
-    if deflate_requested() {
+    if common::deflate_requested() {
         #[cfg(feature = "deflate")]
         {
-            dialer = dialer.deflate(deflate_config());
+            dialer = dialer.deflate(common::autobahn_deflate_config());
         }
     }
     let (mut c, _) = dialer.dial(&format!("{base}/getCaseCount"))?;
@@ -166,10 +145,10 @@ impl Handler for Runner {
 fn event_loop(base: &str, agent: &str) -> Result<(), Error> {
     #[allow(unused_mut)]
     let mut builder = Client::builder();
-    if deflate_requested() {
+    if common::deflate_requested() {
         #[cfg(feature = "deflate")]
         {
-            builder = builder.deflate(deflate_config());
+            builder = builder.deflate(common::autobahn_deflate_config());
         }
     }
     let mut client = builder

@@ -126,27 +126,6 @@ fn serve_blocking(conn: silverback::Conn<TcpStream>) {
     let _ = writer.join();
 }
 
-/// The compression settings under test (`--deflate`).
-#[cfg(feature = "deflate")]
-fn deflate_config() -> silverback::proto::deflate::DeflateConfig {
-    // Workaround for kosoku 0.1.0 defect A (autobahn/README.md): its case code fails
-    // on a small echo sent uncompressed, which RFC 7692 allows. Always compress,
-    // unless `--deflate-min N` asks for another minimum (to reproduce the defect).
-    let min = common::flag_value("--deflate-min")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    silverback::proto::deflate::DeflateConfig::default().min_message_size(min)
-}
-
-fn deflate_requested() -> bool {
-    let on = common::flag("--deflate");
-    if on && !cfg!(feature = "deflate") {
-        eprintln!("--deflate needs a build with --features deflate");
-        std::process::exit(2);
-    }
-    on
-}
-
 fn blocking(addr: &str) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     println!(
@@ -158,10 +137,10 @@ fn blocking(addr: &str) -> io::Result<()> {
         .max_message_size(MAX_MESSAGE)
         .read_buffer_size(64 * 1024)
         .write_buffer_size(64 * 1024);
-    if deflate_requested() {
+    if common::deflate_requested() {
         #[cfg(feature = "deflate")]
         {
-            upgrader = upgrader.deflate(deflate_config());
+            upgrader = upgrader.deflate(common::autobahn_deflate_config());
         }
     }
     for stream in listener.incoming() {
@@ -185,10 +164,10 @@ fn main() -> io::Result<()> {
     }
     #[allow(unused_mut)]
     let mut builder = Server::builder();
-    if deflate_requested() {
+    if common::deflate_requested() {
         #[cfg(feature = "deflate")]
         {
-            builder = builder.deflate(deflate_config());
+            builder = builder.deflate(common::autobahn_deflate_config());
         }
     }
     let server = builder
