@@ -10,7 +10,7 @@
 use std::fmt;
 use std::io;
 
-use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::close_code::{CloseCode, CloseFrame};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,6 +10,7 @@ use crate::proto::Role;
 use crate::proto::close::{CloseCode, encode_close_payload};
 use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::proto::mask::apply_mask;
+use crate::proto::rng::Randomness;
 
 /// An encoded frame header, ready to be written.
 #[derive(Debug, Clone, Copy)]
@@ -28,20 +29,28 @@ impl EncodedHeader {
 }
 
 /// The send state machine for one connection, in one role.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Encoder {
     role: Role,
     msg_open: bool,
     close_sent: bool,
+    rng: Randomness,
 }
 
 impl Encoder {
-    /// An encoder for an endpoint playing `role`.
+    /// An encoder for an endpoint playing `role`; a client's mask keys come from the
+    /// thread-local generator.
     pub fn new(role: Role) -> Self {
+        Self::with_randomness(role, Randomness::thread())
+    }
+
+    /// An encoder whose mask keys (client role) come from `rng`.
+    pub fn with_randomness(role: Role, rng: Randomness) -> Self {
         Encoder {
             role,
             msg_open: false,
             close_sent: false,
+            rng,
         }
     }
 
@@ -60,6 +69,25 @@ impl Encoder {
         self.msg_open
     }
 
+    /// Checks that a frame may be sent now, without changing the state: the error
+    /// [`header`](Self::header) would return.
+    pub fn check(&self, opcode: OpCode, fin: bool, payload_len: u64) -> Result<(), Error> {
+        if self.close_sent {
+            return Err(Error::AlreadyClosed);
+        }
+        if opcode.is_control() {
+            if payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(UsageError::ControlPayloadTooBig(payload_len as usize).into());
+            }
+            if !fin {
+                return Err(UsageError::MessageSequence.into());
+            }
+        } else if (opcode == OpCode::Continuation) != self.msg_open {
+            return Err(UsageError::MessageSequence.into());
+        }
+        Ok(())
+    }
+
     /// Checks that a frame may be sent now, advances the state, and encodes its header.
     ///
     /// `compressed` sets RSV1 (only meaningful on the first frame of a message with
@@ -71,44 +99,42 @@ impl Encoder {
         compressed: bool,
         payload_len: u64,
     ) -> Result<EncodedHeader, Error> {
-        if self.close_sent {
-            return Err(Error::AlreadyClosed);
-        }
-        if opcode.is_control() {
-            if payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(UsageError::ControlPayloadTooBig(payload_len as usize).into());
-            }
-            if !fin {
-                return Err(UsageError::MessageSequence.into());
-            }
-            if opcode == OpCode::Close {
-                self.close_sent = true;
-            }
-        } else {
-            let continuation = opcode == OpCode::Continuation;
-            if continuation != self.msg_open {
-                return Err(UsageError::MessageSequence.into());
-            }
+        self.check(opcode, fin, payload_len)?;
+        if opcode == OpCode::Close {
+            self.close_sent = true;
+        } else if !opcode.is_control() {
             self.msg_open = !fin;
         }
+        Ok(self.encode_header(opcode, fin, compressed && !opcode.is_control(), payload_len))
+    }
+
+    /// The header of a close frame that replaces the close frame this encoder sent
+    /// last, which the caller has withdrawn before it was transmitted.
+    pub(crate) fn replacement_close_header(&mut self, payload_len: u64) -> EncodedHeader {
+        self.encode_header(OpCode::Close, true, false, payload_len)
+    }
+
+    fn encode_header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv1: bool,
+        payload_len: u64,
+    ) -> EncodedHeader {
         let mask = match self.role {
-            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Client => Some(self.rng.mask_key()),
             Role::Server => None,
         };
         let header = FrameHeader {
             fin,
-            rsv: if compressed && !opcode.is_control() {
-                RSV1
-            } else {
-                0
-            },
+            rsv: if rsv1 { RSV1 } else { 0 },
             opcode,
             mask,
             payload_len,
         };
         let mut bytes = [0u8; MAX_HEADER_LEN];
         let len = header.encode(&mut bytes) as u8;
-        Ok(EncodedHeader { bytes, len, mask })
+        EncodedHeader { bytes, len, mask }
     }
 
     /// Appends a whole frame (header and, for clients, masked payload) to `out`.

@@ -12,6 +12,8 @@
 //! it matters (deadlines, heartbeats), belongs to the IO layers.
 
 pub mod close;
+pub mod close_code;
+pub mod connection;
 pub mod decoder;
 #[cfg(feature = "deflate")]
 pub mod deflate;
@@ -19,12 +21,15 @@ pub mod encoder;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod rng;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
+pub use connection::{Chunk, Connection, ConnectionConfig, DirectFrame};
 pub use decoder::{DataChunk, Decoder, Event};
 pub use encoder::{EncodedHeader, Encoder};
 pub use frame::{FrameHeader, OpCode};
+pub use rng::Randomness;
 
 /// Which end of the connection an endpoint is. Clients mask what they send and
 /// expect unmasked frames; servers the reverse (RFC 6455 §5.1).

@@ -1,0 +1,571 @@
+//! `proto::Connection` with a simulated clock: a client and a server connection in
+//! memory, no sockets, no sleeps. Every timer, both closing handshakes, failures,
+//! the obligated replies, the streaming writer and the zero-copy path.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use silverback::proto::connection::{Connection, ConnectionConfig, Event};
+use silverback::proto::{Decoder, Event as FrameEvent, MessageKind, OpCode, Randomness, Role};
+use silverback::{CloseCode, Error, ProtocolError, UsageError};
+
+/// An owned copy of a connection event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    Piece {
+        kind: MessageKind,
+        data: Vec<u8>,
+        first: bool,
+        last: bool,
+    },
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(u16, String),
+}
+
+/// The receiving end of a byte pipe into a connection.
+struct Rx {
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Rx {
+    fn new() -> Self {
+        Rx {
+            buf: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Feeds `bytes` to `conn` and collects every event (stops at an error).
+    fn feed(
+        &mut self,
+        conn: &mut Connection,
+        bytes: &[u8],
+        now: Instant,
+    ) -> (Vec<Ev>, Option<Error>) {
+        self.buf.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        for _ in 0..1_000_000 {
+            match conn.read(&mut self.buf, &mut self.scratch, now) {
+                Err(e) => return (events, Some(e)),
+                Ok((n, ev)) => {
+                    let owned = ev.map(|ev| match ev {
+                        Event::Message(c) => Ev::Piece {
+                            kind: c.kind,
+                            data: c.data.to_vec(),
+                            first: c.first,
+                            last: c.last,
+                        },
+                        Event::Ping(p) => Ev::Ping(p.to_vec()),
+                        Event::Pong(p) => Ev::Pong(p.to_vec()),
+                        Event::Close { code, reason } => Ev::Close(code.0, reason.to_owned()),
+                    });
+                    self.buf.drain(..n);
+                    match owned {
+                        Some(e) => events.push(e),
+                        None => return (events, None),
+                    }
+                }
+            }
+        }
+        panic!("read did not stop");
+    }
+}
+
+/// Moves everything `from` wants to transmit into `to`.
+fn pump(from: &mut Connection, to: &mut Connection, rx: &mut Rx, now: Instant) -> Vec<Ev> {
+    let bytes = from.transmit().to_vec();
+    from.advance_transmit(bytes.len());
+    let (events, err) = rx.feed(to, &bytes, now);
+    assert!(err.is_none(), "{err:?}");
+    events
+}
+
+fn whole(events: &[Ev]) -> Vec<(MessageKind, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(MessageKind, Vec<u8>)> = None;
+    for e in events {
+        if let Ev::Piece {
+            kind,
+            data,
+            first,
+            last,
+        } = e
+        {
+            if *first {
+                assert!(cur.is_none());
+                cur = Some((*kind, Vec::new()));
+            }
+            cur.as_mut().expect("piece without a first").1.extend(data);
+            if *last {
+                out.push(cur.take().unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn pair_with(config: ConnectionConfig, t0: Instant) -> (Connection, Connection) {
+    let config = Arc::new(config);
+    (
+        Connection::with_randomness(Role::Client, config.clone(), Randomness::seeded(1), t0),
+        Connection::new(Role::Server, config, t0),
+    )
+}
+
+fn pair(t0: Instant) -> (Connection, Connection) {
+    pair_with(ConnectionConfig::default(), t0)
+}
+
+const S: Duration = Duration::from_secs(1);
+
+#[test]
+fn messages_fragments_and_pings_cross_in_both_directions() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    c.send(MessageKind::Text, b"hello").unwrap();
+    c.ping(b"p1").unwrap();
+    c.send_fragment(MessageKind::Binary, b"ab", false).unwrap();
+    c.ping(b"p2").unwrap();
+    c.send_fragment(MessageKind::Text, b"cd", true).unwrap();
+    let ev = pump(&mut c, &mut s, &mut to_s, t0);
+    assert_eq!(
+        whole(&ev),
+        vec![
+            (MessageKind::Text, b"hello".to_vec()),
+            (MessageKind::Binary, b"abcd".to_vec())
+        ],
+        "the first fragment decides the kind"
+    );
+    assert!(ev.contains(&Ev::Ping(b"p1".to_vec())) && ev.contains(&Ev::Ping(b"p2".to_vec())));
+    // Both pings were answered automatically, in order.
+    let back = pump(&mut s, &mut c, &mut to_c, t0);
+    assert_eq!(
+        back,
+        vec![Ev::Pong(b"p1".to_vec()), Ev::Pong(b"p2".to_vec())]
+    );
+}
+
+#[test]
+fn client_initiated_close_handshake() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    c.close(t0, CloseCode::NORMAL, "bye").unwrap();
+    assert!(c.close_sent() && !c.is_open());
+    assert!(matches!(
+        c.send(MessageKind::Text, b"late"),
+        Err(Error::AlreadyClosed)
+    ));
+    assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    let ev = pump(&mut c, &mut s, &mut to_s, t0 + S);
+    assert_eq!(ev, vec![Ev::Close(1000, "bye".into())]);
+    // The server's echo is queued; once it is out, the server closes TCP first.
+    assert!(!s.should_close_transport());
+    let ev = pump(&mut s, &mut c, &mut to_c, t0 + S);
+    assert_eq!(ev, vec![Ev::Close(1000, String::new())]);
+    assert!(s.should_close_transport());
+    assert_eq!(s.end(), Some((CloseCode::NORMAL, "bye")));
+    // The client waits for the server's TCP close, bounded by close_timeout.
+    assert!(!c.should_close_transport());
+    assert_eq!(c.poll_timeout(), Some(t0 + S + Duration::from_secs(5)));
+    c.handle_eof();
+    assert!(c.is_done() && c.should_close_transport());
+    assert_eq!(c.end(), Some((CloseCode::NORMAL, "")));
+}
+
+#[test]
+fn server_initiated_close_and_a_client_that_never_sees_eof() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    s.close(t0, CloseCode::GOING_AWAY, "restart").unwrap();
+    let ev = pump(&mut s, &mut c, &mut to_c, t0);
+    assert_eq!(ev, vec![Ev::Close(1001, "restart".into())]);
+    let ev = pump(&mut c, &mut s, &mut to_s, t0);
+    assert_eq!(ev, vec![Ev::Close(1001, String::new())]);
+    assert!(
+        s.should_close_transport(),
+        "server closes once both closes crossed"
+    );
+    // The client's bounded wait for the server's TCP close ends at close_timeout.
+    let deadline = c.poll_timeout().expect("client waits");
+    c.handle_timeout(deadline - Duration::from_millis(1))
+        .unwrap();
+    assert!(!c.is_done());
+    c.handle_timeout(deadline).unwrap();
+    assert!(c.is_done() && c.should_close_transport());
+}
+
+#[test]
+fn an_unanswered_close_ends_after_the_close_timeout() {
+    let t0 = Instant::now();
+    let cfg = ConnectionConfig::default().close_timeout(Duration::from_secs(2));
+    let (_c, mut s) = pair_with(cfg, t0);
+    s.close(t0, CloseCode::NORMAL, "").unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    s.handle_timeout(t0 + S).unwrap();
+    assert!(!s.is_done());
+    s.handle_timeout(t0 + 2 * S).unwrap();
+    assert!(s.is_done() && s.should_close_transport());
+    assert_eq!(s.end(), Some((CloseCode::NORMAL, "")));
+}
+
+#[test]
+fn heartbeat_pings_and_a_silent_peer_times_out() {
+    let t0 = Instant::now();
+    let cfg = ConnectionConfig::default().heartbeat(Some(10 * S), 3 * S);
+    let (mut c, mut s) = pair_with(cfg, t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    assert_eq!(s.poll_timeout(), Some(t0 + 10 * S));
+    s.handle_timeout(t0 + 10 * S).unwrap();
+    // The ping is queued; the pong is due within 3 s.
+    assert_eq!(s.poll_timeout(), Some(t0 + 13 * S));
+    let ev = pump(&mut s, &mut c, &mut to_c, t0 + 10 * S);
+    assert_eq!(ev, vec![Ev::Ping(Vec::new())]);
+    // The client's pong (anything at all) clears it; the next ping is due at 20 s.
+    let ev = pump(&mut c, &mut s, &mut to_s, t0 + 11 * S);
+    assert_eq!(ev, vec![Ev::Pong(Vec::new())]);
+    assert_eq!(s.poll_timeout(), Some(t0 + 20 * S));
+    s.handle_timeout(t0 + 20 * S).unwrap();
+    let _ = pump(&mut s, &mut c, &mut to_c, t0 + 20 * S);
+    // This time the client stays silent.
+    let r = s.handle_timeout(t0 + 23 * S);
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(s.is_done() && s.should_close_transport());
+    assert_eq!(s.end(), Some((CloseCode::ABNORMAL, "pong timeout")));
+}
+
+#[test]
+fn idle_connection_is_closed_with_1001() {
+    let t0 = Instant::now();
+    let cfg = ConnectionConfig::default().idle_timeout(Some(30 * S));
+    let (mut c, mut s) = pair_with(cfg, t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    c.send(MessageKind::Text, b"x").unwrap();
+    pump(&mut c, &mut s, &mut to_s, t0 + 20 * S);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(t0 + 50 * S),
+        "traffic moved the deadline"
+    );
+    s.handle_timeout(t0 + 49 * S).unwrap();
+    assert!(s.is_open());
+    s.handle_timeout(t0 + 50 * S).unwrap();
+    assert!(s.close_sent());
+    let ev = pump(&mut s, &mut c, &mut to_c, t0 + 50 * S);
+    assert_eq!(ev, vec![Ev::Close(1001, "idle timeout".into())]);
+}
+
+#[test]
+fn a_violation_fails_the_connection_once_with_its_code() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    // An unmasked frame from a client.
+    let (ev, err) = to_s.feed(&mut s, b"\x81\x02hi", t0);
+    assert!(ev.is_empty());
+    assert!(matches!(
+        err,
+        Some(Error::Protocol(ProtocolError::UnmaskedFrameFromClient))
+    ));
+    assert!(s.is_failed());
+    // Later input is discarded, not an error again.
+    let (ev, err) = to_s.feed(&mut s, b"\x81\x82abcdxx", t0);
+    assert!(ev.is_empty() && err.is_none());
+    let ev = pump(&mut s, &mut c, &mut to_c, t0);
+    assert_eq!(ev, vec![Ev::Close(1002, String::new())]);
+    assert!(s.should_close_transport());
+    assert_eq!(s.end(), Some((CloseCode::PROTOCOL_ERROR, "")));
+    // Invalid UTF-8 in a fragmented text message: 1007 before the message ends.
+    let (mut c2, mut s2) = pair(t0);
+    c2.send_fragment(MessageKind::Binary, b"ok", false).unwrap();
+    let mut raw = c2.transmit().to_vec();
+    c2.advance_transmit(raw.len());
+    let (_, err) = Rx::new().feed(&mut s2, &raw, t0);
+    assert!(err.is_none());
+    raw.clear();
+    let (mut c3, mut s3) = pair(t0);
+    c3.send_fragment(MessageKind::Text, b"ok", false).unwrap();
+    let mut wire = c3.transmit().to_vec();
+    // Hand-masked continuation carrying 0xff.
+    wire.extend_from_slice(&[0x00, 0x81, 0, 0, 0, 0, 0xff]);
+    let (_, err) = Rx::new().feed(&mut s3, &wire, t0);
+    assert!(matches!(
+        err,
+        Some(Error::Protocol(ProtocolError::InvalidUtf8))
+    ));
+    assert_eq!(s3.end(), Some((CloseCode::INVALID_PAYLOAD, "")));
+    drop((c2, s2));
+}
+
+#[test]
+fn a_client_that_fails_waits_for_the_server_to_close() {
+    let t0 = Instant::now();
+    let (mut c, _s) = pair(t0);
+    // A masked frame from a server.
+    let (_, err) = Rx::new().feed(&mut c, b"\x81\x82abcdxx", t0);
+    assert!(matches!(
+        err,
+        Some(Error::Protocol(ProtocolError::MaskedFrameFromServer))
+    ));
+    c.advance_transmit(c.buffered());
+    assert!(
+        !c.should_close_transport(),
+        "§7.1.1: the server closes first"
+    );
+    c.handle_timeout(c.poll_timeout().unwrap()).unwrap();
+    assert!(c.should_close_transport());
+}
+
+#[test]
+fn a_close_handler_can_replace_the_echo_before_it_is_sent() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
+    c.close(t0, CloseCode::NORMAL, "").unwrap();
+    pump(&mut c, &mut s, &mut to_s, t0);
+    s.close(t0, CloseCode(4000), "custom").unwrap();
+    assert!(matches!(
+        s.send_control(t0, OpCode::Close, &[0x03, 0xe8]),
+        Ok(())
+    ));
+    let ev = pump(&mut s, &mut c, &mut to_c, t0);
+    assert_eq!(
+        ev,
+        vec![Ev::Close(1000, String::new())],
+        "the last replacement wins"
+    );
+    // Once transmitted, the echo stays what it was.
+    s.close(t0, CloseCode(4001), "late").unwrap();
+    assert_eq!(s.buffered(), 0);
+    assert!(matches!(
+        s.send_control(t0, OpCode::Close, &[]),
+        Err(Error::AlreadyClosed)
+    ));
+}
+
+#[test]
+fn nothing_is_sent_after_a_close_and_misuse_changes_nothing() {
+    let t0 = Instant::now();
+    let (mut c, _s) = pair(t0);
+    assert!(matches!(
+        c.send(MessageKind::Text, &[0xff]),
+        Err(Error::Usage(UsageError::InvalidUtf8))
+    ));
+    assert!(matches!(
+        c.ping(&[0; 126]),
+        Err(Error::Usage(UsageError::ControlPayloadTooBig(126)))
+    ));
+    assert!(matches!(
+        c.close(t0, CloseCode::ABNORMAL, ""),
+        Err(Error::Usage(UsageError::InvalidCloseCode(1006)))
+    ));
+    assert!(matches!(
+        c.send_control(t0, OpCode::Close, &[0x03]),
+        Err(Error::Usage(UsageError::InvalidCloseCode(0)))
+    ));
+    assert!(matches!(
+        c.send_fragment(MessageKind::Text, &[0xe2, 0x82], true),
+        Err(Error::Usage(UsageError::InvalidUtf8))
+    ));
+    assert_eq!(c.buffered(), 0, "refused calls queue nothing");
+    c.send_fragment(MessageKind::Text, &[0xe2, 0x82], false)
+        .unwrap();
+    assert!(matches!(
+        c.send(MessageKind::Text, b"x"),
+        Err(Error::Usage(UsageError::MessageSequence))
+    ));
+    c.send_fragment(MessageKind::Text, &[0xac], true).unwrap();
+    c.close(t0, CloseCode::NORMAL, "").unwrap();
+    let before = c.buffered();
+    assert!(matches!(c.ping(b""), Err(Error::AlreadyClosed)));
+    assert!(matches!(
+        c.stream_begin(MessageKind::Binary),
+        Err(Error::AlreadyClosed)
+    ));
+    assert_eq!(c.buffered(), before);
+    // What was queued is a valid client stream ending with the close.
+    let mut wire = c.transmit().to_vec();
+    let mut dec = Decoder::new(Role::Server);
+    let mut pos = 0;
+    let mut last = None;
+    while let Ok((n, Some(ev))) = dec.decode(&mut wire[pos..]) {
+        pos += n;
+        last = Some(matches!(ev, FrameEvent::Close(_)));
+    }
+    assert_eq!(pos, wire.len());
+    assert_eq!(last, Some(true));
+}
+
+#[test]
+fn streaming_writer_holds_back_split_code_points() {
+    let t0 = Instant::now();
+    let cfg = ConnectionConfig::default().fragment_size(4);
+    let (mut c, mut s) = pair_with(cfg, t0);
+    let mut to_s = Rx::new();
+    c.stream_begin(MessageKind::Text).unwrap();
+    // "aaa€" then "bb": the euro sign straddles the 4-byte fragment boundary.
+    c.stream_write(b"aaa\xe2").unwrap();
+    c.stream_write(b"\x82\xacbb").unwrap();
+    c.stream_end().unwrap();
+    let ev = pump(&mut c, &mut s, &mut to_s, t0);
+    for e in &ev {
+        if let Ev::Piece { data, .. } = e {
+            assert!(
+                std::str::from_utf8(data).is_ok(),
+                "fragment {data:?} ends on a code point"
+            );
+        }
+    }
+    assert_eq!(
+        whole(&ev),
+        vec![(MessageKind::Text, "aaa€bb".as_bytes().to_vec())]
+    );
+    // A message that stops inside a code point ends validly and reports the misuse.
+    c.stream_begin(MessageKind::Text).unwrap();
+    c.stream_write(b"ok\xe2\x82").unwrap();
+    assert!(matches!(
+        c.stream_end(),
+        Err(Error::Usage(UsageError::InvalidUtf8))
+    ));
+    let ev = pump(&mut c, &mut s, &mut to_s, t0);
+    assert_eq!(whole(&ev), vec![(MessageKind::Text, b"ok".to_vec())]);
+}
+
+#[test]
+fn a_direct_frame_and_its_unsent_rest_keep_the_stream_whole() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let mut to_c = Rx::new();
+    let big = vec![7u8; 100_000];
+    s.ping(b"first").unwrap();
+    let frame = s
+        .send_direct(MessageKind::Binary, &big)
+        .unwrap()
+        .expect("direct");
+    // The transport takes the queue and 1000 bytes of the frame, then blocks.
+    let mut wire = s.transmit().to_vec();
+    s.advance_transmit(wire.len());
+    let mut framed = frame.header().to_vec();
+    framed.extend_from_slice(frame.payload());
+    wire.extend_from_slice(&framed[..1000]);
+    s.queue_unsent(&frame, 1000);
+    s.send(MessageKind::Text, b"after").unwrap();
+    wire.extend_from_slice(s.transmit());
+    let (ev, err) = to_c.feed(&mut c, &wire, t0);
+    assert!(err.is_none());
+    assert_eq!(
+        whole(&ev),
+        vec![
+            (MessageKind::Binary, big),
+            (MessageKind::Text, b"after".to_vec())
+        ]
+    );
+    // A client masks: its frames are always queued.
+    assert!(c.send_direct(MessageKind::Binary, b"x").unwrap().is_none());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes() {
+    let t0 = Instant::now();
+    let run = || {
+        let cfg = Arc::new(ConnectionConfig::default());
+        let mut c = Connection::with_randomness(Role::Client, cfg, Randomness::seeded(42), t0);
+        c.send(MessageKind::Text, b"same").unwrap();
+        c.ping(b"again").unwrap();
+        c.transmit().to_vec()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn read_limit_fails_with_1009_from_the_header() {
+    let t0 = Instant::now();
+    let cfg = ConnectionConfig::default().max_message_size(10);
+    let (mut c, mut s) = pair_with(cfg, t0);
+    c.send(MessageKind::Binary, &[0; 11]).unwrap();
+    let header_only = c.transmit()[..6].to_vec();
+    let (_, err) = Rx::new().feed(&mut s, &header_only, t0);
+    assert!(matches!(err, Some(Error::MessageTooBig { limit: 10 })));
+    assert_eq!(s.end(), Some((CloseCode::MESSAGE_TOO_BIG, "")));
+}
+
+#[cfg(feature = "deflate")]
+mod compressed {
+    use super::*;
+    use silverback::proto::deflate::{DeflateConfig, DeflateParams};
+
+    fn deflate_pair(t0: Instant, limit: u64, nct: bool) -> (Connection, Connection) {
+        let cfg = ConnectionConfig::default().max_message_size(limit);
+        let (mut c, mut s) = pair_with(cfg, t0);
+        let params = DeflateParams {
+            server_no_context_takeover: nct,
+            client_no_context_takeover: nct,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let dc = DeflateConfig::default().min_message_size(0);
+        c.enable_deflate(&params, &dc);
+        s.enable_deflate(&params, &dc);
+        (c, s)
+    }
+
+    #[test]
+    fn a_large_compressed_message_arrives_in_bounded_pieces() {
+        let t0 = Instant::now();
+        let (mut c, mut s) = deflate_pair(t0, 64 << 20, false);
+        let mut to_s = Rx::new();
+        let text: String = (0..200_000).map(|i| format!("{{\"n\":{i}}}")).collect();
+        c.send(MessageKind::Text, text.as_bytes()).unwrap();
+        assert!(c.buffered() < text.len() / 4, "compressed on the wire");
+        let ev = pump(&mut c, &mut s, &mut to_s, t0);
+        for e in &ev {
+            if let Ev::Piece { data, .. } = e {
+                assert!(data.len() <= 16 * 1024, "piece of {} bytes", data.len());
+            }
+        }
+        assert_eq!(whole(&ev), vec![(MessageKind::Text, text.into_bytes())]);
+        // Streamed and fragmented sends compress too, and round-trip.
+        c.stream_begin(MessageKind::Binary).unwrap();
+        for i in 0..100u32 {
+            c.stream_write(&i.to_be_bytes().repeat(500)).unwrap();
+        }
+        c.stream_end().unwrap();
+        c.send_fragment(MessageKind::Text, "héllo ".as_bytes(), false)
+            .unwrap();
+        c.send_fragment(MessageKind::Text, b"world", true).unwrap();
+        let ev = pump(&mut c, &mut s, &mut to_s, t0);
+        let got = whole(&ev);
+        let expect: Vec<u8> = (0..100u32)
+            .flat_map(|i| i.to_be_bytes().repeat(500))
+            .collect();
+        assert_eq!(got[0], (MessageKind::Binary, expect));
+        assert_eq!(
+            got[1],
+            (MessageKind::Text, "héllo world".as_bytes().to_vec())
+        );
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit_with_1009() {
+        let t0 = Instant::now();
+        let (mut c, mut s) = deflate_pair(t0, 1 << 20, true);
+        c.send(MessageKind::Binary, &vec![0u8; 8 << 20]).unwrap();
+        let wire = c.transmit().to_vec();
+        assert!(wire.len() < 64 * 1024);
+        let (ev, err) = Rx::new().feed(&mut s, &wire, t0);
+        let delivered: usize = ev
+            .iter()
+            .map(|e| match e {
+                Ev::Piece { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(matches!(err, Some(Error::MessageTooBig { .. })), "{err:?}");
+        assert!(delivered <= 1 << 20);
+        assert_eq!(s.end(), Some((CloseCode::MESSAGE_TOO_BIG, "")));
+    }
+}
