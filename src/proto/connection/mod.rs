@@ -317,6 +317,8 @@ pub struct Connection {
     state: State,
     /// The peer's close frame was received.
     peer_closed: bool,
+    /// Answer pings automatically (from the config; a driver may turn it off).
+    auto_pong: bool,
     /// A write of ours failed mid-frame: nothing more can be sent.
     broken: bool,
     /// When a close-related wait ends (see [`State`]).
@@ -352,6 +354,7 @@ impl Connection {
         now: Instant,
     ) -> Self {
         let mut dec = Decoder::new(role);
+        let auto_pong = config.auto_pong;
         dec.set_max_message_size(config.max_message_size);
         dec.set_whole_frame_max(config.whole_frame_max);
         Connection {
@@ -360,6 +363,7 @@ impl Connection {
             enc: Encoder::with_randomness(role, rng),
             state: State::Open,
             peer_closed: false,
+            auto_pong,
             broken: false,
             close_deadline: None,
             echo_at: None,
@@ -394,6 +398,12 @@ impl Connection {
             deflater: MessageDeflater::new(params, role, cfg),
             inflater: MessageInflater::new(params, role, self.dec.max_message_size()),
         }));
+    }
+
+    /// Turns automatic pongs on or off for this connection (a driver whose
+    /// application answers pings itself turns them off).
+    pub fn set_auto_pong(&mut self, on: bool) {
+        self.auto_pong = on;
     }
 
     /// Records the subprotocol the handshake selected.
@@ -527,6 +537,11 @@ impl Connection {
     /// that writes them while another thread uses the connection).
     pub fn take_transmit(&mut self, dst: &mut Vec<u8>) {
         self.tx.take_into(dst);
+    }
+
+    /// Queues raw bytes ahead of the frames (the `101` response of a handshake).
+    pub(crate) fn queue_preamble(&mut self, bytes: &[u8]) {
+        self.tx.push_raw(bytes);
     }
 
     /// Number of bytes waiting to be transmitted.

@@ -125,7 +125,7 @@ impl Connection {
                     };
                 }
                 Some(Frame::Ping(p)) => {
-                    if self.config.auto_pong && self.state == State::Open {
+                    if self.auto_pong && self.state == State::Open {
                         // Obligated reply (RFC 6455 §5.5.2); a full queue or a broken
                         // writer is the driver's to report, not the peer's fault.
                         let _ = self.pong(p);

@@ -1,0 +1,176 @@
+//! The client side of the opening handshake as a sans-IO object.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::http::{ClientOffer, Response, parse_response, write_request};
+use super::{HeadLimits, generate_key_with};
+use crate::error::HandshakeError;
+use crate::proto::Role;
+use crate::proto::connection::{Connection, ConnectionConfig};
+use crate::proto::rng::Randomness;
+
+/// What a client offers, shared by every handshake of an endpoint.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Bounds on the response head. Default: 16 KiB, 64 headers.
+    pub limits: HeadLimits,
+    /// Time allowed for the whole handshake (a driver may count the TCP connect in
+    /// it). Default: 45 s, as gorilla's `DefaultDialer`.
+    pub timeout: Option<Duration>,
+    /// Subprotocols offered, in preference order. Default: none.
+    pub subprotocols: Vec<String>,
+    /// Headers added to the request (`Origin`, a cookie, a token).
+    pub headers: Vec<(String, String)>,
+    /// permessage-deflate (RFC 7692), offered on these terms. Default: off.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::proto::deflate::DeflateConfig>,
+    /// The settings of the connection it opens.
+    pub connection: Arc<ConnectionConfig>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            limits: HeadLimits::default(),
+            timeout: Some(Duration::from_secs(45)),
+            subprotocols: Vec::new(),
+            headers: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            connection: Arc::new(ConnectionConfig::default()),
+        }
+    }
+}
+
+/// The client side of one opening handshake.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Instant;
+/// use silverback::proto::handshake::{ClientConfig, ClientHandshake};
+/// use silverback::proto::Randomness;
+///
+/// let mut request = Vec::new();
+/// let hs = ClientHandshake::new(
+///     Arc::new(ClientConfig::default()),
+///     "example.com",
+///     "/chat",
+///     Randomness::seeded(1),
+///     Instant::now(),
+///     &mut request,
+/// );
+/// assert!(request.starts_with(b"GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
+/// // Send `request`, then feed the response with `hs.read(...)` until it returns a
+/// // `Connection`.
+/// # let _ = hs;
+/// ```
+#[derive(Debug)]
+pub struct ClientHandshake {
+    config: Arc<ClientConfig>,
+    key: String,
+    deadline: Option<Instant>,
+    rng: Randomness,
+}
+
+impl ClientHandshake {
+    /// Starts a handshake at `now` and writes the upgrade request for `host`
+    /// (`Host` header: `host[:port]`) and `target` (path and query) into `out`. The
+    /// key and the connection's mask keys come from `rng`.
+    pub fn new(
+        config: Arc<ClientConfig>,
+        host: &str,
+        target: &str,
+        mut rng: Randomness,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Self {
+        let key = generate_key_with(&mut rng);
+        #[cfg(feature = "deflate")]
+        let offer = config
+            .deflate
+            .as_ref()
+            .map(crate::proto::deflate::client_offer);
+        #[cfg(not(feature = "deflate"))]
+        let offer: Option<String> = None;
+        write_request(
+            &ClientOffer {
+                host,
+                target,
+                key: &key,
+                protocols: &config.subprotocols,
+                extensions: offer.as_deref(),
+                extra: &config.headers,
+            },
+            out,
+        );
+        let deadline = config.timeout.map(|t| now + t);
+        ClientHandshake {
+            config,
+            key,
+            deadline,
+            rng,
+        }
+    }
+
+    /// The `Sec-WebSocket-Key` sent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn offers_extensions(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.config.deflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
+    /// Reads the server's answer from the bytes received so far (all of them, from
+    /// the first). `Ok(None)`: more bytes are needed. Once the head is complete and
+    /// valid (101, the accept key, a subprotocol and extensions we offered), returns
+    /// the response, its length (bytes past it are the first frames) and the open
+    /// connection; the handshake is then spent.
+    pub fn read(
+        &mut self,
+        received: &[u8],
+        now: Instant,
+    ) -> Result<Option<(Response, usize, Connection)>, HandshakeError> {
+        let Some((resp, head_len)) = parse_response(
+            received,
+            &self.config.limits,
+            &self.key,
+            &self.config.subprotocols,
+            self.offers_extensions(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let rng = std::mem::take(&mut self.rng);
+        #[allow(unused_mut)]
+        let mut conn =
+            Connection::with_randomness(Role::Client, self.config.connection.clone(), rng, now);
+        #[cfg(feature = "deflate")]
+        if let Some(cfg) = self.config.deflate.as_ref()
+            && let Some(params) =
+                crate::proto::deflate::client_check_response(resp.extensions(), cfg)?
+        {
+            conn.enable_deflate(&params, cfg);
+        }
+        conn.set_subprotocol(resp.protocol());
+        Ok(Some((resp, head_len, conn)))
+    }
+
+    /// When the handshake times out, if it can.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// [`HandshakeError::Timeout`] once the deadline has passed at `now`.
+    pub fn handle_timeout(&self, now: Instant) -> Result<(), HandshakeError> {
+        match self.deadline {
+            Some(d) if now >= d => Err(HandshakeError::Timeout),
+            _ => Ok(()),
+        }
+    }
+}
