@@ -1,16 +1,16 @@
-//! The client side of the opening handshake over a blocking stream.
+//! The client side of the opening handshake over a blocking stream: a driver of
+//! [`ClientHandshake`].
 
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::io::{read_head, write_head};
 use crate::blocking::stream::Stream;
-use crate::blocking::upgrader::write_head;
 use crate::blocking::{Config, Conn};
 use crate::error::{Error, HandshakeError, Result};
-use crate::proto::Role;
-use crate::proto::handshake::{
-    ClientOffer, HeadLimits, Response, generate_key, parse_response, write_request,
-};
+use crate::proto::Randomness;
+use crate::proto::handshake::{ClientConfig, ClientHandshake, Response};
 use crate::url::WsUrl;
 
 /// Opens client connections (gorilla's `Dialer`).
@@ -22,29 +22,10 @@ use crate::url::WsUrl;
 /// let echo = conn.read_message()?;
 /// # Ok::<(), silverback::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Dialer {
     config: Config,
-    handshake_timeout: Option<Duration>,
-    limits: HeadLimits,
-    subprotocols: Vec<String>,
-    headers: Vec<(String, String)>,
-    #[cfg(feature = "deflate")]
-    deflate: Option<crate::proto::deflate::DeflateConfig>,
-}
-
-impl Default for Dialer {
-    fn default() -> Self {
-        Dialer {
-            config: Config::default(),
-            handshake_timeout: Some(Duration::from_secs(45)),
-            limits: HeadLimits::default(),
-            subprotocols: Vec::new(),
-            headers: Vec::new(),
-            #[cfg(feature = "deflate")]
-            deflate: None,
-        }
-    }
+    client: ClientConfig,
 }
 
 impl Dialer {
@@ -80,7 +61,7 @@ impl Dialer {
 
     /// Time allowed for connect plus handshake. Default: 45 s.
     pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
-        self.handshake_timeout = t;
+        self.client.timeout = t;
         self
     }
 
@@ -90,20 +71,20 @@ impl Dialer {
         I: IntoIterator<Item = P>,
         P: Into<String>,
     {
-        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.client.subprotocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Offers permessage-deflate (RFC 7692) on the terms of `cfg`. Default: off.
     #[cfg(feature = "deflate")]
     pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
-        self.deflate = Some(cfg);
+        self.client.deflate = Some(cfg);
         self
     }
 
     /// Adds a header to the upgrade request (`Origin`, a cookie, a token).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.client.headers.push((name.into(), value.into()));
         self
     }
 
@@ -111,7 +92,8 @@ impl Dialer {
     /// connection and the server's `101` response.
     pub fn dial(&self, url: &str) -> Result<(Conn<TcpStream>, Response)> {
         let u = WsUrl::parse(url)?;
-        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
+        let started = Instant::now();
+        let deadline = self.client.timeout.map(|t| started + t);
         let addrs = (u.host.as_str(), u.port).to_socket_addrs()?;
         let mut last = None;
         let mut stream = None;
@@ -142,93 +124,41 @@ impl Dialer {
             }
         };
         stream.set_nodelay(true)?;
-        self.handshake(stream, &u, deadline)
+        self.handshake(stream, &u, started)
     }
 
     /// Performs the client handshake over a stream the caller connected (a Unix
     /// socket, a TLS stream). `url` supplies the `Host` header and request target.
     pub fn dial_stream<S: Stream>(&self, stream: S, url: &str) -> Result<(Conn<S>, Response)> {
         let u = WsUrl::parse(url)?;
-        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
-        self.handshake(stream, &u, deadline)
+        self.handshake(stream, &u, Instant::now())
     }
 
     fn handshake<S: Stream>(
         &self,
         mut stream: S,
         u: &WsUrl,
-        deadline: Option<Instant>,
+        started: Instant,
     ) -> Result<(Conn<S>, Response)> {
-        let key = generate_key();
-        let mut req = Vec::with_capacity(256);
-        #[cfg(feature = "deflate")]
-        let offer = self
-            .deflate
-            .as_ref()
-            .map(crate::proto::deflate::client_offer);
-        #[cfg(not(feature = "deflate"))]
-        let offer: Option<String> = None;
-        write_request(
-            &ClientOffer {
-                host: &u.authority,
-                target: &u.target,
-                key: &key,
-                protocols: &self.subprotocols,
-                extensions: offer.as_deref(),
-                extra: &self.headers,
-            },
-            &mut req,
+        let mut client = self.client.clone();
+        client.connection = Arc::new(self.config.connection());
+        let mut request = Vec::with_capacity(256);
+        let mut hs = ClientHandshake::new(
+            Arc::new(client),
+            &u.authority,
+            &u.target,
+            Randomness::thread(),
+            started,
+            &mut request,
         );
-        write_head(&mut stream, &req, deadline)?;
-        let mut buf: Vec<u8> = Vec::with_capacity(1024);
-        loop {
-            if let Some(d) = deadline {
-                let now = Instant::now();
-                if now >= d {
-                    return Err(HandshakeError::Timeout.into());
-                }
-                match stream.set_read_timeout(Some(d - now)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(e.into()),
-                    _ => {}
-                }
-            }
-            let len = buf.len();
-            buf.resize(len + 4096, 0);
-            let n = match stream.read(&mut buf[len..]) {
-                Ok(0) => return Err(HandshakeError::ConnectionClosed.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    return Err(match Error::from_io_timeout(e) {
-                        Error::Timeout => HandshakeError::Timeout.into(),
-                        other => other,
-                    });
-                }
-            };
-            buf.truncate(len + n);
-            if let Some((resp, head)) = parse_response(
-                &buf,
-                &self.limits,
-                &key,
-                &self.subprotocols,
-                offer.is_some(),
-            )? {
-                if deadline.is_some() {
-                    let _ = stream.set_read_timeout(None);
-                }
-                let protocol = resp.protocol().map(str::to_owned);
-                #[allow(unused_mut)]
-                let mut conn =
-                    Conn::from_raw(stream, Role::Client, self.config, &buf[head..], protocol);
-                #[cfg(feature = "deflate")]
-                if let Some(cfg) = self.deflate.as_ref()
-                    && let Some(params) =
-                        crate::proto::deflate::client_check_response(resp.extensions(), cfg)?
-                {
-                    conn.enable_deflate(&params, cfg);
-                }
-                return Ok((conn, resp));
-            }
-        }
+        let deadline = hs.poll_timeout();
+        write_head(&mut stream, &request, deadline)?;
+        let mut buf = Vec::with_capacity(1024);
+        let max = self.client.limits.max_size;
+        let (resp, head, conn) = read_head(&mut stream, &mut buf, max, deadline, |b| {
+            hs.read(b, Instant::now())
+        })?;
+        let conn = Conn::from_connection(stream, conn, self.config, &buf[head..]);
+        Ok((conn, resp))
     }
 }

@@ -3,18 +3,25 @@
 //! [`Upgrader`] turns an accepted stream into a server [`Conn`]; [`Dialer`] connects a
 //! client one. A `Conn` reads whole messages ([`Conn::read_message`]) or streams them
 //! ([`Conn::next_reader`]), writes whole messages or streams them
-//! ([`Conn::next_writer`]), answers pings and closes through handlers, and can be
+//! ([`Conn::next_writer`]), answers pings and closes, and can be
 //! [`split`](Conn::split) so one thread reads while another writes: the split halves
 //! make concurrent misuse a compile error rather than gorilla's run-time panic.
+//!
+//! Every protocol rule comes from [`proto::Connection`](crate::proto::Connection):
+//! this layer reads bytes, feeds them to it, writes what it asks and applies its
+//! deadlines as socket timeouts.
 
 mod dialer;
+mod io;
+mod link;
 mod read;
+mod split;
 mod stream;
 mod upgrader;
 mod write;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use dialer::Dialer;
@@ -22,17 +29,19 @@ pub use read::{
     CloseHandler, Control, ControlHandler, MessageReader, default_close_handler,
     default_ping_handler,
 };
+pub use split::{ReadHalf, WriteHalf};
 pub use stream::{Shared, Stream};
 pub use upgrader::{PendingUpgrade, Upgrader};
 pub use write::MessageWriter;
 
-use crate::error::{Error, Result, UsageError};
+use crate::error::Result;
 use crate::message::Message;
-use crate::proto::close::{CloseCode, encode_close_payload, parse_close_payload};
+use crate::proto::close::CloseCode;
 use crate::proto::frame::OpCode;
-use crate::proto::{MessageKind, Role};
+use crate::proto::{Connection, ConnectionConfig, MessageKind, Role};
+use io::WriteState;
+use link::{AnyLink, AnySink, Sink, Solo};
 use read::ReadCore;
-use write::{CoreRef, RESERVE, WriteCore, lock};
 
 /// Buffer sizes and limits of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +54,8 @@ pub struct Config {
     pub write_buffer_size: usize,
     /// Largest message accepted; larger ones are refused with 1009. Default: 64 MiB.
     pub max_message_size: u64,
-    /// How long [`Conn::close`] waits for the peer's close frame when no read
-    /// deadline is set. Default: 5 s.
+    /// How long [`Conn::close`] waits for the peer's close frame (and a client, after
+    /// it, for the server to close the connection). Default: 5 s.
     pub close_timeout: Duration,
 }
 
@@ -61,40 +70,26 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The settings of the protocol connection this configuration drives.
+    pub(crate) fn connection(&self) -> ConnectionConfig {
+        ConnectionConfig::default()
+            .max_message_size(self.max_message_size)
+            .whole_frame_max(self.read_buffer_size.max(read::MIN_READ_BUFFER))
+            .fragment_size(self.write_buffer_size)
+            .close_timeout(self.close_timeout)
+    }
+}
+
 /// A WebSocket connection over a blocking [`Stream`].
 ///
 /// One reader and one writer at a time is enforced by `&mut self`; to read and write
 /// from two threads, [`split`](Self::split) it.
 pub struct Conn<S> {
     io: S,
+    conn: Connection,
     rd: ReadCore,
-    wr: WriteCore,
-    stage: Vec<u8>,
-    config: Config,
-    subprotocol: Option<String>,
-}
-
-fn check_text(kind: MessageKind, data: &[u8]) -> Result<()> {
-    if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
-        return Err(UsageError::InvalidUtf8.into());
-    }
-    Ok(())
-}
-
-fn close_payload(code: CloseCode, reason: &str, out: &mut [u8; 125]) -> Result<usize> {
-    let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
-    Ok(encode_close_payload(close, out)?)
-}
-
-fn check_control(op: OpCode, payload: &[u8]) -> Result<()> {
-    if op == OpCode::Close && parse_close_payload(payload).is_err() {
-        // A close payload we would refuse from a peer is refused from the caller too.
-        let code = payload
-            .get(..2)
-            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-        return Err(UsageError::InvalidCloseCode(code).into());
-    }
-    Ok(())
+    ws: WriteState,
 }
 
 impl<S: Stream> Conn<S> {
@@ -107,19 +102,33 @@ impl<S: Stream> Conn<S> {
         leftover: &[u8],
         subprotocol: Option<String>,
     ) -> Self {
-        let rd = ReadCore::new(
-            role,
-            config.read_buffer_size,
-            config.max_message_size,
-            leftover,
-        );
+        let mut conn = Connection::new(role, Arc::new(config.connection()), Instant::now());
+        conn.set_subprotocol(subprotocol.as_deref());
+        Self::from_connection(io, conn, config, leftover)
+    }
+
+    /// Drives a connection that a handshake object produced.
+    pub(crate) fn from_connection(
+        io: S,
+        mut conn: Connection,
+        config: Config,
+        leftover: &[u8],
+    ) -> Self {
+        let rd = ReadCore::new(config.read_buffer_size, leftover);
+        conn.set_whole_frame_max(rd.whole_frame_max());
         Conn {
             io,
+            conn,
             rd,
-            wr: WriteCore::new(role),
-            stage: Vec::with_capacity(RESERVE + config.write_buffer_size.max(1)),
-            config,
-            subprotocol,
+            ws: WriteState::default(),
+        }
+    }
+
+    fn solo(&mut self) -> Solo<'_> {
+        Solo {
+            conn: &mut self.conn,
+            io: &mut self.io,
+            ws: &mut self.ws,
         }
     }
 
@@ -132,40 +141,41 @@ impl<S: Stream> Conn<S> {
         params: &crate::proto::deflate::DeflateParams,
         cfg: &crate::proto::deflate::DeflateConfig,
     ) {
-        self.rd.enable_deflate(params);
-        self.wr.enable_deflate(params, cfg);
+        self.conn.enable_deflate(params, cfg);
     }
 
     /// True if permessage-deflate is in use on this connection.
     pub fn is_compressed(&self) -> bool {
-        self.wr.compressing()
+        self.conn.is_compressed()
+    }
+
+    /// The protocol state machine this connection drives.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     /// Reads the next whole message (gorilla's `ReadMessage`). Pings, pongs and closes
     /// that arrive first go to their handlers. A close from the peer returns
-    /// [`Error::Closed`] with its code and reason, after the close handler answered it.
+    /// [`Error::Closed`] with its code and reason, after it was answered.
     pub fn read_message(&mut self) -> Result<Message> {
-        self.rd.read_message(&mut self.io, &mut self.wr)
+        let Conn { io, conn, rd, ws } = self;
+        rd.read_message(&mut Solo { conn, io, ws })
     }
 
     /// Starts reading the next message as a stream (gorilla's `NextReader`). Any unread
     /// rest of the previous message is skipped.
     pub fn next_reader(&mut self) -> Result<MessageReader<'_>> {
-        let kind = self.rd.begin_message(&mut self.io, &mut self.wr)?;
-        Ok(MessageReader {
-            rd: &mut self.rd,
-            sink: &mut self.wr,
-            io: &mut self.io,
-            kind,
-        })
+        let Conn { io, conn, rd, ws } = self;
+        let mut link = AnyLink::Solo(Solo { conn, io, ws });
+        let kind = rd.begin_message(&mut link)?;
+        Ok(MessageReader { rd, link, kind })
     }
 
     /// Sends `data` as one message in a single frame (gorilla's `WriteMessage`). Text
-    /// must be UTF-8 ([`UsageError::InvalidUtf8`] otherwise; nothing is sent).
+    /// must be UTF-8 ([`UsageError::InvalidUtf8`](crate::UsageError) otherwise;
+    /// nothing is sent).
     pub fn write_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
-        check_text(kind, data)?;
-        self.wr
-            .send_data(&mut self.io, kind.opcode(), true, data, &mut self.stage)
+        self.solo().send_message(kind, data)
     }
 
     /// Sends a [`Message`].
@@ -177,16 +187,12 @@ impl<S: Stream> Conn<S> {
     /// [`Config::write_buffer_size`] go out as the writer fills; `close()` or drop sends
     /// the final frame.
     pub fn next_writer(&mut self, kind: MessageKind) -> Result<MessageWriter<'_>> {
-        if self.wr.close_sent() {
-            return Err(Error::AlreadyClosed);
-        }
-        Ok(MessageWriter::new(
-            CoreRef::Direct(&mut self.wr),
-            &mut self.io,
-            &mut self.stage,
-            self.config.write_buffer_size,
+        self.conn.stream_begin(kind)?;
+        Ok(MessageWriter {
+            sink: AnySink::Solo(self.solo()),
             kind,
-        ))
+            finished: false,
+        })
     }
 
     /// Sends a ping, pong or close frame (gorilla's `WriteControl`), with its own
@@ -199,47 +205,42 @@ impl<S: Stream> Conn<S> {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<()> {
-        check_control(op, payload)?;
-        self.wr.send_control(&mut self.io, op, payload, deadline)
+        let now = Instant::now();
+        self.solo()
+            .run(deadline, &mut |c| c.send_control(now, op, payload))
     }
 
     /// Performs the closing handshake: sends a close with `code` and `reason`, waits
-    /// (bounded by the read deadline, or [`Config::close_timeout`]) for the peer's
+    /// (bounded by the read deadline and [`Config::close_timeout`]) for the peer's
     /// close, discarding any data that arrives first, then closes the transport (a
-    /// client first waits briefly for the server to close it, RFC 6455 §7.1.1).
-    /// [`CloseCode::NO_STATUS`] sends an empty close payload.
+    /// client first waits, as long again, for the server to close it: RFC 6455
+    /// §7.1.1). [`CloseCode::NO_STATUS`] sends an empty close payload.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        if !self.wr.close_sent() {
-            let mut p = [0u8; 125];
-            let n = close_payload(code, reason, &mut p)?;
-            self.wr
-                .send_control(&mut self.io, OpCode::Close, &p[..n], None)?;
-        }
-        let saved = self.rd.deadline();
-        let bound = saved.unwrap_or_else(|| Instant::now() + self.config.close_timeout);
-        self.rd.set_deadline(Some(bound));
-        let res = if self.rd.is_terminal() {
+        let now = Instant::now();
+        let Conn { io, conn, rd, ws } = self;
+        let mut link = Solo { conn, io, ws };
+        link.run(None, &mut |c| c.close(now, code, reason))?;
+        let res = if rd.is_terminal() {
             Ok(())
         } else {
-            self.rd
-                .drain_until_close(&mut self.io, &mut self.wr)
-                .map(|_| ())
+            rd.drain_until_close(&mut link).map(|_| ())
         };
-        if res.is_ok() && self.wr.role() == Role::Client {
-            self.rd.wait_for_eof(&mut self.io);
+        if res.is_ok() {
+            rd.wait_for_eof(&mut link);
         }
-        self.rd.set_deadline(saved);
         let _ = self.io.shutdown();
         res
     }
 
-    /// Sets the handler for pings from the peer. Default: [`default_ping_handler`]
-    /// (answer with a pong).
+    /// Sets the handler for pings from the peer (it answers them itself, for
+    /// instance with [`default_ping_handler`]). Default: pongs are sent
+    /// automatically.
     pub fn set_ping_handler(
         &mut self,
         f: impl FnMut(&[u8], &mut Control<'_>) -> Result<()> + Send + 'static,
     ) {
-        self.rd.handlers.ping = Box::new(f);
+        self.conn.set_auto_pong(false);
+        self.rd.handlers.ping = Some(Box::new(f));
     }
 
     /// Sets the handler for pongs from the peer. Default: do nothing.
@@ -247,23 +248,24 @@ impl<S: Stream> Conn<S> {
         &mut self,
         f: impl FnMut(&[u8], &mut Control<'_>) -> Result<()> + Send + 'static,
     ) {
-        self.rd.handlers.pong = Box::new(f);
+        self.rd.handlers.pong = Some(Box::new(f));
     }
 
-    /// Sets the handler for a close from the peer. Default: [`default_close_handler`]
-    /// (echo the code). The read that received the close then returns
+    /// Sets the handler for a close from the peer. The connection echoes the peer's
+    /// code by itself (RFC 6455 §5.5.1); a handler may replace that echo with
+    /// [`Control::close`]. The read that received the close then returns
     /// [`Error::Closed`].
     pub fn set_close_handler(
         &mut self,
         f: impl FnMut(CloseCode, &str, &mut Control<'_>) -> Result<()> + Send + 'static,
     ) {
-        self.rd.handlers.close = Box::new(f);
+        self.rd.handlers.close = Some(Box::new(f));
     }
 
     /// Sets the largest message accepted (gorilla's `SetReadLimit`); a larger one is
     /// refused with close 1009 and [`Error::MessageTooBig`].
     pub fn set_read_limit(&mut self, limit: u64) {
-        self.rd.set_read_limit(limit);
+        self.conn.set_max_message_size(limit);
     }
 
     /// Sets the read deadline: a read that has not completed by then returns
@@ -273,21 +275,23 @@ impl<S: Stream> Conn<S> {
         self.rd.set_deadline(deadline);
     }
 
-    /// Sets the write deadline: a write not done by then returns [`Error::Timeout`]
-    /// (and if part of a frame went out, the connection is unusable afterwards).
-    /// `None` (the default) blocks forever.
+    /// Sets the write deadline: a write not done by then returns [`Error::Timeout`].
+    /// A write that times out before it starts changes nothing and can be retried;
+    /// one that times out part-way keeps the unsent rest of its frame queued, so the
+    /// stream stays whole and the rest goes out first on the next write (do not send
+    /// the message again). `None` (the default) blocks forever.
     pub fn set_write_deadline(&mut self, deadline: Option<Instant>) {
-        self.wr.set_deadline(deadline);
+        self.ws.deadline = deadline;
     }
 
     /// The negotiated subprotocol, if any.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.conn.subprotocol()
     }
 
     /// Client or server.
     pub fn role(&self) -> Role {
-        self.wr.role()
+        self.conn.role()
     }
 
     /// The peer's address.
@@ -312,174 +316,14 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Splits the connection into a read half and a write half that can live on two
-    /// threads. The read half's automatic replies (pong, close echo) go through the
-    /// write side under a lock held for one frame, so they may interleave with the
-    /// fragments of a message being written, as RFC 6455 §5.4 allows.
+    /// threads. The read half never waits on a blocked write: its automatic replies
+    /// (pong, close echo) are queued and written by the write half between its
+    /// frames, or by the read half itself while the write half is idle.
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>)
     where
         for<'a> &'a S: Stream,
     {
-        let io = Shared(Arc::new(self.io));
-        let wr = Arc::new(Mutex::new(self.wr));
-        (
-            ReadHalf {
-                io: io.clone(),
-                rd: self.rd,
-                wr: Arc::clone(&wr),
-                subprotocol: self.subprotocol.clone(),
-            },
-            WriteHalf {
-                io,
-                wr,
-                stage: self.stage,
-                config: self.config,
-            },
-        )
-    }
-}
-
-impl write::ControlSink for Arc<Mutex<WriteCore>> {
-    fn send_control(&mut self, io: &mut dyn Stream, op: OpCode, payload: &[u8]) -> Result<()> {
-        lock(self).send_control(io, op, payload, None)
-    }
-    fn close_sent(&mut self) -> bool {
-        lock(self).close_sent()
-    }
-}
-
-/// The reading half of a split [`Conn`].
-pub struct ReadHalf<S> {
-    io: Shared<S>,
-    rd: ReadCore,
-    wr: Arc<Mutex<WriteCore>>,
-    subprotocol: Option<String>,
-}
-
-impl<S> ReadHalf<S>
-where
-    for<'a> &'a S: Stream,
-{
-    /// See [`Conn::read_message`].
-    pub fn read_message(&mut self) -> Result<Message> {
-        self.rd.read_message(&mut self.io, &mut self.wr)
-    }
-
-    /// See [`Conn::next_reader`].
-    pub fn next_reader(&mut self) -> Result<MessageReader<'_>> {
-        let kind = self.rd.begin_message(&mut self.io, &mut self.wr)?;
-        Ok(MessageReader {
-            rd: &mut self.rd,
-            sink: &mut self.wr,
-            io: &mut self.io,
-            kind,
-        })
-    }
-
-    /// See [`Conn::set_ping_handler`].
-    pub fn set_ping_handler(
-        &mut self,
-        f: impl FnMut(&[u8], &mut Control<'_>) -> Result<()> + Send + 'static,
-    ) {
-        self.rd.handlers.ping = Box::new(f);
-    }
-
-    /// See [`Conn::set_pong_handler`].
-    pub fn set_pong_handler(
-        &mut self,
-        f: impl FnMut(&[u8], &mut Control<'_>) -> Result<()> + Send + 'static,
-    ) {
-        self.rd.handlers.pong = Box::new(f);
-    }
-
-    /// See [`Conn::set_close_handler`].
-    pub fn set_close_handler(
-        &mut self,
-        f: impl FnMut(CloseCode, &str, &mut Control<'_>) -> Result<()> + Send + 'static,
-    ) {
-        self.rd.handlers.close = Box::new(f);
-    }
-
-    /// See [`Conn::set_read_limit`].
-    pub fn set_read_limit(&mut self, limit: u64) {
-        self.rd.set_read_limit(limit);
-    }
-
-    /// See [`Conn::set_read_deadline`].
-    pub fn set_read_deadline(&mut self, deadline: Option<Instant>) {
-        self.rd.set_deadline(deadline);
-    }
-
-    /// The negotiated subprotocol, if any.
-    pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
-        self.io.peer_addr()
-    }
-}
-
-/// The writing half of a split [`Conn`].
-pub struct WriteHalf<S> {
-    io: Shared<S>,
-    wr: Arc<Mutex<WriteCore>>,
-    stage: Vec<u8>,
-    config: Config,
-}
-
-impl<S> WriteHalf<S>
-where
-    for<'a> &'a S: Stream,
-{
-    /// See [`Conn::write_message`].
-    pub fn write_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
-        check_text(kind, data)?;
-        lock(&self.wr).send_data(&mut self.io, kind.opcode(), true, data, &mut self.stage)
-    }
-
-    /// See [`Conn::send`].
-    pub fn send(&mut self, msg: &Message) -> Result<()> {
-        self.write_message(msg.kind(), msg.as_bytes())
-    }
-
-    /// See [`Conn::next_writer`]. The lock is taken per fragment, so the read half's
-    /// pongs can go out between fragments.
-    pub fn next_writer(&mut self, kind: MessageKind) -> Result<MessageWriter<'_>> {
-        if lock(&self.wr).close_sent() {
-            return Err(Error::AlreadyClosed);
-        }
-        Ok(MessageWriter::new(
-            CoreRef::Shared(&self.wr),
-            &mut self.io,
-            &mut self.stage,
-            self.config.write_buffer_size,
-            kind,
-        ))
-    }
-
-    /// See [`Conn::write_control`].
-    pub fn write_control(
-        &mut self,
-        op: OpCode,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<()> {
-        check_control(op, payload)?;
-        lock(&self.wr).send_control(&mut self.io, op, payload, deadline)
-    }
-
-    /// Sends a close frame. The read half's next read returns [`Error::Closed`] when
-    /// the peer answers (and as a server closes the transport).
-    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        let mut p = [0u8; 125];
-        let n = close_payload(code, reason, &mut p)?;
-        lock(&self.wr).send_control(&mut self.io, OpCode::Close, &p[..n], None)
-    }
-
-    /// See [`Conn::set_write_deadline`].
-    pub fn set_write_deadline(&mut self, deadline: Option<Instant>) {
-        lock(&self.wr).set_deadline(deadline);
+        split::split(self.io, self.conn, self.rd, self.ws)
     }
 }
 

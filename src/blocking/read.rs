@@ -1,23 +1,27 @@
-//! The blocking read side: a fixed read buffer, the decoder, read deadlines,
-//! ping/pong/close handlers, and the streaming [`MessageReader`].
+//! The blocking read side: a read buffer, read deadlines, ping/pong/close handlers
+//! and the streaming [`MessageReader`], driving a [`Connection`](crate::proto::Connection).
 //!
 //! Payloads are unmasked in place in the read buffer and copied once: into the
 //! caller's buffer (`MessageReader`) or into the message (`read_message`). A message
-//! of any size streams through a buffer of fixed size.
+//! of any size streams through a buffer of bounded size.
 
 use std::io;
 use std::time::Instant;
 
-use crate::blocking::stream::Stream;
-use crate::blocking::write::ControlSink;
+use super::io::{Dir, Timeout};
+use super::link::{AnyLink, Link};
 use crate::error::{Error, ProtocolError, Result};
 use crate::message::Message;
-use crate::proto::close::{CloseCode, CloseFrame, encode_close_payload};
-use crate::proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
-use crate::proto::{Decoder, Event, MessageKind, Role};
+use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::connection::Event;
+use crate::proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::proto::{MessageKind, Role};
 
 /// Smallest read buffer: one header plus the largest control payload.
 pub(crate) const MIN_READ_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
+
+/// The most a connection's read buffer grows to while a large frame streams in.
+const MAX_STREAM_BUFFER: usize = 64 * 1024;
 
 /// Handler for pings and pongs: gets the application data and a [`Control`].
 pub type ControlHandler = Box<dyn FnMut(&[u8], &mut Control<'_>) -> Result<()> + Send>;
@@ -29,34 +33,36 @@ pub type CloseHandler = Box<dyn FnMut(CloseCode, &str, &mut Control<'_>) -> Resu
 /// What a ping, pong or close handler may do: answer on the write side and move the
 /// read deadline (gorilla's keep-alive idiom: a pong extends the read deadline).
 pub struct Control<'a> {
-    sink: &'a mut dyn ControlSink,
-    io: &'a mut dyn Stream,
+    link: &'a mut dyn Link,
     read_deadline: &'a mut Option<Instant>,
 }
 
 impl Control<'_> {
+    fn send(&mut self, op: impl FnOnce(&mut crate::proto::Connection) -> Result<()>) -> Result<()> {
+        op(&mut self.link.conn())?;
+        self.link.flush()
+    }
+
     /// Sends a pong with `data` (≤ 125 bytes).
     pub fn pong(&mut self, data: &[u8]) -> Result<()> {
-        self.sink.send_control(self.io, OpCode::Pong, data)
+        self.send(|c| c.pong(data))
     }
 
     /// Sends a ping with `data` (≤ 125 bytes).
     pub fn ping(&mut self, data: &[u8]) -> Result<()> {
-        self.sink.send_control(self.io, OpCode::Ping, data)
+        self.send(|c| c.ping(data))
     }
 
-    /// Sends a close frame. [`CloseCode::NO_STATUS`] sends an empty payload.
+    /// Sends a close frame ([`CloseCode::NO_STATUS`] sends an empty payload). In a
+    /// close handler this replaces the automatic echo of the peer's close.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        let mut payload = [0u8; 125];
-        let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
-        let n = encode_close_payload(close, &mut payload)?;
-        self.sink
-            .send_control(self.io, OpCode::Close, &payload[..n])
+        let now = Instant::now();
+        self.send(|c| c.close(now, code, reason))
     }
 
-    /// True once a close frame has been sent on this connection.
+    /// True once a close frame has been sent (or queued) on this connection.
     pub fn close_sent(&mut self) -> bool {
-        self.sink.close_sent()
+        self.link.conn().close_sent()
     }
 
     /// Moves the connection's read deadline.
@@ -66,7 +72,9 @@ impl Control<'_> {
 }
 
 /// gorilla's default ping handler: answer with a pong carrying the same data. A pong
-/// that cannot be sent because a close went out first is not an error.
+/// that cannot be sent because a close went out first is not an error. (Without a
+/// ping handler of your own, pongs are sent automatically; this is for handlers
+/// that add to the default.)
 pub fn default_ping_handler(data: &[u8], ctl: &mut Control<'_>) -> Result<()> {
     match ctl.pong(data) {
         Err(Error::AlreadyClosed) => Ok(()),
@@ -75,7 +83,8 @@ pub fn default_ping_handler(data: &[u8], ctl: &mut Control<'_>) -> Result<()> {
 }
 
 /// gorilla's default close handler: echo the peer's code with an empty reason (an
-/// empty close for an empty one), completing the closing handshake.
+/// empty close for an empty one), completing the closing handshake. The connection
+/// queues this echo by itself; the handler is for handlers that add to the default.
 pub fn default_close_handler(code: CloseCode, _reason: &str, ctl: &mut Control<'_>) -> Result<()> {
     match ctl.close(code, "") {
         Err(Error::AlreadyClosed) => Ok(()),
@@ -83,149 +92,75 @@ pub fn default_close_handler(code: CloseCode, _reason: &str, ctl: &mut Control<'
     }
 }
 
+/// The application's handlers; `None` is the built-in behaviour.
+#[derive(Default)]
 pub(crate) struct Handlers {
-    pub(crate) ping: ControlHandler,
-    pub(crate) pong: ControlHandler,
-    pub(crate) close: CloseHandler,
+    pub(crate) ping: Option<ControlHandler>,
+    pub(crate) pong: Option<ControlHandler>,
+    pub(crate) close: Option<CloseHandler>,
 }
 
-impl Default for Handlers {
-    fn default() -> Self {
-        Handlers {
-            ping: Box::new(default_ping_handler),
-            pong: Box::new(|_, _| Ok(())),
-            close: Box::new(default_close_handler),
-        }
-    }
-}
-
-/// A data piece handed out by the decoder, located in the read buffer.
+/// The message being read: where its undelivered bytes are (`buf[pend]`, or
+/// `scratch[pend]` for decompressed ones) and whether they end it.
 #[derive(Debug, Clone, Copy)]
-struct Chunk {
-    kind: MessageKind,
-    last: bool,
-    compressed: bool,
-    start: usize,
-    end: usize,
-}
-
-/// The message currently being read: the undelivered part of the current wire
-/// piece (`buf[pend.0..pend.1]`: payload bytes, or compressed bytes not yet
-/// inflated), whether that piece is the last, and for a compressed message whether
-/// the inflater has seen its start and its end.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "deflate"), allow(dead_code))]
 struct Current {
     kind: MessageKind,
     pend: (usize, usize),
+    inflated: bool,
     last: bool,
-    compressed: bool,
-    started: bool,
-    finished: bool,
 }
 
-impl Current {
-    fn from_chunk(c: &Chunk) -> Self {
-        Current {
-            kind: c.kind,
-            pend: (c.start, c.end),
-            last: c.last,
-            compressed: c.compressed,
-            started: false,
-            finished: false,
-        }
-    }
-
-    fn next(self, c: &Chunk) -> Self {
-        Current {
-            pend: (c.start, c.end),
-            last: c.last,
-            ..self
-        }
-    }
+/// What one decode step found, owned (copied out of the connection's lock).
+enum Step {
+    More,
+    Piece(Current),
+    Control(bool, [u8; MAX_CONTROL_PAYLOAD], usize),
+    Close(CloseFrame),
+    Failed(Error),
 }
-
-/// Compressed input inflated per step, so a highly compressible message streams
-/// through `next_reader` in bounded memory (at most ~1 MiB per step).
-#[cfg(feature = "deflate")]
-const INFLATE_STEP: usize = 1024;
-
-/// The most a connection's read buffer grows to while a large frame streams in.
-const MAX_STREAM_BUFFER: usize = 64 * 1024;
 
 pub(crate) struct ReadCore {
-    dec: Decoder,
     buf: Vec<u8>,
     /// The configured buffer size, which `buf` returns to between frames.
     base_size: usize,
     start: usize,
     end: usize,
+    /// Decompressed bytes of the current piece (permessage-deflate).
+    scratch: Vec<u8>,
     cur: Option<Current>,
-    /// Inflated bytes not yet handed out (`out[opos..]`).
-    out: Vec<u8>,
-    opos: usize,
-    #[cfg(feature = "deflate")]
-    inflater: Option<crate::proto::deflate::MessageInflater>,
     deadline: Option<Instant>,
-    timeout_applied: bool,
+    timeout: Timeout,
     terminal: bool,
     pub(crate) handlers: Handlers,
 }
 
 impl ReadCore {
-    pub(crate) fn new(role: Role, buffer_size: usize, max_message: u64, leftover: &[u8]) -> Self {
+    pub(crate) fn new(buffer_size: usize, leftover: &[u8]) -> Self {
         let size = buffer_size.max(MIN_READ_BUFFER).max(leftover.len());
         let mut buf = vec![0u8; size];
         buf[..leftover.len()].copy_from_slice(leftover);
-        let mut dec = Decoder::new(role);
-        dec.set_max_message_size(max_message);
-        // The header is consumed before the payload waits, so a payload as large as
-        // the whole buffer can be delivered in one piece.
-        dec.set_whole_frame_max(size);
         ReadCore {
-            dec,
             buf,
             base_size: size,
             start: 0,
             end: leftover.len(),
+            scratch: Vec::new(),
             cur: None,
-            out: Vec::new(),
-            opos: 0,
-            #[cfg(feature = "deflate")]
-            inflater: None,
             deadline: None,
-            timeout_applied: false,
+            timeout: Timeout::default(),
             terminal: false,
             handlers: Handlers::default(),
         }
     }
 
-    /// Turns on permessage-deflate decompression (RSV1 on first frames).
-    #[cfg(feature = "deflate")]
-    pub(crate) fn enable_deflate(&mut self, params: &crate::proto::deflate::DeflateParams) {
-        let role = self.dec.role();
-        self.dec.set_rsv1_allowed(true);
-        self.inflater = Some(crate::proto::deflate::MessageInflater::new(
-            params,
-            role,
-            self.dec.max_message_size(),
-        ));
-    }
-
-    pub(crate) fn set_read_limit(&mut self, limit: u64) {
-        self.dec.set_max_message_size(limit);
-        #[cfg(feature = "deflate")]
-        if let Some(i) = self.inflater.as_mut() {
-            i.set_limit(limit);
-        }
+    /// The largest payload the buffer can deliver whole (the header is consumed
+    /// before the payload waits).
+    pub(crate) fn whole_frame_max(&self) -> usize {
+        self.base_size
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
-    }
-
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
     }
 
     #[cfg(test)]
@@ -237,21 +172,18 @@ impl ReadCore {
         self.terminal
     }
 
-    fn role(&self) -> Role {
-        self.dec.role()
-    }
-
-    /// Reads more bytes from the stream into the buffer.
+    /// Reads more bytes from the stream into the buffer, running the connection's
+    /// timers while it waits.
     ///
     /// While a frame larger than the buffer streams through, the buffer grows (up to
     /// [`MAX_STREAM_BUFFER`]) so the payload comes in a few large reads rather than
     /// many buffer-sized ones; it returns to its configured size at the next frame
     /// boundary, so an idle connection holds only the configured buffer.
-    fn fill(&mut self, io: &mut dyn Stream) -> Result<()> {
+    fn fill(&mut self, link: &mut dyn Link) -> Result<()> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            let remaining = self.dec.streaming_remaining();
+            let remaining = link.conn().streaming_remaining();
             if remaining > self.buf.len() as u64 && self.buf.len() < MAX_STREAM_BUFFER {
                 let want = remaining.min(MAX_STREAM_BUFFER as u64) as usize;
                 self.buf.resize(want, 0);
@@ -260,306 +192,237 @@ impl ReadCore {
             }
         } else if self.end == self.buf.len() {
             if self.start == 0 {
-                // Cannot happen: every unit the decoder waits for fits the buffer.
+                // Cannot happen: every unit the connection waits for fits the buffer.
                 return Err(Error::Io(io::Error::other("read buffer full")));
             }
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        match self.deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return Err(Error::Timeout);
+        // Each round reads, or runs a due timer (which moves the deadline on), or
+        // returns: the bound only guards against a timer that would not move.
+        for _ in 0..1_000_000 {
+            let now = Instant::now();
+            if self.deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout);
+            }
+            let due = link.conn().poll_timeout();
+            if due.is_some_and(|d| now >= d) {
+                let r = link.conn().handle_timeout(now);
+                let _ = link.flush();
+                if let Err(e) = r {
+                    return Err(self.finish(link, e));
                 }
-                io.set_read_timeout(Some(d - now))?;
-                self.timeout_applied = true;
+                if link.conn().is_done() {
+                    // Our close went unanswered, or the server never closed the TCP
+                    // connection after the closing handshake.
+                    return Err(self.finish(link, Error::Timeout));
+                }
+                continue;
             }
-            None if self.timeout_applied => {
-                io.set_read_timeout(None)?;
-                self.timeout_applied = false;
+            let wait = match (self.deadline, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match self.timeout.apply(link.stream(), Dir::Read, wait) {
+                Err(Error::Timeout) => continue,
+                r => r?,
             }
-            None => {}
-        }
-        loop {
-            match io.read(&mut self.buf[self.end..]) {
+            match link.stream().read(&mut self.buf[self.end..]) {
                 Ok(0) => {
-                    self.terminal = true;
-                    return Err(Error::Io(io::Error::new(
+                    link.conn().handle_eof();
+                    let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "connection closed without a close frame",
-                    )));
+                    );
+                    return Err(self.finish(link, Error::Io(e)));
                 }
                 Ok(n) => {
                     self.end += n;
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let e = Error::from_io_timeout(e);
-                    if !matches!(e, Error::Timeout) {
-                        self.terminal = true;
+                Err(e) => match Error::from_io_timeout(e) {
+                    // A socket timeout: the loop decides whose deadline it was.
+                    Error::Timeout => {}
+                    e => {
+                        link.conn().handle_eof();
+                        return Err(self.finish(link, e));
                     }
-                    return Err(e);
-                }
+                },
             }
         }
+        Err(Error::Io(io::Error::other("connection timers did not advance")))
     }
 
-    /// Fails the connection (RFC 6455 §7.1.7): send the close code that goes with the
-    /// violation, and as a server close the transport.
-    fn fail(&mut self, e: Error, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Error {
+    /// The connection is over for this reader: write what is queued (a close), and
+    /// close the transport when the connection says so (a server, §7.1.1).
+    fn finish(&mut self, link: &mut dyn Link, e: Error) -> Error {
         self.terminal = true;
         self.cur = None;
-        if let Some(code) = e.close_code()
-            && !sink.close_sent()
-        {
-            let mut payload = [0u8; 125];
-            if let Ok(n) = encode_close_payload(Some((code, "")), &mut payload) {
-                let _ = sink.send_control(io, OpCode::Close, &payload[..n]);
-            }
-        }
-        if self.role() == Role::Server {
-            let _ = io.shutdown();
+        let _ = link.flush();
+        if link.conn().should_close_transport() {
+            link.shutdown();
         }
         e
     }
 
     /// The next data piece; pings, pongs and closes are handled on the way.
-    fn next_chunk(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<Chunk> {
+    fn next_piece(&mut self, link: &mut dyn Link) -> Result<Current> {
         loop {
             if self.terminal {
                 return Err(Error::AlreadyClosed);
             }
-            let (n, ev) = match self.dec.decode(&mut self.buf[self.start..self.end]) {
-                Ok(r) => r,
-                Err(e) => return Err(self.fail(e, io, sink)),
-            };
-            let end = self.start + n;
-            let (op, mut ctl_buf, ctl_len) = match ev {
-                None => {
-                    self.start = end;
-                    self.fill(io)?;
-                    continue;
+            let now = Instant::now();
+            let start = self.start;
+            let step = {
+                let mut conn = link.conn();
+                match conn.read(
+                    &mut self.buf[start..self.end],
+                    &mut self.scratch,
+                    now,
+                ) {
+                    Ok((n, ev)) => {
+                        let step = match ev {
+                            None => Step::More,
+                            Some(Event::Message(c)) => Step::Piece(Current {
+                                kind: c.kind,
+                                pend: if c.inflated {
+                                    (0, c.data.len())
+                                } else {
+                                    (start + n - c.data.len(), start + n)
+                                },
+                                inflated: c.inflated,
+                                last: c.last,
+                            }),
+                            Some(Event::Ping(p)) => Step::Control(true, copy_control(p), p.len()),
+                            Some(Event::Pong(p)) => Step::Control(false, copy_control(p), p.len()),
+                            Some(Event::Close { code, reason }) => Step::Close(CloseFrame {
+                                code,
+                                reason: reason.to_owned(),
+                            }),
+                        };
+                        self.start += n;
+                        step
+                    }
+                    Err(e) => Step::Failed(e),
                 }
-                Some(Event::Data(d)) => {
-                    let chunk = Chunk {
-                        kind: d.kind,
-                        last: d.last,
-                        compressed: d.compressed,
-                        start: end - d.payload.len(),
-                        end,
+            };
+            match step {
+                Step::More => {
+                    link.flush()?;
+                    self.fill(link)?;
+                }
+                Step::Piece(c) => return Ok(c),
+                Step::Control(ping, payload, len) => {
+                    let handler = if ping {
+                        &mut self.handlers.ping
+                    } else {
+                        &mut self.handlers.pong
                     };
-                    self.start = end;
-                    return Ok(chunk);
+                    if let Some(h) = handler.as_mut() {
+                        let mut ctl = Control {
+                            link,
+                            read_deadline: &mut self.deadline,
+                        };
+                        h(&payload[..len], &mut ctl)?;
+                    }
+                    // The automatic pong, if any.
+                    link.flush()?;
                 }
-                Some(Event::Close(close)) => {
-                    let frame = match close {
-                        Some((code, reason)) => CloseFrame {
-                            code,
-                            reason: reason.to_owned(),
-                        },
-                        None => CloseFrame {
-                            code: CloseCode::NO_STATUS,
-                            reason: String::new(),
-                        },
-                    };
-                    self.start = end;
-                    return Err(self.on_close(frame, io, sink));
-                }
-                Some(Event::Ping(p)) => (OpCode::Ping, copy_control(p), p.len()),
-                Some(Event::Pong(p)) => (OpCode::Pong, copy_control(p), p.len()),
-            };
-            self.start = end;
-            let payload = &mut ctl_buf[..ctl_len];
-            let mut ctl = Control {
-                sink,
-                io,
-                read_deadline: &mut self.deadline,
-            };
-            let handler = if op == OpCode::Ping {
-                &mut self.handlers.ping
-            } else {
-                &mut self.handlers.pong
-            };
-            handler(payload, &mut ctl)?;
-        }
-    }
-
-    fn on_close(
-        &mut self,
-        frame: CloseFrame,
-        io: &mut dyn Stream,
-        sink: &mut dyn ControlSink,
-    ) -> Error {
-        self.terminal = true;
-        self.cur = None;
-        if !sink.close_sent() {
-            let mut ctl = Control {
-                sink,
-                io,
-                read_deadline: &mut self.deadline,
-            };
-            if let Err(e) = (self.handlers.close)(frame.code, &frame.reason, &mut ctl)
-                && !matches!(e, Error::AlreadyClosed)
-            {
-                if self.role() == Role::Server {
-                    let _ = io.shutdown();
-                }
-                return e;
+                Step::Close(frame) => return Err(self.on_close(frame, link)),
+                Step::Failed(e) => return Err(self.finish(link, e)),
             }
         }
-        // RFC 6455 §7.1.1: the server closes the TCP connection first.
-        if self.role() == Role::Server {
-            let _ = io.shutdown();
+    }
+
+    fn on_close(&mut self, frame: CloseFrame, link: &mut dyn Link) -> Error {
+        if let Some(h) = self.handlers.close.as_mut() {
+            let mut ctl = Control {
+                link,
+                read_deadline: &mut self.deadline,
+            };
+            if let Err(e) = h(frame.code, &frame.reason, &mut ctl)
+                && !matches!(e, Error::AlreadyClosed)
+            {
+                return self.finish(link, e);
+            }
         }
-        Error::Closed(frame)
+        self.finish(link, Error::Closed(frame))
     }
 
-    /// Inflates the next step of the current compressed piece into `out`.
-    #[cfg(feature = "deflate")]
-    fn inflate_step(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
-        let Some(cur) = self.cur.as_mut() else {
-            return Ok(());
-        };
-        let (s, e) = cur.pend;
-        let stop = s + (e - s).min(INFLATE_STEP);
-        let last = cur.last && stop == e;
-        let chunk = crate::proto::DataChunk {
-            kind: cur.kind,
-            payload: &self.buf[s..stop],
-            first: !cur.started,
-            last,
-            compressed: true,
-        };
-        cur.pend.0 = stop;
-        cur.started = true;
-        cur.finished = last;
-        self.out.clear();
-        self.opos = 0;
-        let out = &mut self.out;
-        let r = match self.inflater.as_mut() {
-            Some(inf) => inf.push(&chunk, &mut |piece| {
-                out.extend_from_slice(piece);
-                Ok(())
-            }),
-            None => Err(ProtocolError::InvalidCompressedData.into()),
-        };
-        r.map_err(|e| self.fail(e, io, sink))
-    }
-
-    #[cfg(not(feature = "deflate"))]
-    fn inflate_step(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
-        // The decoder refuses RSV1 unless compression was negotiated.
-        Err(self.fail(ProtocolError::InvalidCompressedData.into(), io, sink))
-    }
-
-    /// Makes the next bytes of the current message available: raw payload in
-    /// `buf[pend]` (uncompressed) or inflated bytes in `out[opos..]`. Returns false at
-    /// the end of the message.
-    fn fill_piece(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<bool> {
+    /// Makes the next bytes of the current message available in `buf[pend]` or
+    /// `scratch[pend]`. Returns false at the end of the message.
+    fn fill_piece(&mut self, link: &mut dyn Link) -> Result<bool> {
         loop {
             let Some(cur) = self.cur else {
                 return Ok(false);
             };
-            if self.opos < self.out.len() {
+            if cur.pend.0 < cur.pend.1 {
                 return Ok(true);
             }
-            if cur.pend.0 < cur.pend.1 {
-                if !cur.compressed {
-                    return Ok(true);
-                }
-                self.inflate_step(io, sink)?;
-                continue;
-            }
             if cur.last {
-                if cur.compressed && !cur.finished {
-                    // The last piece was empty: the inflater still has to end the message.
-                    self.inflate_step(io, sink)?;
-                    continue;
-                }
                 self.cur = None;
                 return Ok(false);
             }
-            let c = self.next_chunk(io, sink)?;
-            self.cur = Some(cur.next(&c));
+            let next = self.next_piece(link)?;
+            self.cur = Some(Current {
+                kind: cur.kind,
+                ..next
+            });
         }
     }
 
-    /// Skips the rest of a message whose reader was dropped early.
-    fn discard_current(&mut self, io: &mut dyn Stream, sink: &mut dyn ControlSink) -> Result<()> {
-        while self.fill_piece(io, sink)? {
-            self.opos = self.out.len();
-            if let Some(cur) = self.cur.as_mut()
-                && !cur.compressed
-            {
-                cur.pend.0 = cur.pend.1;
-            }
+    fn pending(&self) -> &[u8] {
+        match self.cur {
+            Some(c) if c.inflated => &self.scratch[c.pend.0..c.pend.1],
+            Some(c) => &self.buf[c.pend.0..c.pend.1],
+            None => &[],
         }
-        Ok(())
     }
 
-    /// Starts reading the next message (gorilla's `NextReader`).
-    pub(crate) fn begin_message(
-        &mut self,
-        io: &mut dyn Stream,
-        sink: &mut dyn ControlSink,
-    ) -> Result<MessageKind> {
-        self.discard_current(io, sink)?;
-        let c = self.next_chunk(io, sink)?;
-        self.out.clear();
-        self.opos = 0;
-        self.cur = Some(Current::from_chunk(&c));
+    fn consume(&mut self, n: usize) {
+        if let Some(c) = self.cur.as_mut() {
+            c.pend.0 += n;
+        }
+    }
+
+    /// Starts reading the next message (gorilla's `NextReader`), skipping the rest
+    /// of one whose reader was dropped early.
+    pub(crate) fn begin_message(&mut self, link: &mut dyn Link) -> Result<MessageKind> {
+        while self.fill_piece(link)? {
+            let n = self.pending().len();
+            self.consume(n);
+        }
+        let c = self.next_piece(link)?;
+        self.cur = Some(c);
         Ok(c.kind)
     }
 
     /// Copies the next bytes of the current message into `out`; 0 at its end.
-    pub(crate) fn read_some(
-        &mut self,
-        out: &mut [u8],
-        io: &mut dyn Stream,
-        sink: &mut dyn ControlSink,
-    ) -> Result<usize> {
-        if out.is_empty() || !self.fill_piece(io, sink)? {
+    pub(crate) fn read_some(&mut self, out: &mut [u8], link: &mut dyn Link) -> Result<usize> {
+        if out.is_empty() || !self.fill_piece(link)? {
             return Ok(0);
         }
-        if self.opos < self.out.len() {
-            let n = out.len().min(self.out.len() - self.opos);
-            out[..n].copy_from_slice(&self.out[self.opos..self.opos + n]);
-            self.opos += n;
-            return Ok(n);
-        }
-        let Some(cur) = self.cur.as_mut() else {
-            return Ok(0);
-        };
-        let (s, e) = cur.pend;
-        let n = out.len().min(e - s);
-        out[..n].copy_from_slice(&self.buf[s..s + n]);
-        cur.pend.0 += n;
+        let src = self.pending();
+        let n = out.len().min(src.len());
+        out[..n].copy_from_slice(&src[..n]);
+        self.consume(n);
         Ok(n)
     }
 
     /// Reads a whole message (gorilla's `ReadMessage`).
-    pub(crate) fn read_message(
-        &mut self,
-        io: &mut dyn Stream,
-        sink: &mut dyn ControlSink,
-    ) -> Result<Message> {
-        let kind = self.begin_message(io, sink)?;
+    pub(crate) fn read_message(&mut self, link: &mut dyn Link) -> Result<Message> {
+        let kind = self.begin_message(link)?;
         let mut data = Vec::new();
-        while self.fill_piece(io, sink)? {
-            if self.opos < self.out.len() {
-                data.extend_from_slice(&self.out[self.opos..]);
-                self.opos = self.out.len();
-            } else if let Some(cur) = self.cur.as_mut() {
-                data.extend_from_slice(&self.buf[cur.pend.0..cur.pend.1]);
-                cur.pend.0 = cur.pend.1;
-            }
+        while self.fill_piece(link)? {
+            data.extend_from_slice(self.pending());
+            let n = self.pending().len();
+            self.consume(n);
         }
         Ok(match kind {
             MessageKind::Binary => Message::Binary(data),
-            // The decoder (or the inflater) validated the text; this cannot fail.
+            // The connection validated the text; this cannot fail.
             MessageKind::Text => {
                 Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
             }
@@ -567,34 +430,52 @@ impl ReadCore {
     }
 
     /// Reads until the peer's close frame arrives, discarding data (used by `close`).
-    pub(crate) fn drain_until_close(
-        &mut self,
-        io: &mut dyn Stream,
-        sink: &mut dyn ControlSink,
-    ) -> Result<CloseFrame> {
+    pub(crate) fn drain_until_close(&mut self, link: &mut dyn Link) -> Result<CloseFrame> {
         self.cur = None;
-        loop {
-            match self.next_chunk(io, sink) {
+        for _ in 0..u32::MAX {
+            match self.next_piece(link) {
                 Ok(_) => {}
                 Err(Error::Closed(f)) => return Ok(f),
                 Err(e) => return Err(e),
             }
         }
+        Err(Error::AlreadyClosed)
     }
 
-    /// After the closing handshake, a client waits (bounded by the read deadline) for
-    /// the server to close the transport (RFC 6455 §7.1.1).
-    pub(crate) fn wait_for_eof(&mut self, io: &mut dyn Stream) {
-        for _ in 0..64 {
-            if let Some(d) = self.deadline {
-                let now = Instant::now();
-                if now >= d || io.set_read_timeout(Some(d - now)).is_err() {
+    /// After the closing handshake, a client waits for the server to close the
+    /// transport (RFC 6455 §7.1.1), bounded by the connection's close timeout and
+    /// the read deadline; data that still arrives is discarded.
+    pub(crate) fn wait_for_eof(&mut self, link: &mut dyn Link) {
+        if link.conn().role() != Role::Client {
+            return;
+        }
+        for _ in 0..1024 {
+            let now = Instant::now();
+            let due = link.conn().poll_timeout();
+            let wait = match (self.deadline, due) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(d) => d,
+                    None => return,
+                },
+            };
+            if now >= wait || self.timeout.apply(link.stream(), Dir::Read, Some(wait)).is_err() {
+                break;
+            }
+            match link.stream().read(&mut self.buf) {
+                Ok(0) => {
+                    link.conn().handle_eof();
                     return;
                 }
-            }
-            match io.read(&mut self.buf) {
-                Ok(0) | Err(_) => return,
                 Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return,
             }
         }
     }
@@ -609,14 +490,13 @@ fn copy_control(p: &[u8]) -> [u8; MAX_CONTROL_PAYLOAD] {
 /// An `io::Read` over one incoming message (gorilla's `NextReader`).
 ///
 /// Frames are pulled from the connection as the message is read, so a message of
-/// any size passes through the fixed read buffer. `read` returns 0 at the end of the
+/// any size passes through the read buffer. `read` returns 0 at the end of the
 /// message. Dropping the reader early is fine: the next `next_reader`/`read_message`
 /// skips the rest. Errors are `io::Error`s wrapping [`Error`] (`Error::from` unwraps
 /// them).
 pub struct MessageReader<'a> {
     pub(crate) rd: &'a mut ReadCore,
-    pub(crate) sink: &'a mut dyn ControlSink,
-    pub(crate) io: &'a mut dyn Stream,
+    pub(crate) link: AnyLink<'a>,
     pub(crate) kind: MessageKind,
 }
 
@@ -630,7 +510,7 @@ impl MessageReader<'_> {
 impl io::Read for MessageReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.rd
-            .read_some(out, self.io, self.sink)
+            .read_some(out, &mut self.link)
             .map_err(Error::into_io)
     }
 }

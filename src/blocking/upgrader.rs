@@ -1,18 +1,15 @@
-//! The server side of the opening handshake over a blocking stream.
+//! The server side of the opening handshake over a blocking stream: a driver of
+//! [`ServerHandshake`].
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::io::{read_head, write_head};
 use crate::blocking::stream::Stream;
 use crate::blocking::{Config, Conn};
-use crate::error::{Error, HandshakeError, Result};
-use crate::proto::Role;
-use crate::proto::handshake::{
-    HeadLimits, Request, parse_request, write_accept_response, write_error_response,
-    write_http_response,
-};
-
-type OriginCheck = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
+use crate::error::{HandshakeError, Result};
+use crate::proto::handshake::{Request, ServerConfig, ServerHandshake, write_http_response};
 
 /// Upgrades HTTP requests to WebSocket connections (gorilla's `Upgrader`).
 ///
@@ -26,83 +23,19 @@ type OriginCheck = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 /// conn.write_message(msg.kind(), msg.as_bytes())?;
 /// # Ok::<(), silverback::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Upgrader {
     config: Config,
-    handshake_timeout: Option<Duration>,
-    limits: HeadLimits,
-    subprotocols: Vec<String>,
-    check_origin: Option<OriginCheck>,
-    headers: Vec<(String, String)>,
-    #[cfg(feature = "deflate")]
-    deflate: Option<crate::proto::deflate::DeflateConfig>,
-}
-
-impl Default for Upgrader {
-    fn default() -> Self {
-        Upgrader {
-            config: Config::default(),
-            handshake_timeout: Some(Duration::from_secs(10)),
-            limits: HeadLimits::default(),
-            subprotocols: Vec::new(),
-            check_origin: None,
-            headers: Vec::new(),
-            #[cfg(feature = "deflate")]
-            deflate: None,
-        }
-    }
+    server: ServerConfig,
 }
 
 impl std::fmt::Debug for Upgrader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upgrader")
             .field("config", &self.config)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("limits", &self.limits)
-            .field("subprotocols", &self.subprotocols)
-            .field("check_origin", &self.check_origin.is_some())
+            .field("server", &self.server)
             .finish()
     }
-}
-
-/// Sets a timeout from a deadline, ignoring transports that do not support one.
-fn set_timeout(
-    stream: &mut dyn Stream,
-    deadline: Option<Instant>,
-    write: bool,
-) -> std::result::Result<(), HandshakeError> {
-    let t = match deadline {
-        Some(d) => {
-            let now = Instant::now();
-            if now >= d {
-                return Err(HandshakeError::Timeout);
-            }
-            Some(d - now)
-        }
-        None => None,
-    };
-    let r = if write {
-        stream.set_write_timeout(t)
-    } else {
-        stream.set_read_timeout(t)
-    };
-    match r {
-        Err(e) if e.kind() != std::io::ErrorKind::Unsupported => {
-            Err(HandshakeError::MalformedHttp(e.to_string()))
-        }
-        _ => Ok(()),
-    }
-}
-
-pub(crate) fn write_head(
-    stream: &mut dyn Stream,
-    bytes: &[u8],
-    deadline: Option<Instant>,
-) -> Result<()> {
-    set_timeout(stream, deadline, true)?;
-    let r = stream.write_all(bytes).and_then(|()| stream.flush());
-    let _ = set_timeout(stream, None, true);
-    r.map_err(Error::from_io_timeout)
 }
 
 impl Upgrader {
@@ -139,19 +72,19 @@ impl Upgrader {
 
     /// Time allowed to read the request and write the answer. Default: 10 s.
     pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
-        self.handshake_timeout = t;
+        self.server.timeout = t;
         self
     }
 
     /// Largest request head in bytes (431 beyond). Default: 16 KiB.
     pub fn max_head_size(mut self, n: usize) -> Self {
-        self.limits.max_size = n;
+        self.server.limits.max_size = n;
         self
     }
 
     /// Largest number of request headers (431 beyond). Default: 64.
     pub fn max_headers(mut self, n: usize) -> Self {
-        self.limits.max_headers = n;
+        self.server.limits.max_headers = n;
         self
     }
 
@@ -161,14 +94,14 @@ impl Upgrader {
         I: IntoIterator<Item = P>,
         P: Into<String>,
     {
-        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.server.subprotocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Replaces the origin check. Default: [`Request::same_origin`] (no `Origin`, or
     /// one whose host equals `Host`). Refused requests get 403.
     pub fn check_origin(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
-        self.check_origin = Some(Arc::new(f));
+        self.server.check_origin = Some(Arc::new(f));
         self
     }
 
@@ -176,19 +109,26 @@ impl Upgrader {
     /// `cfg`. Default: off.
     #[cfg(feature = "deflate")]
     pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
-        self.deflate = Some(cfg);
+        self.server.deflate = Some(cfg);
         self
     }
 
     /// Adds a header to every `101` answer (a cookie, a server name).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.server.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// The handshake of one connection, starting now.
+    fn handshake(&self) -> ServerHandshake {
+        let mut server = self.server.clone();
+        server.connection = Arc::new(self.config.connection());
+        ServerHandshake::new(Arc::new(server), Instant::now())
     }
 
     /// Reads the request, validates it and answers `101` (gorilla's `Upgrade`). A bad
     /// request is answered with its status (400, 403, 405, 426, 431) and a short
-    /// reason, and returned as [`Error::Handshake`].
+    /// reason, and returned as [`Error::Handshake`](crate::Error::Handshake).
     pub fn upgrade<S: Stream>(&self, stream: S) -> Result<Conn<S>> {
         self.read_request(stream)?.accept()
     }
@@ -197,47 +137,32 @@ impl Upgrader {
     /// HTTP, or refuse, before accepting. Malformed and oversized heads are answered
     /// here (400/431).
     pub fn read_request<S: Stream>(&self, mut stream: S) -> Result<PendingUpgrade<'_, S>> {
-        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
-        let mut buf: Vec<u8> = Vec::with_capacity(1024);
-        let res = loop {
-            if let Err(e) = set_timeout(&mut stream, deadline, false) {
-                break Err(Error::Handshake(e));
+        let hs = self.handshake();
+        let deadline = hs.poll_timeout();
+        let mut buf = Vec::with_capacity(1024);
+        let max = hs.config().limits.max_size;
+        let parsed = read_head(&mut stream, &mut buf, max, deadline, |b| hs.parse(b));
+        let (request, head) = match parsed {
+            Ok(r) => r,
+            // A malformed or oversized head is answered (400, 431); a timeout or a
+            // peer that went away is not.
+            Err(crate::Error::Handshake(
+                e @ (HandshakeError::MalformedHttp(_) | HandshakeError::HeadTooLarge),
+            )) => {
+                let mut out = Vec::new();
+                ServerHandshake::reject(&e, &mut out);
+                let _ = write_head(&mut stream, &out, deadline);
+                return Err(e.into());
             }
-            let len = buf.len();
-            let want = (self.limits.max_size + 1 - len.min(self.limits.max_size)).min(4096);
-            buf.resize(len + want, 0);
-            let n = match stream.read(&mut buf[len..]) {
-                Ok(0) => break Err(HandshakeError::ConnectionClosed.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                Err(e) => match Error::from_io_timeout(e) {
-                    Error::Timeout => break Err(HandshakeError::Timeout.into()),
-                    other => break Err(other),
-                },
-            };
-            buf.truncate(len + n);
-            match parse_request(&buf, &self.limits) {
-                Ok(None) => {}
-                Ok(Some((request, head))) => {
-                    break Ok(PendingUpgrade {
-                        upgrader: self,
-                        leftover: buf[head..].to_vec(),
-                        stream,
-                        request,
-                        deadline,
-                    });
-                }
-                Err(e) => {
-                    let mut out = Vec::new();
-                    write_error_response(&e, &mut out);
-                    let _ = write_head(&mut stream, &out, deadline);
-                    break Err(e.into());
-                }
-            }
+            Err(e) => return Err(e),
         };
-        res.map(|mut p| {
-            let _ = set_timeout(&mut p.stream, None, false);
-            p
+        Ok(PendingUpgrade {
+            upgrader: PhantomData,
+            config: self.config,
+            leftover: buf[head..].to_vec(),
+            hs,
+            stream,
+            request,
         })
     }
 
@@ -249,80 +174,26 @@ impl Upgrader {
         request: &Request,
         leftover: &[u8],
     ) -> Result<Conn<S>> {
-        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
-        self.accept_inner(stream, request, leftover, deadline, None, &[])
-    }
-
-    fn accept_inner<S: Stream>(
-        &self,
-        mut stream: S,
-        request: &Request,
-        leftover: &[u8],
-        deadline: Option<Instant>,
-        protocol: Option<Option<&str>>,
-        extra: &[(String, String)],
-    ) -> Result<Conn<S>> {
-        let check = request.validate_upgrade().and_then(|()| {
-            let allowed = match &self.check_origin {
-                Some(f) => f(request),
-                None => request.same_origin(),
-            };
-            if allowed {
-                Ok(())
-            } else {
-                Err(HandshakeError::OriginRefused)
-            }
-        });
-        let mut out = Vec::with_capacity(256);
-        if let Err(e) = check {
-            write_error_response(&e, &mut out);
-            let _ = write_head(&mut stream, &out, deadline);
-            return Err(e.into());
-        }
-        let protocol = match protocol {
-            Some(p) => p,
-            None => request.select_protocol(&self.subprotocols),
-        };
-        let mut headers = self.headers.clone();
-        headers.extend_from_slice(extra);
-        let key = request.key().unwrap_or_default();
-        #[cfg(feature = "deflate")]
-        let negotiated = self.deflate.as_ref().and_then(|cfg| {
-            crate::proto::deflate::server_accept(
-                request.headers().get_all("Sec-WebSocket-Extensions"),
-                cfg,
-            )
-            .map(|(params, answer)| (params, answer, cfg))
-        });
-        #[cfg(feature = "deflate")]
-        let extensions = negotiated.as_ref().map(|(_, a, _)| a.as_str());
-        #[cfg(not(feature = "deflate"))]
-        let extensions = None;
-        write_accept_response(key, protocol, extensions, &headers, &mut out);
-        write_head(&mut stream, &out, deadline)?;
-        #[allow(unused_mut)]
-        let mut conn = Conn::from_raw(
+        PendingUpgrade {
+            upgrader: PhantomData,
+            config: self.config,
+            hs: self.handshake(),
             stream,
-            Role::Server,
-            self.config,
-            leftover,
-            protocol.map(str::to_owned),
-        );
-        #[cfg(feature = "deflate")]
-        if let Some((params, _, cfg)) = negotiated {
-            conn.enable_deflate(&params, cfg);
+            request: request.clone(),
+            leftover: leftover.to_vec(),
         }
-        Ok(conn)
+        .accept()
     }
 }
 
 /// A request head that has been read but not yet answered.
 pub struct PendingUpgrade<'u, S> {
-    upgrader: &'u Upgrader,
+    upgrader: PhantomData<&'u Upgrader>,
+    config: Config,
+    hs: ServerHandshake,
     stream: S,
     request: Request,
     leftover: Vec<u8>,
-    deadline: Option<Instant>,
 }
 
 impl<S: Stream> PendingUpgrade<'_, S> {
@@ -333,14 +204,8 @@ impl<S: Stream> PendingUpgrade<'_, S> {
 
     /// Validates and accepts with the upgrader's subprotocol negotiation.
     pub fn accept(self) -> Result<Conn<S>> {
-        self.upgrader.accept_inner(
-            self.stream,
-            &self.request,
-            &self.leftover,
-            self.deadline,
-            None,
-            &[],
-        )
+        let protocol = self.hs.select_protocol(&self.request).map(str::to_owned);
+        self.accept_inner(protocol.as_deref(), &[])
     }
 
     /// Validates and accepts with an explicit subprotocol choice and extra headers.
@@ -349,14 +214,33 @@ impl<S: Stream> PendingUpgrade<'_, S> {
         protocol: Option<&str>,
         headers: &[(String, String)],
     ) -> Result<Conn<S>> {
-        self.upgrader.accept_inner(
+        self.accept_inner(protocol, headers)
+    }
+
+    fn accept_inner(
+        mut self,
+        protocol: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Result<Conn<S>> {
+        let deadline = self.hs.poll_timeout();
+        if let Err(e) = self.hs.check(&self.request) {
+            let mut out = Vec::new();
+            ServerHandshake::reject(&e, &mut out);
+            let _ = write_head(&mut self.stream, &out, deadline);
+            return Err(e.into());
+        }
+        let mut conn = self
+            .hs
+            .accept(&self.request, protocol, headers, Instant::now());
+        // The 101 response is the first thing the connection transmits.
+        write_head(&mut self.stream, conn.transmit(), deadline)?;
+        conn.advance_transmit(conn.buffered());
+        Ok(Conn::from_connection(
             self.stream,
-            &self.request,
+            conn,
+            self.config,
             &self.leftover,
-            self.deadline,
-            Some(protocol),
-            headers,
-        )
+        ))
     }
 
     /// Answers with a plain HTTP response (a refusal, a health check, a page) and
@@ -364,7 +248,7 @@ impl<S: Stream> PendingUpgrade<'_, S> {
     pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<()> {
         let mut out = Vec::with_capacity(128 + body.len());
         write_http_response(status, headers, body, &mut out);
-        write_head(&mut self.stream, &out, self.deadline)?;
+        write_head(&mut self.stream, &out, self.hs.poll_timeout())?;
         let _ = self.stream.shutdown();
         Ok(())
     }

@@ -544,6 +544,12 @@ impl Connection {
         self.tx.push_raw(bytes);
     }
 
+    /// Puts bytes taken with [`take_transmit`](Self::take_transmit) that could not be
+    /// written back in front of the queue, so the stream stays whole.
+    pub fn requeue_front(&mut self, bytes: &[u8]) {
+        self.tx.push_front(bytes);
+    }
+
     /// Number of bytes waiting to be transmitted.
     pub fn buffered(&self) -> usize {
         self.tx.len()

@@ -88,6 +88,19 @@ impl TxQueue {
         }
     }
 
+    /// Puts bytes taken with [`take_into`](Self::take_into) back in front of the
+    /// queue (a driver could not write them).
+    pub(super) fn push_front(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        if self.pos >= n {
+            self.pos -= n;
+            self.buf[self.pos..self.pos + n].copy_from_slice(bytes);
+        } else {
+            self.buf.splice(self.pos..self.pos, bytes.iter().copied());
+        }
+        self.sent -= n as u64;
+    }
+
     /// Appends raw bytes (a handshake response that precedes the frames).
     pub(super) fn push_raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
