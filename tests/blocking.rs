@@ -317,6 +317,59 @@ fn read_half_answers_pings_while_the_write_half_streams() {
 }
 
 #[test]
+fn the_read_half_never_waits_on_a_write_half_stuck_on_a_large_message() {
+    // The server writes 64 MiB to a peer that does not read, so its write half
+    // blocks in the kernel. The peer meanwhile sends pings and messages: the read
+    // half must deliver them at once (its pongs are queued, not written), and the
+    // pongs must follow the big message once the peer reads.
+    const BIG: usize = 64 << 20;
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let addr = serve(move |s| {
+        let conn = Upgrader::new().upgrade(s).unwrap();
+        let (mut rd, mut wr) = conn.split();
+        let writer = thread::spawn(move || {
+            let big = vec![0x5au8; BIG];
+            wr.write_message(MessageKind::Binary, &big).unwrap();
+            wr
+        });
+        rd.set_read_deadline(Some(Instant::now() + T));
+        for _ in 0..5 {
+            let m = rd.read_message().unwrap();
+            let stuck = !writer.is_finished();
+            tx.lock().unwrap().send((m, stuck)).unwrap();
+        }
+        let _wr = writer.join().unwrap();
+        let _ = rd.read_message();
+    });
+    let mut peer = RawPeer::handshake(addr, "/");
+    // Let the server fill the socket buffers with the big message first.
+    thread::sleep(Duration::from_millis(300));
+    for i in 0..5u8 {
+        peer.send(&cframe(0x89, &[b'p', i]));
+        peer.send(&cframe(0x81, &[b'm', i]));
+        let (m, stuck) = rx.recv_timeout(T).expect("the read half delivers while the writer is stuck");
+        assert_eq!(m, Message::Text(format!("m{}", i as char)));
+        assert!(stuck, "the writer was still blocked on the big message");
+    }
+    // Now read: the whole big message, then the five pongs (queued, never lost).
+    let mut got = 0;
+    let mut pongs = Vec::new();
+    while pongs.len() < 5 {
+        let f = peer.read_frame().expect("frame");
+        match f.opcode {
+            0x2 | 0x0 => got += f.payload.len(),
+            0xA => {
+                assert_eq!(got, BIG, "pongs never interrupt a frame");
+                pongs.push(f.payload)
+            }
+            op => panic!("unexpected opcode {op}"),
+        }
+    }
+    assert_eq!(pongs, (0..5u8).map(|i| vec![b'p', i]).collect::<Vec<_>>());
+}
+
+#[test]
 fn client_initiated_close_handshake() {
     let (addr, done) = echo_server(Upgrader::new());
     let mut c = dial(addr);
