@@ -348,7 +348,9 @@ fn the_read_half_never_waits_on_a_write_half_stuck_on_a_large_message() {
     for i in 0..5u8 {
         peer.send(&cframe(0x89, &[b'p', i]));
         peer.send(&cframe(0x81, &[b'm', i]));
-        let (m, stuck) = rx.recv_timeout(T).expect("the read half delivers while the writer is stuck");
+        let (m, stuck) = rx
+            .recv_timeout(T)
+            .expect("the read half delivers while the writer is stuck");
         assert_eq!(m, Message::Text(format!("m{}", i as char)));
         assert!(stuck, "the writer was still blocked on the big message");
     }

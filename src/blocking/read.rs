@@ -252,7 +252,9 @@ impl ReadCore {
                 },
             }
         }
-        Err(Error::Io(io::Error::other("connection timers did not advance")))
+        Err(Error::Io(io::Error::other(
+            "connection timers did not advance",
+        )))
     }
 
     /// The connection is over for this reader: write what is queued (a close), and
@@ -277,11 +279,7 @@ impl ReadCore {
             let start = self.start;
             let step = {
                 let mut conn = link.conn();
-                match conn.read(
-                    &mut self.buf[start..self.end],
-                    &mut self.scratch,
-                    now,
-                ) {
+                match conn.read(&mut self.buf[start..self.end], &mut self.scratch, now) {
                     Ok((n, ev)) => {
                         let step = match ev {
                             None => Step::More,
@@ -459,7 +457,12 @@ impl ReadCore {
                     None => return,
                 },
             };
-            if now >= wait || self.timeout.apply(link.stream(), Dir::Read, Some(wait)).is_err() {
+            if now >= wait
+                || self
+                    .timeout
+                    .apply(link.stream(), Dir::Read, Some(wait))
+                    .is_err()
+            {
                 break;
             }
             match link.stream().read(&mut self.buf) {

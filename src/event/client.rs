@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{LoopConfig, config_setters};
-use super::ctx::ConnId;
 use super::handler::Handler;
-use super::worker::{Command, Worker, WorkerHandle, new_loop};
+use super::id::ConnId;
+use super::mailbox::{Command, WorkerHandle, new_loop};
+use super::worker::Worker;
 use crate::error::Result;
 
 /// Configures a [`Client`].

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::proto::CloseCode;
-use crate::proto::handshake::Request;
+use crate::proto::handshake::{ClientConfig, HeadLimits, OriginCheck, ServerConfig};
+use crate::proto::{CloseCode, ConnectionConfig};
 
 /// What to do when a connection's queued output passes
 /// [`LoopConfig::max_output_buffer`].
@@ -20,8 +20,6 @@ pub enum Backpressure {
     /// Close the connection with this code (1008 or 1013 are usual).
     Close(CloseCode),
 }
-
-pub(crate) type OriginCheck = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 
 /// Settings shared by every connection of a loop. Build with the setters of
 /// [`ServerBuilder`](super::ServerBuilder) or [`ClientBuilder`](super::ClientBuilder).
@@ -105,6 +103,58 @@ impl Default for LoopConfig {
             #[cfg(feature = "deflate")]
             deflate: None,
         }
+    }
+}
+
+impl LoopConfig {
+    /// The settings of each protocol connection of the loop.
+    pub(crate) fn connection(&self) -> ConnectionConfig {
+        ConnectionConfig::default()
+            .max_message_size(self.max_message_size)
+            .whole_frame_max(self.read_buffer_size)
+            .fragment_size(self.write_buffer_size)
+            .auto_pong(self.auto_pong)
+            .heartbeat(self.ping_interval, self.pong_timeout)
+            .idle_timeout(self.idle_timeout)
+            .close_timeout(self.close_timeout)
+    }
+
+    fn limits(&self) -> HeadLimits {
+        HeadLimits {
+            max_size: self.max_head_size,
+            max_headers: self.max_headers,
+        }
+    }
+
+    /// What the server side of the handshake accepts.
+    pub(crate) fn server(&self, connection: Arc<ConnectionConfig>) -> ServerConfig {
+        let mut s = ServerConfig::default();
+        s.limits = self.limits();
+        s.timeout = Some(self.handshake_timeout);
+        s.subprotocols = self.subprotocols.clone();
+        s.check_origin = self.check_origin.clone();
+        s.headers = self.headers.clone();
+        #[cfg(feature = "deflate")]
+        {
+            s.deflate = self.deflate.clone();
+        }
+        s.connection = connection;
+        s
+    }
+
+    /// What the client side of the handshake offers.
+    pub(crate) fn client(&self, connection: Arc<ConnectionConfig>) -> ClientConfig {
+        let mut c = ClientConfig::default();
+        c.limits = self.limits();
+        c.timeout = Some(self.handshake_timeout);
+        c.subprotocols = self.subprotocols.clone();
+        c.headers = self.headers.clone();
+        #[cfg(feature = "deflate")]
+        {
+            c.deflate = self.deflate.clone();
+        }
+        c.connection = connection;
+        c
     }
 }
 

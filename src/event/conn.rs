@@ -1,10 +1,12 @@
-//! One connection on the loop: its phase, its output queue and encoder (the part
-//! callbacks may touch, [`ConnIo`]), and its read side ([`ReadState`]), kept apart so
-//! a handler can borrow a payload from the read buffer while it sends.
+//! One connection on the loop: its socket, where it is in its life ([`Phase`]), the
+//! protocol [`Connection`] once open, and the loop's bookkeeping (output to flush,
+//! back-pressure, timers, messages waiting behind an open fragmented message). The
+//! read side ([`ReadState`]) is kept apart so a handler can borrow a payload from
+//! the read buffer while it sends.
 //!
-//! Idle connections hold no buffers: the read buffer is borrowed from the loop's
-//! pool only while unprocessed input remains, and the output queue is freed when it
-//! empties (if it had grown).
+//! Every protocol rule is the [`Connection`]'s; this file moves its bytes and
+//! applies the loop's policies. Idle connections hold no buffers: the read buffer is
+//! borrowed from the loop's pool only while unprocessed input remains.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -13,40 +15,54 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::error::{Error, Result, UsageError};
-use crate::proto::close::encode_close_payload;
-use crate::proto::frame::OpCode;
-use crate::proto::handshake::Request;
-use crate::proto::mask::apply_mask;
-use crate::proto::{CloseCode, Decoder, Encoder, MessageKind, Role};
+use mio::net::TcpStream;
+
+use crate::error::{Error, Result};
+use crate::proto::handshake::{ClientHandshake, Request, ServerHandshake};
+use crate::proto::{CloseCode, Connection, MessageKind, Role};
 
 use super::config::Backpressure;
-use super::ctx::{ConnId, Prepared};
-use super::handler::Delivery;
-use super::worker::LoopShared;
+use super::core::LoopShared;
+use super::id::ConnId;
+use super::prepared::Prepared;
+use super::types::Delivery;
 
 /// Server frames at least this large are written straight from the caller's slice
 /// when nothing is queued ahead of them.
 const WRITE_THROUGH_MIN: usize = 16 * 1024;
 
+/// Bytes of an HTTP head (a request or an answer) not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) pos: usize,
+}
+
+/// A client connection before it opens.
+pub(crate) struct ClientStart {
+    pub(crate) hs: ClientHandshake,
+    /// The upgrade request, written once the TCP connect completes.
+    pub(crate) request: Outbox,
+    pub(crate) connected: bool,
+}
+
 /// Where a connection is in its life.
 pub(crate) enum Phase {
     /// Server: reading the request head.
-    ServerHandshake,
+    Request(ServerHandshake),
     /// Server: a plain HTTP request whose body is still arriving.
     HttpBody {
         head: Box<Request>,
         head_len: usize,
         body_len: usize,
     },
-    /// Server: a plain HTTP response (or a refusal) is queued; close once it is sent.
-    HttpDone,
-    /// Client: TCP connect in progress; the request goes out once connected.
-    ClientConnecting { request: Vec<u8>, key: String },
-    /// Client: request sent, reading the response head.
-    ClientHandshake { key: String },
-    /// WebSocket frames.
-    Open,
+    /// Server: a plain HTTP answer (or a refusal) is being written; the connection
+    /// closes once it is out.
+    Answer(Outbox),
+    /// Client: connecting, sending the request, reading the response head.
+    Client(Box<ClientStart>),
+    /// WebSocket frames, through the protocol state machine.
+    Open(Connection),
 }
 
 /// A message from another source ([`Sender`](super::Sender), broadcast) waiting for
@@ -54,6 +70,15 @@ pub(crate) enum Phase {
 pub(crate) enum Deferred {
     Owned(MessageKind, Vec<u8>),
     Prepared(Prepared),
+}
+
+impl Deferred {
+    fn len(&self) -> usize {
+        match self {
+            Deferred::Owned(_, v) => v.len(),
+            Deferred::Prepared(p) => p.0.payload.len(),
+        }
+    }
 }
 
 pub(crate) struct UserTimer {
@@ -64,57 +89,37 @@ pub(crate) struct UserTimer {
 
 /// The state callbacks reach through [`Ctx`](super::Ctx).
 pub(crate) struct ConnIo {
-    pub(crate) sock: Option<mio::net::TcpStream>,
+    pub(crate) sock: Option<TcpStream>,
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) role: Role,
     pub(crate) phase: Phase,
-    pub(crate) enc: Encoder,
-    out: Vec<u8>,
-    out_pos: usize,
+    /// The handshake deadline, until the connection opens.
+    pub(crate) handshake_deadline: Option<Instant>,
+    /// The protocol deadline registered in the timer heap.
+    pub(crate) timer_at: Option<Instant>,
     deferred: VecDeque<Deferred>,
     deferred_bytes: usize,
-    pub(crate) subprotocol: Option<String>,
-    /// `on_open` was called (so `on_close` will be).
-    pub(crate) opened: bool,
+    pub(crate) user_timers: Vec<UserTimer>,
+    pub(crate) alive: Option<Arc<AtomicBool>>,
     /// Reading is suspended for back-pressure.
     pub(crate) paused: bool,
     /// Call `on_drain` when the queue falls below the low watermark.
     pub(crate) drain_wanted: bool,
-    /// Close the transport once the output queue is empty.
-    pub(crate) close_after_flush: bool,
-    /// A close timer must be armed (we sent a close, or wait for the server's EOF).
-    pub(crate) arm_close_timer: bool,
-    /// The peer's EOF was seen.
-    pub(crate) read_eof: bool,
-    /// Drop the connection now.
-    pub(crate) kill: bool,
     /// On the loop's dirty list (output to flush at the end of the iteration).
     pub(crate) dirty: bool,
-    /// What `on_close` reports.
-    pub(crate) end: Option<(CloseCode, String)>,
-    pub(crate) last_rx: Instant,
-    pub(crate) last_ping: Instant,
-    pub(crate) ping_sent: Option<Instant>,
-    pub(crate) user_timers: Vec<UserTimer>,
-    pub(crate) alive: Option<Arc<AtomicBool>>,
-    /// A read limit set by a callback, applied by the loop.
-    pub(crate) read_limit: Option<u64>,
-    /// UTF-8 state of a text message sent fragment by fragment (`send_fragment`).
-    pub(crate) out_text: Option<crate::proto::utf8::Utf8Validator>,
-    /// permessage-deflate compressor, when negotiated.
-    #[cfg(feature = "deflate")]
-    pub(crate) deflater: Option<Box<crate::proto::deflate::MessageDeflater>>,
+    /// The transport is gone or must go now: drop the connection.
+    pub(crate) dead: bool,
 }
 
 impl ConnIo {
     pub(crate) fn new(
-        sock: Option<mio::net::TcpStream>,
+        sock: Option<TcpStream>,
         id: ConnId,
         peer: SocketAddr,
         role: Role,
         phase: Phase,
-        now: Instant,
+        handshake_deadline: Option<Instant>,
     ) -> ConnIo {
         ConnIo {
             sock,
@@ -122,64 +127,89 @@ impl ConnIo {
             peer,
             role,
             phase,
-            enc: Encoder::new(role),
-            out: Vec::new(),
-            out_pos: 0,
+            handshake_deadline,
+            timer_at: None,
             deferred: VecDeque::new(),
             deferred_bytes: 0,
-            subprotocol: None,
-            opened: false,
-            paused: false,
-            drain_wanted: false,
-            close_after_flush: false,
-            arm_close_timer: false,
-            read_eof: false,
-            kill: false,
-            dirty: false,
-            end: None,
-            last_rx: now,
-            last_ping: now,
-            ping_sent: None,
             user_timers: Vec::new(),
             alive: None,
-            read_limit: None,
-            out_text: None,
-            #[cfg(feature = "deflate")]
-            deflater: None,
+            paused: false,
+            drain_wanted: false,
+            dirty: false,
+            dead: false,
         }
     }
 
+    /// The protocol connection, once open.
+    pub(crate) fn conn(&self) -> Option<&Connection> {
+        match &self.phase {
+            Phase::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The protocol connection, once open.
+    pub(crate) fn conn_mut(&mut self) -> Option<&mut Connection> {
+        match &mut self.phase {
+            Phase::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The WebSocket is open and the transport alive.
     pub(crate) fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Open) && !self.kill
+        matches!(self.phase, Phase::Open(_)) && !self.dead
+    }
+
+    /// The connection to send on, or [`Error::AlreadyClosed`].
+    fn writable(&mut self) -> Result<&mut Connection> {
+        if self.dead {
+            return Err(Error::AlreadyClosed);
+        }
+        self.conn_mut().ok_or(Error::AlreadyClosed)
+    }
+
+    /// When the connection's next protocol deadline is: the handshake deadline until
+    /// it opens, then its state machine's.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Open(c) => c.poll_timeout(),
+            _ => self.handshake_deadline,
+        }
     }
 
     /// Queued output bytes (including messages deferred behind an open fragment).
     pub(crate) fn buffered(&self) -> usize {
-        self.out.len() - self.out_pos + self.deferred_bytes
+        let queued = match &self.phase {
+            Phase::Open(c) => c.buffered(),
+            Phase::Answer(o) => o.buf.len() - o.pos,
+            Phase::Client(s) => s.request.buf.len() - s.request.pos,
+            _ => 0,
+        };
+        queued + self.deferred_bytes
     }
 
     pub(crate) fn out_is_empty(&self) -> bool {
-        self.out_pos == self.out.len()
+        match &self.phase {
+            Phase::Open(c) => c.buffered() == 0,
+            Phase::Answer(o) => o.pos == o.buf.len(),
+            Phase::Client(s) => s.request.pos == s.request.buf.len(),
+            _ => true,
+        }
     }
 
-    fn mark_dirty(&mut self, shared: &mut LoopShared) {
+    pub(crate) fn mark_dirty(&mut self, shared: &mut LoopShared) {
         if !self.dirty {
             self.dirty = true;
             shared.dirty.push(self.id.slot());
         }
     }
 
-    /// Appends raw bytes (an HTTP head) to the output queue.
-    pub(crate) fn queue_raw(&mut self, shared: &mut LoopShared, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+    /// Answers a plain HTTP request (or refuses an upgrade): the connection closes
+    /// once the answer is out.
+    pub(crate) fn answer(&mut self, shared: &mut LoopShared, bytes: Vec<u8>) {
+        self.phase = Phase::Answer(Outbox { buf: bytes, pos: 0 });
         self.mark_dirty(shared);
-    }
-
-    fn writable_check(&self) -> Result<()> {
-        if self.kill || self.enc.is_close_sent() || !matches!(self.phase, Phase::Open) {
-            return Err(Error::AlreadyClosed);
-        }
-        Ok(())
     }
 
     /// Sends are refused while the connection is paused for back-pressure: its queue
@@ -195,191 +225,122 @@ impl ConnIo {
         Ok(())
     }
 
-    /// Encodes one frame into the output queue (no back-pressure check). A whole
-    /// message is compressed when permessage-deflate is on and it is big enough.
-    pub(crate) fn queue_frame(
+    /// A whole message from a callback: back-pressure applies. A large server frame
+    /// with nothing queued ahead is written straight from `data`.
+    pub(crate) fn send(
         &mut self,
         shared: &mut LoopShared,
-        op: OpCode,
-        fin: bool,
-        payload: &[u8],
+        kind: MessageKind,
+        data: &[u8],
     ) -> Result<()> {
-        self.writable_check()?;
-        #[cfg(feature = "deflate")]
-        if fin
-            && matches!(op, OpCode::Text | OpCode::Binary)
-            && let Some(d) = self.deflater.as_mut()
-            && d.wants(payload.len())
-        {
-            let mut z = std::mem::take(&mut shared.zbuf);
-            z.clear();
-            let r = d
-                .compress_message(payload, &mut z)
-                .and_then(|()| self.queue_raw_frame(shared, op, fin, true, &z));
-            if z.capacity() <= 256 * 1024 {
-                shared.zbuf = z;
-            }
-            return r;
-        }
-        self.queue_raw_frame(shared, op, fin, false, payload)
+        self.writable()?;
+        self.backpressure_check(shared)?;
+        self.queue_message(shared, kind, data)
     }
 
-    /// Encodes one frame with `payload` as given (already compressed if `rsv1`).
-    pub(crate) fn queue_raw_frame(
+    /// Queues a whole message (no back-pressure check).
+    fn queue_message(
         &mut self,
         shared: &mut LoopShared,
-        op: OpCode,
-        fin: bool,
-        rsv1: bool,
-        payload: &[u8],
+        kind: MessageKind,
+        data: &[u8],
     ) -> Result<()> {
-        self.writable_check()?;
-        let h = self.enc.header(op, fin, rsv1, payload.len() as u64)?;
-        if h.mask.is_none() && payload.len() >= WRITE_THROUGH_MIN && self.out_is_empty() {
-            // Nothing queued: write header + payload straight from the caller's slice
-            // (one vectored write, no copy); queue only what the socket did not take.
-            let written = self.write_through(h.as_bytes(), payload);
-            let hl = h.as_bytes().len();
-            if written < hl {
-                self.out.extend_from_slice(&h.as_bytes()[written..]);
-                self.out.extend_from_slice(payload);
-            } else if written < hl + payload.len() {
-                self.out.extend_from_slice(&payload[written - hl..]);
+        let ConnIo { phase, sock, .. } = self;
+        let (Phase::Open(conn), false) = (phase, self.dead) else {
+            return Err(Error::AlreadyClosed);
+        };
+        match sock.as_mut() {
+            Some(sock) if data.len() >= WRITE_THROUGH_MIN && conn.buffered() == 0 => {
+                if let Some(frame) = conn.send_direct(kind, data)? {
+                    // One vectored write straight from the caller's slice; only what
+                    // the socket does not take is queued.
+                    let n = write_through(sock, frame.header(), frame.payload());
+                    conn.queue_unsent(&frame, n);
+                }
             }
-        } else {
-            self.out.reserve(h.as_bytes().len() + payload.len());
-            self.out.extend_from_slice(h.as_bytes());
-            let start = self.out.len();
-            self.out.extend_from_slice(payload);
-            if let Some(key) = h.mask {
-                apply_mask(&mut self.out[start..], key, 0);
-            }
+            _ => conn.send(kind, data)?,
         }
         self.mark_dirty(shared);
-        if !op.is_control() && fin && !self.deferred.is_empty() {
-            self.undefer(shared);
-        }
+        self.after_message(shared);
         Ok(())
     }
 
-    /// Queues one fragment of a message sent piece by piece (`send_fragment`, the
-    /// streaming writer). With permessage-deflate the piece is compressed into the
-    /// message's deflate stream (RSV1 on the first fragment), ended on `fin`.
-    pub(crate) fn queue_fragment(
+    /// One fragment of a message sent piece by piece (`Ctx::send_fragment`).
+    pub(crate) fn send_fragment(
         &mut self,
         shared: &mut LoopShared,
-        op: OpCode,
-        fin: bool,
+        kind: MessageKind,
         data: &[u8],
-    ) -> Result<()> {
-        self.writable_check()?;
-        #[cfg(feature = "deflate")]
-        if let Some(d) = self.deflater.as_mut() {
-            let first = op != OpCode::Continuation;
-            let mut z = std::mem::take(&mut shared.zbuf);
-            z.clear();
-            let r = d
-                .compress(data, &mut z)
-                .and_then(|()| if fin { d.finish(&mut z) } else { Ok(()) });
-            let r = r.and_then(|()| self.queue_raw_frame(shared, op, fin, first, &z));
-            if z.capacity() <= 256 * 1024 {
-                shared.zbuf = z;
-            }
-            return r;
-        }
-        self.queue_raw_frame(shared, op, fin, false, data)
-    }
-
-    /// A data frame from a callback: back-pressure applies.
-    pub(crate) fn send_data(
-        &mut self,
-        shared: &mut LoopShared,
-        op: OpCode,
         fin: bool,
-        payload: &[u8],
     ) -> Result<()> {
-        self.writable_check()?;
-        if op != OpCode::Continuation {
+        let conn = self.writable()?;
+        if !conn.in_message() {
             self.backpressure_check(shared)?;
         }
-        if fin && op != OpCode::Continuation {
-            self.queue_frame(shared, op, fin, payload)
-        } else {
-            self.queue_fragment(shared, op, fin, payload)
-        }
+        self.with_conn(shared, |c| c.send_fragment(kind, data, fin))
+    }
+
+    /// Runs a send on the connection, marks the output for flushing and lets
+    /// deferred messages through once no fragmented message is open.
+    pub(crate) fn with_conn(
+        &mut self,
+        shared: &mut LoopShared,
+        op: impl FnOnce(&mut Connection) -> Result<()>,
+    ) -> Result<()> {
+        let r = op(self.writable()?);
+        self.mark_dirty(shared);
+        self.after_message(shared);
+        r
     }
 
     /// A control frame (≤ 125 bytes); never refused for back-pressure.
-    pub(crate) fn send_control(
-        &mut self,
-        shared: &mut LoopShared,
-        op: OpCode,
-        payload: &[u8],
-    ) -> Result<()> {
-        if !op.is_control() {
-            return Err(UsageError::NotControl.into());
-        }
-        self.queue_frame(shared, op, true, payload)
+    pub(crate) fn ping(&mut self, shared: &mut LoopShared, data: &[u8]) -> Result<()> {
+        self.writable()?.ping(data)?;
+        self.mark_dirty(shared);
+        Ok(())
     }
 
     /// A prepared message from a callback: refused while a fragmented message is open.
     pub(crate) fn send_prepared(&mut self, shared: &mut LoopShared, msg: &Prepared) -> Result<()> {
-        self.writable_check()?;
+        self.writable()?;
         self.backpressure_check(shared)?;
         self.queue_prepared(shared, msg)
     }
 
     fn queue_prepared(&mut self, shared: &mut LoopShared, msg: &Prepared) -> Result<()> {
-        #[cfg(feature = "deflate")]
-        let compressing = self.deflater.is_some();
-        #[cfg(not(feature = "deflate"))]
-        let compressing = false;
-        if self.role == Role::Client || compressing {
-            // Masked, or compressed with this connection's own context.
-            return self.queue_frame(shared, msg.0.kind.opcode(), true, &msg.0.payload);
-        }
-        if self.role == Role::Client {
-            return self.queue_frame(shared, msg.0.kind.opcode(), true, &msg.0.payload);
-        }
-        // Advances the encoder's state (sequence, close) like any frame, then copies the
-        // frame encoded once at preparation.
-        self.enc
-            .header(msg.0.kind.opcode(), true, false, msg.0.payload.len() as u64)?;
-        self.out.extend_from_slice(&msg.0.server_frame);
-        self.mark_dirty(shared);
-        Ok(())
+        let m = &msg.0;
+        self.with_conn(shared, |c| {
+            c.send_prepared(m.kind, &m.payload, &m.server_frame)
+        })
     }
 
     /// A message from another source (Sender, broadcast, another connection): waits
     /// behind an open fragmented message instead of failing.
     pub(crate) fn deliver(&mut self, shared: &mut LoopShared, d: Deferred) -> Result<()> {
-        self.writable_check()?;
+        let conn = self.writable()?;
+        let open_message = conn.in_message();
         self.backpressure_check(shared)?;
-        if self.enc.in_message() {
-            self.deferred_bytes += match &d {
-                Deferred::Owned(_, v) => v.len(),
-                Deferred::Prepared(p) => p.0.payload.len(),
-            };
+        if open_message {
+            self.deferred_bytes += d.len();
             self.deferred.push_back(d);
             return Ok(());
         }
         match d {
-            Deferred::Owned(kind, data) => self.queue_frame(shared, kind.opcode(), true, &data),
+            Deferred::Owned(kind, data) => self.queue_message(shared, kind, &data),
             Deferred::Prepared(p) => self.queue_prepared(shared, &p),
         }
     }
 
-    fn undefer(&mut self, shared: &mut LoopShared) {
+    /// Once no fragmented message of ours is open, deferred messages go out.
+    fn after_message(&mut self, shared: &mut LoopShared) {
+        if self.deferred.is_empty() || self.conn().is_none_or(Connection::in_message) {
+            return;
+        }
         while let Some(d) = self.deferred.pop_front() {
+            self.deferred_bytes -= d.len();
             let r = match &d {
-                Deferred::Owned(k, v) => {
-                    self.deferred_bytes -= v.len();
-                    self.queue_frame(shared, k.opcode(), true, v)
-                }
-                Deferred::Prepared(p) => {
-                    self.deferred_bytes -= p.0.payload.len();
-                    self.queue_prepared(shared, p)
-                }
+                Deferred::Owned(k, v) => self.queue_message(shared, *k, v),
+                Deferred::Prepared(p) => self.queue_prepared(shared, p),
             };
             if r.is_err() {
                 // Closed meanwhile: the rest cannot be sent either.
@@ -390,54 +351,25 @@ impl ConnIo {
         }
     }
 
-    /// Starts the closing handshake (idempotent once a close was sent).
-    pub(crate) fn start_close(
+    /// Starts the closing handshake (idempotent once a close was sent). Before the
+    /// connection opens there is nothing to close politely: it is dropped.
+    pub(crate) fn close(
         &mut self,
         shared: &mut LoopShared,
+        now: Instant,
         code: CloseCode,
         reason: &str,
     ) -> Result<()> {
-        if self.enc.is_close_sent() || self.kill {
+        if self.dead {
             return Ok(());
         }
-        if !matches!(self.phase, Phase::Open) {
-            // Not yet a WebSocket: there is nothing to close politely.
-            self.kill = true;
+        let Phase::Open(conn) = &mut self.phase else {
+            self.dead = true;
             return Ok(());
-        }
-        let mut payload = [0u8; 125];
-        let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
-        let n = encode_close_payload(close, &mut payload)?;
-        self.queue_frame(shared, OpCode::Close, true, &payload[..n])?;
-        if self.end.is_none() {
-            self.end = Some((code, reason.to_owned()));
-        }
-        self.arm_close_timer = true;
-        Ok(())
-    }
-
-    /// One vectored write of `head` + `body`; returns how many bytes went out (0 on
-    /// WouldBlock or error: the queue takes over and `flush` reports any error).
-    fn write_through(&mut self, head: &[u8], body: &[u8]) -> usize {
-        let Some(sock) = self.sock.as_mut() else {
-            return 0;
         };
-        let total = head.len() + body.len();
-        let mut done = 0;
-        while done < total {
-            let r = if done < head.len() {
-                sock.write_vectored(&[io::IoSlice::new(&head[done..]), io::IoSlice::new(body)])
-            } else {
-                sock.write(&body[done - head.len()..])
-            };
-            match r {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        done
+        conn.close(now, code, reason)?;
+        self.mark_dirty(shared);
+        Ok(())
     }
 
     /// Writes as much queued output as the socket takes.
@@ -445,35 +377,31 @@ impl ConnIo {
         let Some(sock) = self.sock.as_mut() else {
             return Ok(());
         };
-        while self.out_pos < self.out.len() {
-            match sock.write(&self.out[self.out_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
-                // The socket is full: the loop is registered for WRITABLE and resumes.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        match &mut self.phase {
+            Phase::Open(conn) => {
+                while conn.buffered() > 0 {
+                    match write_some(sock, conn.transmit())? {
+                        0 => return Ok(()),
+                        n => conn.advance_transmit(n),
+                    }
+                }
+                Ok(())
             }
+            Phase::Answer(o) => flush_outbox(sock, o),
+            Phase::Client(s) if s.connected => flush_outbox(sock, &mut s.request),
+            _ => Ok(()),
         }
-        self.out_pos = 0;
-        if self.out.capacity() > 256 * 1024 {
-            // A burst is over: give the memory back rather than keep it per connection.
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
-        Ok(())
     }
 
     /// Applies the back-pressure policy after a callback or a flush.
-    pub(crate) fn apply_backpressure(&mut self, shared: &mut LoopShared) {
+    pub(crate) fn apply_backpressure(&mut self, shared: &mut LoopShared, now: Instant) {
         let limit = shared.config.max_output_buffer;
         let buffered = self.buffered();
         if buffered >= limit {
             match shared.config.backpressure {
                 Backpressure::Pause => self.paused = true,
                 Backpressure::Close(code) => {
-                    let _ = self.start_close(shared, code, "output buffer limit");
+                    let _ = self.close(shared, now, code, "output buffer limit");
                 }
             }
         }
@@ -483,9 +411,53 @@ impl ConnIo {
     }
 }
 
-/// The read side: decoder, pooled read buffer, message accumulator.
+/// One write; 0 when the socket is full (the loop is registered for WRITABLE and
+/// resumes).
+fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match sock.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn flush_outbox(sock: &mut TcpStream, o: &mut Outbox) -> io::Result<()> {
+    while o.pos < o.buf.len() {
+        match write_some(sock, &o.buf[o.pos..])? {
+            0 => return Ok(()),
+            n => o.pos += n,
+        }
+    }
+    Ok(())
+}
+
+/// One vectored write of `head` + `body`; returns how many bytes went out (0 on
+/// WouldBlock or error: the queue takes over and `flush` reports any error).
+fn write_through(sock: &mut TcpStream, head: &[u8], body: &[u8]) -> usize {
+    let total = head.len() + body.len();
+    let mut done = 0;
+    while done < total {
+        let r = if done < head.len() {
+            sock.write_vectored(&[io::IoSlice::new(&head[done..]), io::IoSlice::new(body)])
+        } else {
+            sock.write(&body[done - head.len()..])
+        };
+        match r {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    done
+}
+
+/// The read side: pooled read buffer, message accumulator, delivery mode.
 pub(crate) struct ReadState {
-    pub(crate) dec: Decoder,
     /// Empty (no allocation) while the connection has no pending input.
     pub(crate) buf: Vec<u8>,
     pub(crate) start: usize,
@@ -493,25 +465,16 @@ pub(crate) struct ReadState {
     /// Whole-delivery accumulator for messages that arrive in several pieces.
     pub(crate) msg: Vec<u8>,
     pub(crate) delivery: Option<(MessageKind, Delivery)>,
-    /// permessage-deflate decompressor, when negotiated.
-    #[cfg(feature = "deflate")]
-    pub(crate) inflater: Option<Box<crate::proto::deflate::MessageInflater>>,
 }
 
 impl ReadState {
-    pub(crate) fn new(role: Role, max_message: u64, whole_frame_max: usize) -> Self {
-        let mut dec = Decoder::new(role);
-        dec.set_max_message_size(max_message);
-        dec.set_whole_frame_max(whole_frame_max);
+    pub(crate) fn new() -> Self {
         ReadState {
-            dec,
             buf: Vec::new(),
             start: 0,
             end: 0,
             msg: Vec::new(),
             delivery: None,
-            #[cfg(feature = "deflate")]
-            inflater: None,
         }
     }
 
@@ -521,7 +484,7 @@ impl ReadState {
 }
 
 /// A connection: what callbacks reach, what the reader owns, and the user's data.
-pub(crate) struct Conn<D> {
+pub(crate) struct Slot<D> {
     pub(crate) io: ConnIo,
     pub(crate) rd: ReadState,
     pub(crate) data: D,
@@ -532,12 +495,11 @@ mod size_tests {
     #[test]
     fn print_sizes() {
         println!(
-            "Conn<()>: {} bytes (ConnIo {}, ReadState {}, Decoder {}, Encoder {}, Phase {})",
-            std::mem::size_of::<Option<super::Conn<()>>>(),
+            "Slot<()>: {} bytes (ConnIo {}, ReadState {}, Connection {}, Phase {})",
+            std::mem::size_of::<Option<super::Slot<()>>>(),
             std::mem::size_of::<super::ConnIo>(),
             std::mem::size_of::<super::ReadState>(),
-            std::mem::size_of::<crate::proto::Decoder>(),
-            std::mem::size_of::<crate::proto::Encoder>(),
+            std::mem::size_of::<crate::proto::Connection>(),
             std::mem::size_of::<super::Phase>(),
         );
     }

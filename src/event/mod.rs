@@ -8,7 +8,7 @@
 //! plus a `mio::Waker`).
 //!
 //! ```text
-//!   poll ─► readable ─► read into a pooled buffer ─► Decoder ─► Handler callbacks
+//!   poll ─► readable ─► read into a pooled buffer ─► Connection ─► Handler callbacks
 //!                                                               │ ctx.send(...)
 //!   Sender (any thread) ─► channel + waker ─► command ──────────┤
 //!   timers (heartbeat, idle, close, user) ──────────────────────┤
@@ -19,18 +19,33 @@
 //! Bounded everywhere: handshake size and time, message size, output queue per
 //! connection ([`Backpressure`]), connections per loop.
 
+mod accept;
 mod client;
+mod commands;
 mod config;
 mod conn;
+mod connect;
+mod core;
 mod ctx;
+mod dispatch;
 mod handler;
+mod id;
+mod lifecycle;
+mod mailbox;
+mod prepared;
 mod server;
 mod slab;
-mod timer;
+mod timers;
+mod types;
+mod upgrade;
 mod worker;
 
 pub use client::{Client, ClientBuilder, ClientHandle};
 pub use config::{Backpressure, LoopConfig};
-pub use ctx::{ConnId, Ctx, LoopCtx, LoopWriter, Prepared, Sender, TimerId};
-pub use handler::{Decision, Delivery, Handler, HttpRequest, HttpResponse, MessageRef};
+pub use ctx::{Ctx, LoopCtx, LoopWriter};
+pub use handler::Handler;
+pub use id::{ConnId, TimerId};
+pub use mailbox::Sender;
+pub use prepared::Prepared;
 pub use server::{NoHandler, Server, ServerBuilder, ServerHandle};
+pub use types::{Decision, Delivery, HttpRequest, HttpResponse, MessageRef};

@@ -11,9 +11,10 @@ use mio::net::TcpListener;
 use crate::proto::handshake::Request;
 
 use super::config::{LoopConfig, config_setters};
-use super::ctx::Prepared;
 use super::handler::Handler;
-use super::worker::{Command, Worker, WorkerHandle, new_loop};
+use super::mailbox::{Command, WorkerHandle, new_loop};
+use super::prepared::Prepared;
+use super::worker::Worker;
 
 /// Configures a [`Server`].
 ///

@@ -2,9 +2,10 @@
 //!
 //! An entry names a connection slot, its generation and what the timer is for; when
 //! it pops, the loop checks that the connection (and, for user timers, the timer
-//! itself) still exists before acting. Connection-level deadlines that move with
-//! traffic (idle, heartbeat) are not re-inserted on every message: the entry fires,
-//! the loop compares with the connection's last activity, and re-arms if early.
+//! itself) still exists before acting. A connection has one protocol timer: the
+//! next deadline its state machine asks for (handshake, heartbeat, idle, close
+//! wait). It is re-armed only when that deadline moves earlier; a deadline that
+//! moved later (traffic) lets the old entry fire, find nothing due, and re-arm.
 //! Time is passed in; nothing here reads a clock.
 
 use std::cmp::Reverse;
@@ -14,14 +15,9 @@ use std::time::Instant;
 /// What a timer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKind {
-    /// The opening handshake (or a plain HTTP request) must finish by now.
-    Handshake,
-    /// Send the next heartbeat ping, or fail the peer if the last one went unanswered.
-    Heartbeat,
-    /// No traffic for the idle timeout.
-    Idle,
-    /// Our close frame went unanswered (or a client waits for the server's TCP close).
-    Close,
+    /// The connection's protocol deadline: the handshake deadline before it opens,
+    /// then [`Connection::poll_timeout`](crate::proto::Connection::poll_timeout).
+    Conn,
     /// A user timer, by id.
     User(u64),
 }
@@ -81,9 +77,9 @@ mod tests {
     fn pops_in_deadline_order_and_only_when_due() {
         let t0 = Instant::now();
         let mut t = Timers::default();
-        t.add(t0 + Duration::from_millis(30), 1, 0, TimerKind::Idle);
+        t.add(t0 + Duration::from_millis(30), 1, 0, TimerKind::Conn);
         t.add(t0 + Duration::from_millis(10), 2, 0, TimerKind::User(7));
-        t.add(t0 + Duration::from_millis(20), 3, 0, TimerKind::Heartbeat);
+        t.add(t0 + Duration::from_millis(20), 3, 0, TimerKind::Conn);
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_millis(10)));
         assert!(t.pop_due(t0).is_none());
         let due: Vec<usize> =

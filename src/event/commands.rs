@@ -1,0 +1,135 @@
+//! Work that does not come from a connection's own socket: commands from other
+//! threads (through the mailbox), operations a callback asked for on other
+//! connections, broadcasts, and the graceful shutdown.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::proto::CloseCode;
+
+use super::conn::Deferred;
+use super::core::Op;
+use super::handler::Handler;
+use super::id::ConnId;
+use super::mailbox::Command;
+use super::prepared::Prepared;
+use super::worker::Worker;
+
+impl<H: Handler> Worker<H> {
+    pub(crate) fn drain_commands(&mut self) {
+        self.core.me.wake_pending.store(false, Ordering::Release);
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Send { id, kind, data } => {
+                    self.deliver(id, Deferred::Owned(kind, data));
+                }
+                Command::SendPrepared { id, msg } => self.deliver(id, Deferred::Prepared(msg)),
+                Command::Ping { id, data } => {
+                    if let Some(slot) = self.live_slot(id) {
+                        let Worker { slots, core, .. } = self;
+                        if let Some(c) = slots[slot].as_mut() {
+                            let _ = c.io.ping(&mut core.shared, &data);
+                        }
+                    }
+                }
+                Command::Close { id, code, reason } => self.close_conn(id, code, &reason),
+                // Applied now, so it keeps its place among this channel's commands.
+                Command::Broadcast(msg) => self.broadcast_now(&msg),
+                Command::Adopt(sock, peer) => {
+                    // The acceptor counted this socket already; adopt() counts it again.
+                    self.core.me.live.fetch_sub(1, Ordering::Relaxed);
+                    self.adopt(sock, peer);
+                }
+                Command::Shutdown { deadline } => self.begin_shutdown(deadline),
+            }
+        }
+    }
+
+    /// A message from another source: waits behind an open fragmented message.
+    fn deliver(&mut self, id: ConnId, d: Deferred) {
+        let Some(slot) = self.live_slot(id) else {
+            return;
+        };
+        let Worker { slots, core, .. } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return;
+        };
+        if let Err(e) = c.io.deliver(&mut core.shared, d)
+            && !matches!(e, Error::AlreadyClosed)
+        {
+            self.report_error(slot, &e);
+        }
+    }
+
+    fn close_conn(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+        let now = self.core.now;
+        if let Some(slot) = self.live_slot(id) {
+            let Worker { slots, core, .. } = self;
+            if let Some(c) = slots[slot].as_mut() {
+                let _ = c.io.close(&mut core.shared, now, code, reason);
+            }
+            self.finalize(slot);
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, close every open connection with 1001 and
+    /// drop the rest; `run` returns once all are gone or at `deadline`.
+    fn begin_shutdown(&mut self, deadline: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(deadline);
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let now = self.core.now;
+        for slot in 0..self.slots.len() {
+            let Worker { slots, core, .. } = self;
+            let Some(c) = slots[slot].as_mut() else {
+                continue;
+            };
+            let _ = c.io.close(
+                &mut core.shared,
+                now,
+                CloseCode::GOING_AWAY,
+                "server shutting down",
+            );
+            self.finalize(slot);
+        }
+    }
+
+    /// Runs what callbacks asked for on other connections (and what that asks for).
+    pub(crate) fn run_ops(&mut self) {
+        // Each round runs what the previous one queued; a callback that queues
+        // operations forever is the application's loop, bounded here.
+        for _ in 0..1024 {
+            if self.core.ops.is_empty() && self.core.broadcasts.is_empty() {
+                return;
+            }
+            for op in std::mem::take(&mut self.core.ops) {
+                match op {
+                    Op::SendTo(id, msg) => self.deliver(id, Deferred::Prepared(msg)),
+                    Op::Close(id, code, reason) => self.close_conn(id, code, &reason),
+                    Op::Connect(slot, generation, url, data) => {
+                        self.start_connect(slot, generation, url, data)
+                    }
+                }
+            }
+            for msg in std::mem::take(&mut self.core.broadcasts) {
+                self.broadcast_now(&msg);
+            }
+        }
+    }
+
+    /// Queues `msg` on every open connection of this loop.
+    fn broadcast_now(&mut self, msg: &Prepared) {
+        for slot in 0..self.slots.len() {
+            let id = match self.slots[slot].as_ref() {
+                Some(c) if c.io.conn().is_some_and(|conn| conn.is_open()) && !c.io.dead => c.io.id,
+                _ => continue,
+            };
+            self.deliver(id, Deferred::Prepared(msg.clone()));
+        }
+    }
+}

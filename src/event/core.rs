@@ -1,0 +1,144 @@
+//! Loop state that callbacks reach through their contexts: the clock of the
+//! iteration, the timer heap, slot bookkeeping, and operations on other
+//! connections that run once the callback returns.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::proto::CloseCode;
+use crate::url::WsUrl;
+
+use super::config::LoopConfig;
+use super::id::ConnId;
+use super::mailbox::{Command, WorkerHandle};
+use super::prepared::Prepared;
+use super::timers::Timers;
+
+/// Operations a callback asks for that touch other connections; run after it returns.
+pub(crate) enum Op<D> {
+    SendTo(ConnId, Prepared),
+    Close(ConnId, CloseCode, String),
+    Connect(usize, u32, WsUrl, D),
+}
+
+/// Loop state a connection's write path needs.
+pub(crate) struct LoopShared {
+    pub(crate) config: Arc<LoopConfig>,
+    /// Connections with output to flush at the end of the iteration.
+    pub(crate) dirty: Vec<usize>,
+}
+
+/// Loop state callbacks reach through their contexts.
+pub(crate) struct LoopCore<D> {
+    pub(crate) shared: LoopShared,
+    pub(crate) now: Instant,
+    pub(crate) timers: Timers,
+    pub(crate) ops: Vec<Op<D>>,
+    pub(crate) broadcasts: Vec<Prepared>,
+    gens: Vec<u32>,
+    free: Vec<usize>,
+    pub(crate) live: usize,
+    pub(crate) me: WorkerHandle,
+    pub(crate) peers: Arc<[WorkerHandle]>,
+    pub(crate) next_timer_id: u64,
+}
+
+impl<D> LoopCore<D> {
+    pub(crate) fn new(
+        config: Arc<LoopConfig>,
+        me: WorkerHandle,
+        peers: Arc<[WorkerHandle]>,
+    ) -> Self {
+        LoopCore {
+            shared: LoopShared {
+                config,
+                dirty: Vec::new(),
+            },
+            now: Instant::now(),
+            timers: Timers::default(),
+            ops: Vec::new(),
+            broadcasts: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            me,
+            peers,
+            next_timer_id: 0,
+        }
+    }
+
+    pub(crate) fn alloc_slot(&mut self) -> (usize, u32) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.gens.push(0);
+            self.gens.len() - 1
+        });
+        (slot, self.gens[slot])
+    }
+
+    pub(crate) fn release_slot(&mut self, slot: usize) {
+        self.gens[slot] = self.gens[slot].wrapping_add(1) & 0xFF_FFFF;
+        self.free.push(slot);
+    }
+
+    pub(crate) fn set_live(&mut self, live: usize) {
+        self.live = live;
+        self.me.live.store(live, Ordering::Relaxed);
+    }
+
+    pub(crate) fn send_to(&mut self, id: ConnId, msg: &Prepared) -> Result<()> {
+        if id.worker() == self.me.index {
+            self.ops.push(Op::SendTo(id, msg.clone()));
+            Ok(())
+        } else {
+            let peer = self.peers.get(id.worker()).ok_or(Error::AlreadyClosed)?;
+            peer.post(Command::SendPrepared {
+                id,
+                msg: msg.clone(),
+            })
+        }
+    }
+
+    pub(crate) fn close_conn(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<()> {
+        if !code.is_allowed_on_wire() {
+            return Err(crate::error::UsageError::InvalidCloseCode(code.0).into());
+        }
+        if reason.len() > crate::proto::close::MAX_CLOSE_REASON {
+            return Err(crate::error::UsageError::CloseReasonTooLong(reason.len()).into());
+        }
+        if id.worker() == self.me.index {
+            self.ops.push(Op::Close(id, code, reason.to_owned()));
+            Ok(())
+        } else {
+            let peer = self.peers.get(id.worker()).ok_or(Error::AlreadyClosed)?;
+            peer.post(Command::Close {
+                id,
+                code,
+                reason: reason.to_owned(),
+            })
+        }
+    }
+
+    pub(crate) fn broadcast(&mut self, msg: &Prepared) {
+        for p in self.peers.iter() {
+            if p.index == self.me.index {
+                self.broadcasts.push(msg.clone());
+            } else {
+                let _ = p.post(Command::Broadcast(msg.clone()));
+            }
+        }
+    }
+
+    pub(crate) fn connect(&mut self, url: &str, data: D) -> Result<ConnId> {
+        let u = WsUrl::parse(url)?;
+        if self.live >= self.shared.config.max_connections {
+            return Err(Error::Io(io::Error::other("loop is at max_connections")));
+        }
+        let (slot, generation) = self.alloc_slot();
+        self.set_live(self.live + 1);
+        self.ops.push(Op::Connect(slot, generation, u, data));
+        Ok(ConnId::new(self.me.index, slot, generation))
+    }
+}

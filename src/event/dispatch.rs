@@ -1,0 +1,181 @@
+//! Input to the handler: each connection's buffered input through its phase, and,
+//! once open, the protocol connection's events to the handler's callbacks in the
+//! delivery mode the handler chose for each message.
+
+use crate::proto::MessageKind;
+use crate::proto::connection::Event;
+
+use super::conn::{Phase, Slot};
+use super::ctx::Ctx;
+use super::handler::Handler;
+use super::types::{Delivery, MessageRef};
+use super::worker::Worker;
+
+impl<H: Handler> Worker<H> {
+    /// Runs a connection's buffered input through its phase.
+    pub(crate) fn process(&mut self, slot: usize) {
+        // Each round either changes the phase or returns; a connection has at most
+        // four phases before it opens.
+        for _ in 0..8 {
+            let Some(c) = self.slots[slot].as_ref() else {
+                return;
+            };
+            let http_body = matches!(c.io.phase, Phase::HttpBody { .. });
+            if c.io.dead || (c.rd.start == c.rd.end && !http_body) {
+                return;
+            }
+            let more = match &c.io.phase {
+                Phase::Request(_) => self.server_handshake(slot),
+                Phase::HttpBody { .. } => self.http_body(slot),
+                Phase::Client(s) if s.connected => self.client_handshake(slot),
+                Phase::Open(_) => {
+                    self.frames(slot);
+                    return;
+                }
+                Phase::Client(_) | Phase::Answer(_) => return,
+            };
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Runs buffered frames through the connection and the handler.
+    fn frames(&mut self, slot: usize) {
+        let now = self.core.now;
+        let Worker {
+            slots,
+            core,
+            handler,
+            inflated,
+            ..
+        } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return;
+        };
+        let Slot { io, rd, data } = c;
+        // Each round consumes input or returns.
+        while !(io.dead || io.paused) && rd.start < rd.end {
+            let Phase::Open(conn) = &mut io.phase else {
+                break;
+            };
+            // After our close, data is discarded (RFC 6455 §5.5.1): the handler
+            // asked to end the conversation.
+            let closing = conn.close_sent();
+            let (n, ev) = match conn.read(&mut rd.buf[rd.start..rd.end], inflated, now) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The connection failed itself (RFC 6455 §7.1.7): its close is
+                    // queued; the transport closes as it says.
+                    rd.start = rd.end;
+                    rd.delivery = None;
+                    rd.msg = Vec::new();
+                    let mut ctx = Ctx {
+                        io: &mut *io,
+                        data: &mut *data,
+                        core: &mut *core,
+                    };
+                    handler.on_error(&mut ctx, &e);
+                    break;
+                }
+            };
+            let Some(ev) = ev else {
+                rd.start += n;
+                break;
+            };
+            let mut ctx = Ctx {
+                io: &mut *io,
+                data: &mut *data,
+                core: &mut *core,
+            };
+            match ev {
+                Event::Message(chunk) => {
+                    if !closing {
+                        if chunk.first {
+                            let mode = handler.on_message_start(&mut ctx, chunk.kind);
+                            rd.delivery = Some((chunk.kind, mode));
+                        }
+                        if let Some((kind, mode)) = rd.delivery {
+                            if chunk.first && chunk.last && mode == Delivery::Whole {
+                                // Arrived whole: straight from the buffer, no copy.
+                                let msg = MessageRef {
+                                    kind,
+                                    data: chunk.data,
+                                };
+                                handler.on_message(&mut ctx, msg);
+                            } else {
+                                let piece = Piece {
+                                    data: chunk.data,
+                                    last: chunk.last,
+                                    mode,
+                                    kind,
+                                };
+                                deliver_piece(handler, &mut ctx, &mut rd.msg, piece);
+                            }
+                        }
+                    }
+                    if chunk.last {
+                        rd.delivery = None;
+                    }
+                    // Back-pressure takes effect as soon as a callback passes the
+                    // limit, not after the rest of the buffered input.
+                    ctx.io.apply_backpressure(&mut ctx.core.shared, now);
+                }
+                Event::Ping(p) => handler.on_ping(&mut ctx, p),
+                Event::Pong(p) => handler.on_pong(&mut ctx, p),
+                Event::Close { .. } => {
+                    // The echo is queued; nothing after a close frame matters.
+                    rd.start = rd.end;
+                    rd.delivery = None;
+                    rd.msg = Vec::new();
+                    break;
+                }
+            }
+            rd.start += n;
+        }
+        if !io.out_is_empty() {
+            io.mark_dirty(&mut core.shared);
+        }
+    }
+}
+
+/// One piece of a message for the handler.
+struct Piece<'a> {
+    data: &'a [u8],
+    last: bool,
+    mode: Delivery,
+    kind: MessageKind,
+}
+
+/// Feeds one piece of a message to the handler in its chosen delivery mode.
+fn deliver_piece<H: Handler>(
+    handler: &mut H,
+    ctx: &mut Ctx<'_, H::Data>,
+    msg: &mut Vec<u8>,
+    p: Piece<'_>,
+) {
+    match p.mode {
+        Delivery::Stream => handler.on_chunk(ctx, p.data),
+        Delivery::Whole => msg.extend_from_slice(p.data),
+    }
+    if !p.last {
+        return;
+    }
+    match p.mode {
+        Delivery::Stream => handler.on_message_end(ctx),
+        Delivery::Whole => {
+            handler.on_message(
+                ctx,
+                MessageRef {
+                    kind: p.kind,
+                    data: msg,
+                },
+            );
+            if msg.capacity() > 1 << 20 {
+                *msg = Vec::new();
+            } else {
+                msg.clear();
+            }
+        }
+    }
+}

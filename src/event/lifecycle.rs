@@ -1,0 +1,415 @@
+//! A connection's life on the loop after it exists: readiness events (read into a
+//! pooled buffer, flush), the end of an event (back-pressure, drain, the protocol
+//! timer, teardown), timers firing, and teardown with `on_close`.
+
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, HandshakeError};
+use crate::proto::{CloseCode, Role};
+
+use super::conn::Phase;
+use super::ctx::Ctx;
+use super::handler::Handler;
+use super::timers::TimerKind;
+use super::worker::{Worker, interrupted, would_block};
+
+/// Reads per readiness event before yielding to other connections.
+const READ_BUDGET: usize = 16;
+/// Read buffers kept for reuse.
+const POOL_MAX: usize = 256;
+
+impl<H: Handler> Worker<H> {
+    /// Pooled read buffers: the read buffer size plus room for a frame header, so a
+    /// frame of exactly `read_buffer_size` that arrives into an empty buffer is
+    /// delivered in place (no compaction), and at least one whole HTTP head.
+    fn buffer_size(&self) -> usize {
+        let c = self.config();
+        (c.read_buffer_size + crate::proto::frame::MAX_HEADER_LEN).max(c.max_head_size + 1)
+    }
+
+    pub(crate) fn conn_event(&mut self, slot: usize, readable: bool, writable: bool, hup: bool) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if writable {
+            if matches!(&c.io.phase, Phase::Client(s) if !s.connected) {
+                self.finish_connect(slot);
+            } else if let Err(e) = c.io.flush() {
+                self.io_failed(slot, e);
+            }
+        }
+        if readable {
+            self.read_conn(slot, hup);
+        }
+        self.finalize(slot);
+    }
+
+    fn take_buffer(&mut self, size: usize) -> Vec<u8> {
+        match self.pool.pop() {
+            Some(b) if b.len() == size => b,
+            _ => vec![0u8; size],
+        }
+    }
+
+    fn read_conn(&mut self, slot: usize, hup: bool) {
+        let size = self.buffer_size();
+        for round in 0..READ_BUDGET {
+            let (needs_buffer, discard) = match self.slots[slot].as_ref() {
+                Some(c) if !c.io.paused && !c.io.dead => (
+                    c.rd.buf.is_empty(),
+                    match &c.io.phase {
+                        Phase::Answer(_) => true,
+                        Phase::Client(s) => !s.connected,
+                        _ => false,
+                    },
+                ),
+                _ => return,
+            };
+            if discard {
+                self.discard_input(slot);
+                return;
+            }
+            if needs_buffer {
+                let b = self.take_buffer(size);
+                if let Some(c) = self.slots[slot].as_mut() {
+                    c.rd.buf = b;
+                }
+            }
+            let Some(c) = self.slots[slot].as_mut() else {
+                return;
+            };
+            let rd = &mut c.rd;
+            if rd.end == rd.buf.len() {
+                if rd.start > 0 {
+                    rd.buf.copy_within(rd.start..rd.end, 0);
+                    rd.end -= rd.start;
+                    rd.start = 0;
+                } else {
+                    // Only an HTTP body larger than the buffer gets here; grow for it.
+                    let n = rd.buf.len() * 2;
+                    rd.buf.resize(n, 0);
+                }
+            }
+            let space = rd.buf.len() - rd.end;
+            let Some(sock) = c.io.sock.as_mut() else {
+                return;
+            };
+            match sock.read(&mut rd.buf[rd.end..]) {
+                Ok(0) => {
+                    self.on_eof(slot);
+                    return;
+                }
+                Ok(n) => {
+                    rd.end += n;
+                    self.process(slot);
+                    if n < space && !hup {
+                        // A short read drained the socket: the next edge will tell us
+                        // when more arrives.
+                        break;
+                    }
+                    if round + 1 == READ_BUDGET {
+                        self.ready.push(slot);
+                    }
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => {
+                    self.io_failed(slot, e);
+                    return;
+                }
+            }
+        }
+        self.release_buffer(slot);
+    }
+
+    /// Reads and drops input we no longer care about (after an HTTP answer).
+    fn discard_input(&mut self, slot: usize) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let Some(sock) = c.io.sock.as_mut() else {
+            return;
+        };
+        let mut scratch = [0u8; 4096];
+        for _ in 0..READ_BUDGET {
+            match sock.read(&mut scratch) {
+                Ok(0) => {
+                    c.io.dead = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if interrupted(&e) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Gives the read buffer back to the pool when nothing is pending.
+    fn release_buffer(&mut self, slot: usize) {
+        let size = self.buffer_size();
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.rd.start == c.rd.end && !c.rd.buf.is_empty() {
+            c.rd.start = 0;
+            c.rd.end = 0;
+            let b = std::mem::take(&mut c.rd.buf);
+            if b.len() == size && self.pool.len() < POOL_MAX {
+                self.pool.push(b);
+            }
+        }
+    }
+
+    /// The peer closed the transport.
+    fn on_eof(&mut self, slot: usize) {
+        // Frames that arrived with the FIN are still processed.
+        self.process(slot);
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        c.io.dead = true;
+        match &mut c.io.phase {
+            Phase::Open(conn) => conn.handle_eof(),
+            Phase::Client(_) => {
+                let err = Error::Handshake(HandshakeError::ConnectionClosed);
+                self.report_error(slot, &err);
+            }
+            _ => {}
+        }
+    }
+
+    /// The transport failed.
+    pub(crate) fn io_failed(&mut self, slot: usize, e: io::Error) {
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        c.io.dead = true;
+        let report = match &mut c.io.phase {
+            Phase::Open(conn) => {
+                conn.handle_eof();
+                true
+            }
+            _ => c.io.role == Role::Client,
+        };
+        if report {
+            self.report_error(slot, &Error::Io(e));
+        }
+    }
+
+    /// Registers the connection's protocol deadline in the timer heap if it moved
+    /// earlier than the one registered.
+    pub(crate) fn arm_timer(&mut self, slot: usize) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(d) = c.io.next_deadline()
+            && c.io.timer_at.is_none_or(|t| d < t)
+        {
+            let id = c.io.id;
+            self.core
+                .timers
+                .add(d, id.slot(), id.generation(), TimerKind::Conn);
+            c.io.timer_at = Some(d);
+        }
+    }
+
+    /// The end of every event for a connection: flush, back-pressure, drain, the
+    /// protocol timer, and teardown when the transport should close.
+    pub(crate) fn finalize(&mut self, slot: usize) {
+        let now = self.core.now;
+        let Worker {
+            slots,
+            core,
+            handler,
+            ready,
+            ..
+        } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return;
+        };
+        if !c.io.dead && !c.io.out_is_empty() {
+            let flushed = c.io.flush();
+            if flushed.is_ok() && c.io.out_is_empty() {
+                c.io.dirty = false;
+            }
+            if let Err(e) = flushed {
+                c.io.dead = true;
+                if let Some(conn) = c.io.conn_mut() {
+                    conn.handle_eof();
+                }
+                let mut ctx = Ctx {
+                    io: &mut c.io,
+                    data: &mut c.data,
+                    core,
+                };
+                handler.on_error(&mut ctx, &Error::Io(e));
+            }
+        }
+        if c.io.is_open() {
+            c.io.apply_backpressure(&mut core.shared, now);
+            let low = core.shared.config.max_output_buffer / 2;
+            if c.io.buffered() < low {
+                if c.io.paused {
+                    c.io.paused = false;
+                    ready.push(slot);
+                }
+                if c.io.drain_wanted {
+                    c.io.drain_wanted = false;
+                    let mut ctx = Ctx {
+                        io: &mut c.io,
+                        data: &mut c.data,
+                        core,
+                    };
+                    handler.on_drain(&mut ctx);
+                    if !c.io.out_is_empty() {
+                        let _ = c.io.flush();
+                    }
+                }
+            }
+        }
+        let done = c.io.dead
+            || match &c.io.phase {
+                Phase::Open(conn) => conn.should_close_transport(),
+                Phase::Answer(o) => o.pos == o.buf.len(),
+                _ => false,
+            };
+        if done {
+            self.teardown(slot);
+        } else {
+            self.arm_timer(slot);
+        }
+    }
+
+    pub(crate) fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.core.shared.dirty);
+        for &slot in &dirty {
+            // Connections already flushed in their own event were unmarked there.
+            if let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut)
+                && c.io.dirty
+            {
+                c.io.dirty = false;
+                self.finalize(slot);
+            }
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.core.shared.dirty.is_empty() {
+            self.core.shared.dirty = dirty;
+        }
+    }
+
+    /// Drops a connection: deregisters and closes its socket (a server closes the
+    /// TCP connection first, RFC 6455 §7.1.1) and reports `on_close` for a
+    /// connection that opened (and for every client connection).
+    fn teardown(&mut self, slot: usize) {
+        let Some(mut c) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if let Some(mut sock) = c.io.sock.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+            if c.io.role == Role::Server {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        if let Some(a) = c.io.alive.take() {
+            a.store(false, Ordering::Release);
+        }
+        c.io.dead = true;
+        self.core.release_slot(slot);
+        self.core.set_live(self.core.live.saturating_sub(1));
+        let end = match c.io.conn() {
+            Some(conn) => Some(
+                conn.end()
+                    .map(|(code, reason)| (code, reason.to_owned()))
+                    .unwrap_or((CloseCode::ABNORMAL, String::new())),
+            ),
+            None if c.io.role == Role::Client => Some((CloseCode::ABNORMAL, String::new())),
+            None => None,
+        };
+        if let Some((code, reason)) = end {
+            let mut ctx = Ctx {
+                io: &mut c.io,
+                data: &mut c.data,
+                core: &mut self.core,
+            };
+            self.handler.on_close(&mut ctx, code, &reason);
+        }
+        let size = self.buffer_size();
+        let buf = std::mem::take(&mut c.rd.buf);
+        if buf.len() == size && self.pool.len() < POOL_MAX {
+            self.pool.push(buf);
+        }
+    }
+
+    pub(crate) fn fire_timers(&mut self) {
+        let now = self.core.now;
+        while let Some(e) = self.core.timers.pop_due(now) {
+            let slot = e.slot;
+            let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if c.io.id.generation() != e.generation {
+                continue;
+            }
+            match e.kind {
+                TimerKind::Conn => {
+                    if c.io.timer_at == Some(e.at) {
+                        c.io.timer_at = None;
+                    }
+                    if c.io.next_deadline().is_some_and(|d| d <= now) {
+                        self.conn_timeout(slot);
+                    }
+                }
+                TimerKind::User(id) => {
+                    let Some(pos) = c.io.user_timers.iter().position(|t| t.id == id) else {
+                        continue;
+                    };
+                    let token = c.io.user_timers[pos].token;
+                    match c.io.user_timers[pos].period {
+                        Some(p) => {
+                            self.core
+                                .timers
+                                .add(now + p, slot, e.generation, TimerKind::User(id))
+                        }
+                        None => {
+                            c.io.user_timers.swap_remove(pos);
+                        }
+                    }
+                    let open = self.slots[slot].as_ref().is_some_and(|c| c.io.is_open());
+                    if open {
+                        self.call(slot, |h, ctx| h.on_timer(ctx, token));
+                    }
+                }
+            }
+            self.finalize(slot);
+        }
+    }
+
+    /// The connection's protocol deadline passed: its timers run (heartbeat, idle,
+    /// close waits); before it opened, the handshake took too long.
+    fn conn_timeout(&mut self, slot: usize) {
+        let now = self.core.now;
+        let Worker { slots, core, .. } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return;
+        };
+        let err = match &mut c.io.phase {
+            Phase::Open(conn) => {
+                let r = conn.handle_timeout(now);
+                c.io.mark_dirty(&mut core.shared);
+                r.err()
+            }
+            _ => {
+                c.io.dead = true;
+                (c.io.role == Role::Client).then_some(Error::Handshake(HandshakeError::Timeout))
+            }
+        };
+        if let Some(e) = err {
+            if let Some(c) = self.slots[slot].as_mut() {
+                c.io.dead = true;
+            }
+            self.report_error(slot, &e);
+        }
+    }
+}

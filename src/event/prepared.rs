@@ -1,0 +1,56 @@
+//! A message encoded once and sent to many connections.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::proto::{Encoder, MessageKind, Role};
+
+/// A message encoded once and sent to many connections (gorilla's
+/// `PreparedMessage`): the server frame is built at creation; connections copy it
+/// into their output queues without re-encoding. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Prepared(pub(crate) Arc<PreparedInner>);
+
+#[derive(Debug)]
+pub(crate) struct PreparedInner {
+    pub(crate) kind: MessageKind,
+    pub(crate) payload: Vec<u8>,
+    /// Header + payload as a server sends it (unmasked).
+    pub(crate) server_frame: Vec<u8>,
+}
+
+impl Prepared {
+    /// Prepares a message. Text must be UTF-8.
+    pub fn new(kind: MessageKind, payload: &[u8]) -> Result<Prepared> {
+        if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
+            return Err(crate::error::UsageError::InvalidUtf8.into());
+        }
+        let mut server_frame = Vec::with_capacity(payload.len() + 10);
+        Encoder::new(Role::Server).encode(kind.opcode(), true, payload, &mut server_frame)?;
+        Ok(Prepared(Arc::new(PreparedInner {
+            kind,
+            payload: payload.to_vec(),
+            server_frame,
+        })))
+    }
+
+    /// A prepared text message.
+    pub fn text(text: &str) -> Prepared {
+        Self::new(MessageKind::Text, text.as_bytes()).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// A prepared binary message.
+    pub fn binary(data: &[u8]) -> Prepared {
+        Self::new(MessageKind::Binary, data).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The message kind.
+    pub fn kind(&self) -> MessageKind {
+        self.0.kind
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.0.payload
+    }
+}

@@ -1,0 +1,200 @@
+//! The server side of a connection before it opens: the request head through
+//! [`ServerHandshake`] (checks, the handler's decision, the `101`), and plain HTTP
+//! requests on the same port for the handler's HTTP hook.
+
+use crate::error::HandshakeError;
+use crate::proto::handshake::{Request, ServerHandshake, write_http_response};
+
+use super::conn::{Outbox, Phase};
+use super::ctx::{Ctx, LoopCtx};
+use super::handler::Handler;
+use super::types::{Decision, HttpRequest};
+use super::worker::Worker;
+
+/// What the request head turned out to be.
+enum Head {
+    NeedMore,
+    Bad(HandshakeError),
+    Plain(Request, usize),
+    Upgrade(Request, usize),
+}
+
+impl<H: Handler> Worker<H> {
+    /// Answers with a plain HTTP response (or a refusal) and closes once it is sent.
+    fn http_answer(&mut self, slot: usize, bytes: Vec<u8>) {
+        let Worker { slots, core, .. } = self;
+        if let Some(c) = slots[slot].as_mut() {
+            c.io.answer(&mut core.shared, bytes);
+            c.rd.start = c.rd.end;
+        }
+    }
+
+    fn http_error(&mut self, slot: usize, e: &HandshakeError) {
+        let mut out = Vec::new();
+        ServerHandshake::reject(e, &mut out);
+        self.http_answer(slot, out);
+    }
+
+    /// Reads the request head. Returns true if the phase changed and processing
+    /// should continue with the rest of the input.
+    pub(crate) fn server_handshake(&mut self, slot: usize) -> bool {
+        let head = {
+            let Some(c) = self.slots[slot].as_ref() else {
+                return false;
+            };
+            let Phase::Request(hs) = &c.io.phase else {
+                return false;
+            };
+            match hs.parse(c.rd.pending()) {
+                Ok(None) => Head::NeedMore,
+                Err(e) => Head::Bad(e),
+                Ok(Some((req, n))) if !req.is_websocket_upgrade() => Head::Plain(req, n),
+                Ok(Some((req, n))) => match hs.check(&req) {
+                    Ok(()) => Head::Upgrade(req, n),
+                    Err(e) => Head::Bad(e),
+                },
+            }
+        };
+        match head {
+            Head::NeedMore => false,
+            Head::Bad(e) => {
+                self.http_error(slot, &e);
+                false
+            }
+            Head::Plain(req, n) => self.plain_http(slot, req, n),
+            Head::Upgrade(req, n) => self.decide(slot, req, n),
+        }
+    }
+
+    /// The handler accepts or refuses a valid upgrade request.
+    fn decide(&mut self, slot: usize, req: Request, head_len: usize) -> bool {
+        let Worker {
+            slots,
+            core,
+            handler,
+            ..
+        } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return false;
+        };
+        match handler.on_request(&req, &mut c.data, c.io.peer) {
+            Decision::Reject { status, body } => {
+                let mut out = Vec::new();
+                ServerHandshake::refuse(status, &body, &mut out);
+                self.http_answer(slot, out);
+                false
+            }
+            Decision::Accept { protocol, headers } => {
+                let phase = std::mem::replace(&mut c.io.phase, Phase::Answer(Outbox::default()));
+                let Phase::Request(hs) = phase else {
+                    c.io.phase = phase;
+                    return false;
+                };
+                let protocol = protocol.or_else(|| hs.select_protocol(&req).map(str::to_owned));
+                // The 101 is the first thing the new connection transmits.
+                let conn = hs.accept(&req, protocol.as_deref(), &headers, core.now);
+                c.io.phase = Phase::Open(conn);
+                c.io.mark_dirty(&mut core.shared);
+                c.rd.start += head_len;
+                self.open(slot);
+                true
+            }
+        }
+    }
+
+    /// The connection is a WebSocket now: `on_open`.
+    pub(crate) fn open(&mut self, slot: usize) {
+        let Worker {
+            slots,
+            core,
+            handler,
+            ..
+        } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return;
+        };
+        let mut ctx = Ctx {
+            io: &mut c.io,
+            data: &mut c.data,
+            core,
+        };
+        handler.on_open(&mut ctx);
+    }
+
+    /// A plain HTTP request: wait for its body, then ask the handler.
+    fn plain_http(&mut self, slot: usize, req: Request, head_len: usize) -> bool {
+        let body_len = match req
+            .header("Content-Length")
+            .map(|v| v.trim().parse::<usize>())
+        {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                let e = HandshakeError::MalformedHttp("bad Content-Length".into());
+                self.http_error(slot, &e);
+                return false;
+            }
+        };
+        if req.header("Transfer-Encoding").is_some() {
+            let mut out = Vec::new();
+            write_http_response(411, &[], b"chunked bodies are not supported\n", &mut out);
+            self.http_answer(slot, out);
+            return false;
+        }
+        if body_len > self.config().max_http_body {
+            let mut out = Vec::new();
+            write_http_response(413, &[], b"body too large\n", &mut out);
+            self.http_answer(slot, out);
+            return false;
+        }
+        if let Some(c) = self.slots[slot].as_mut() {
+            c.io.phase = Phase::HttpBody {
+                head: Box::new(req),
+                head_len,
+                body_len,
+            };
+        }
+        true
+    }
+
+    /// The body of a plain HTTP request has arrived: the handler answers it.
+    pub(crate) fn http_body(&mut self, slot: usize) -> bool {
+        let Worker {
+            slots,
+            core,
+            handler,
+            ..
+        } = self;
+        let Some(c) = slots[slot].as_mut() else {
+            return false;
+        };
+        let Phase::HttpBody {
+            head,
+            head_len,
+            body_len,
+        } = &c.io.phase
+        else {
+            return false;
+        };
+        let pending = c.rd.pending();
+        if pending.len() < head_len + body_len {
+            return false;
+        }
+        let req = HttpRequest {
+            head,
+            body: &pending[*head_len..head_len + body_len],
+            peer: c.io.peer,
+        };
+        let mut lp = LoopCtx { core };
+        let resp = handler.on_http(&req, &mut lp);
+        let headers: Vec<(&str, &str)> = resp
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut out = Vec::with_capacity(128 + resp.body.len());
+        write_http_response(resp.status, &headers, &resp.body, &mut out);
+        self.http_answer(slot, out);
+        false
+    }
+}
