@@ -101,6 +101,8 @@ def main():
     for name, b in list(RFC.items())[:5]:
         write("roundtrip", name, b)
         write("blocking_conn", name, b)
+        write("connection", name, b)
+    write("connection", "ping-mid-message", SERVER_STREAMS["ping_mid_message"])
     write("blocking_conn", "request-and-frames", REQUEST + SERVER_STREAMS["ping_mid_message"])
     # RFC 7692 §7.2.3 examples for the inflate target (raw material for arbitrary).
     for name, b in {

@@ -128,33 +128,29 @@ impl LoopConfig {
 
     /// What the server side of the handshake accepts.
     pub(crate) fn server(&self, connection: Arc<ConnectionConfig>) -> ServerConfig {
-        let mut s = ServerConfig::default();
-        s.limits = self.limits();
-        s.timeout = Some(self.handshake_timeout);
-        s.subprotocols = self.subprotocols.clone();
-        s.check_origin = self.check_origin.clone();
-        s.headers = self.headers.clone();
-        #[cfg(feature = "deflate")]
-        {
-            s.deflate = self.deflate.clone();
+        ServerConfig {
+            limits: self.limits(),
+            timeout: Some(self.handshake_timeout),
+            subprotocols: self.subprotocols.clone(),
+            check_origin: self.check_origin.clone(),
+            headers: self.headers.clone(),
+            #[cfg(feature = "deflate")]
+            deflate: self.deflate.clone(),
+            connection,
         }
-        s.connection = connection;
-        s
     }
 
     /// What the client side of the handshake offers.
     pub(crate) fn client(&self, connection: Arc<ConnectionConfig>) -> ClientConfig {
-        let mut c = ClientConfig::default();
-        c.limits = self.limits();
-        c.timeout = Some(self.handshake_timeout);
-        c.subprotocols = self.subprotocols.clone();
-        c.headers = self.headers.clone();
-        #[cfg(feature = "deflate")]
-        {
-            c.deflate = self.deflate.clone();
+        ClientConfig {
+            limits: self.limits(),
+            timeout: Some(self.handshake_timeout),
+            subprotocols: self.subprotocols.clone(),
+            headers: self.headers.clone(),
+            #[cfg(feature = "deflate")]
+            deflate: self.deflate.clone(),
+            connection,
         }
-        c.connection = connection;
-        c
     }
 }
 
