@@ -57,6 +57,35 @@ fn echo_blocking_plain_is_a_pure_echo_on_any_path() {
 }
 
 #[test]
+fn sans_io_echo_echoes_then_sends_dots_and_keeps_the_rules() {
+    let (_child, addr) = run_example("sans_io_echo", &["--ping", "0.2"]);
+    let mut c = dial(addr, "/websocket");
+    expect_echo_then_dots(&mut c);
+    // The connection's heartbeat pings an idle client (the blocking client answers
+    // while it reads), and the client's own ping is answered.
+    let mut c = dial(addr, "/websocket");
+    let pings = Arc::new(Mutex::new(0));
+    let seen = pings.clone();
+    c.set_ping_handler(move |data, ctl| {
+        *seen.lock().unwrap() += 1;
+        silverback::blocking::default_ping_handler(data, ctl)
+    });
+    c.set_read_deadline(Some(Instant::now() + Duration::from_millis(700)));
+    assert!(matches!(c.read_message(), Err(Error::Timeout)));
+    assert!(*pings.lock().unwrap() >= 2, "heartbeat pings");
+    c.set_read_deadline(Some(Instant::now() + T));
+    c.write_message(MessageKind::Text, b"still here").unwrap();
+    assert_eq!(
+        c.read_message().unwrap(),
+        Message::Text("still here".into())
+    );
+    // A server-side close handshake: the server closes TCP first.
+    c.close(CloseCode::NORMAL, "bye").unwrap();
+    // Any other path is refused before the upgrade.
+    assert!(Dialer::new().dial(&format!("ws://{addr}/other")).is_err());
+}
+
+#[test]
 fn stream_echo_blocking_streams_then_sends_dots() {
     let (_child, addr) = run_example("stream_echo_blocking", &[]);
     let mut c = dial(addr, "/websocket");
