@@ -36,7 +36,7 @@ enum State {
     Refused(Vec<u8>),
     /// WebSocket frames; `message` collects a message that arrives in pieces.
     Open {
-        conn: Connection,
+        conn: Box<Connection>,
         message: Vec<u8>,
         scratch: Vec<u8>,
     },
@@ -105,7 +105,7 @@ impl Client {
                             let protocol = hs.select_protocol(&req).map(str::to_owned);
                             self.input.drain(..head_len);
                             State::Open {
-                                conn: hs.accept(&req, protocol.as_deref(), &[], now),
+                                conn: Box::new(hs.accept(&req, protocol.as_deref(), &[], now)),
                                 message: Vec::new(),
                                 scratch: Vec::new(),
                             }
