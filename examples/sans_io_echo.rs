@@ -143,8 +143,10 @@ impl Client {
                 message,
                 scratch,
             } => {
-                // Every event the buffered input holds; each round consumes input.
-                while !self.input.is_empty() {
+                // Every event the buffered input holds: `read` until it needs more
+                // input (a compressed message may deliver data after its last byte
+                // was consumed); each round consumes input or delivers data.
+                loop {
                     let (used, ev) = match conn.read(&mut self.input, scratch, now) {
                         Ok(r) => r,
                         Err(e) => {

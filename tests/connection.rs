@@ -569,3 +569,43 @@ mod compressed {
         assert_eq!(s.end(), Some((CloseCode::MESSAGE_TOO_BIG, "")));
     }
 }
+
+#[cfg(feature = "deflate")]
+mod compressed_sizes {
+    use super::*;
+    use silverback::proto::deflate::{DeflateConfig, DeflateParams};
+
+    #[test]
+    fn many_compressed_messages_of_every_size_round_trip() {
+        let t0 = Instant::now();
+        for size in [16_384usize, 16_383, 16_385, 32_768, 65_536, 131_072] {
+            for kind in [MessageKind::Text, MessageKind::Binary] {
+                let (mut c, mut s) = pair(t0);
+                let params = DeflateParams {
+                    server_no_context_takeover: false,
+                    client_no_context_takeover: false,
+                    server_max_window_bits: 15,
+                    client_max_window_bits: 15,
+                };
+                let dc = DeflateConfig::default().min_message_size(0);
+                c.enable_deflate(&params, &dc);
+                s.enable_deflate(&params, &dc);
+                let mut to_s = Rx::new();
+                let mut x = 1u32;
+                let mut sent = Vec::new();
+                for _ in 0..20 {
+                    let msg: Vec<u8> = (0..size)
+                        .map(|_| {
+                            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                            b'a' + ((x >> 16) % 26) as u8
+                        })
+                        .collect();
+                    c.send(kind, &msg).unwrap();
+                    sent.push((kind, msg));
+                }
+                let ev = pump(&mut c, &mut s, &mut to_s, t0);
+                assert_eq!(whole(&ev), sent, "size {size} {kind:?}");
+            }
+        }
+    }
+}

@@ -20,8 +20,10 @@ impl<H: Handler> Worker<H> {
             let Some(c) = self.slots[slot].as_ref() else {
                 return;
             };
-            let http_body = matches!(c.io.phase, Phase::HttpBody { .. });
-            if c.io.dead || (c.rd.start == c.rd.end && !http_body) {
+            // Without new input only a plain HTTP body (complete already) or an open
+            // connection (decompressed data still to deliver) has anything to do.
+            let idle_ok = matches!(c.io.phase, Phase::HttpBody { .. } | Phase::Open(_));
+            if c.io.dead || (c.rd.start == c.rd.end && !idle_ok) {
                 return;
             }
             let more = match &c.io.phase {
@@ -54,8 +56,10 @@ impl<H: Handler> Worker<H> {
             return;
         };
         let Slot { io, rd, data } = c;
-        // Each round consumes input or returns.
-        while !(io.dead || io.paused) && rd.start < rd.end {
+        // Until the connection needs more input: each round consumes input or
+        // delivers decompressed data (a compressed message can still have some when
+        // all of its input is consumed), and the connection's input is bounded.
+        while !(io.dead || io.paused) {
             let Phase::Open(conn) = &mut io.phase else {
                 break;
             };

@@ -54,6 +54,11 @@ impl<H: Handler> Worker<H> {
 
     fn read_conn(&mut self, slot: usize, hup: bool) {
         let size = self.buffer_size();
+        // Input buffered before a back-pressure pause (or decompressed data still to
+        // deliver) goes first.
+        if self.slots[slot].as_ref().is_some_and(|c| !c.io.paused) {
+            self.process(slot);
+        }
         for round in 0..READ_BUDGET {
             let (needs_buffer, discard) = match self.slots[slot].as_ref() {
                 Some(c) if !c.io.paused && !c.io.dead => (

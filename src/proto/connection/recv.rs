@@ -52,7 +52,9 @@ impl Connection {
     /// Returns `(consumed, event)`: drop `input[..consumed]` and pass the rest,
     /// unchanged and followed by any new bytes, to the next call (payloads are
     /// unmasked in place, so the bytes must not be re-read from a copy). `None`
-    /// means more input is needed. Decompressed bytes are written to `scratch`
+    /// means more input is needed: call `read` until it says so, even once `input`
+    /// is empty, since a compressed message can still have decompressed data to
+    /// deliver after all of its input was consumed. Decompressed bytes are written to `scratch`
     /// (cleared first, at most its capacity or 16 KiB per event); keep one scratch
     /// buffer per driver and pass it every time. `now` is when the bytes were
     /// received (the idle and heartbeat timers count from it).

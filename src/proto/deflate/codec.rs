@@ -260,7 +260,8 @@ impl MessageInflater {
             self.draining = false;
             if used == 0 && produced == 0 && !self.ended {
                 if src.is_empty() {
-                    break;
+                    // A drain that found nothing left: on to the tail, if any.
+                    continue;
                 }
                 // No progress with input left and room to write: corrupt stream.
                 return Err(zerr());
@@ -483,5 +484,37 @@ mod tests {
             ),
             "{r:?}"
         );
+    }
+
+    /// Autobahn 12.1.7 (found while moving inflation into the connection): a
+    /// message whose output fills a step exactly, with all of its input consumed,
+    /// must finish on the next step (the drain finds nothing, the tail follows),
+    /// not stall or be judged corrupt.
+    #[test]
+    fn output_that_fills_a_step_exactly_finishes_on_the_next() {
+        let p = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let mut tx = MessageDeflater::new(&p, Role::Client, &DeflateConfig::default());
+        let mut rx = MessageInflater::new(&p, Role::Server, 1 << 20);
+        let mut x = 1u32;
+        let msg: Vec<u8> = (0..INFLATE_CHUNK)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                b'a' + ((x >> 16) % 26) as u8
+            })
+            .collect();
+        let mut wire = Vec::new();
+        tx.compress_message(&msg, &mut wire).unwrap();
+        rx.begin_message(MessageKind::Text);
+        let mut out = Vec::with_capacity(INFLATE_CHUNK);
+        let (used, done) = rx.inflate_step(&wire, true, &mut out).unwrap();
+        assert_eq!((used, done, out.len()), (wire.len(), false, INFLATE_CHUNK));
+        assert_eq!(out, msg);
+        let (used, done) = rx.inflate_step(&[], true, &mut out).unwrap();
+        assert_eq!((used, done, out.len()), (0, true, 0));
     }
 }
