@@ -12,10 +12,10 @@ use super::io::{Dir, Timeout};
 use super::link::{AnyLink, Link};
 use crate::error::{Error, ProtocolError, Result};
 use crate::message::Message;
+use crate::proto::MessageKind;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::connection::Event;
 use crate::proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::proto::{MessageKind, Role};
 
 /// Smallest read buffer: one header plus the largest control payload.
 pub(crate) const MIN_READ_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
@@ -440,14 +440,15 @@ impl ReadCore {
         Err(Error::AlreadyClosed)
     }
 
-    /// After the closing handshake, a client waits for the server to close the
-    /// transport (RFC 6455 §7.1.1), bounded by the connection's close timeout and
-    /// the read deadline; data that still arrives is discarded.
+    /// After the closing handshake, waits until the connection says the transport
+    /// may close (a client waits for the server to close it, RFC 6455 §7.1.1),
+    /// bounded by the connection's close timeout and the read deadline; data that
+    /// still arrives is discarded.
     pub(crate) fn wait_for_eof(&mut self, link: &mut dyn Link) {
-        if link.conn().role() != Role::Client {
-            return;
-        }
         for _ in 0..1024 {
+            if link.conn().should_close_transport() {
+                return;
+            }
             let now = Instant::now();
             let due = link.conn().poll_timeout();
             let wait = match (self.deadline, due) {

@@ -102,12 +102,7 @@ impl<D> LoopCore<D> {
     }
 
     pub(crate) fn close_conn(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<()> {
-        if !code.is_allowed_on_wire() {
-            return Err(crate::error::UsageError::InvalidCloseCode(code.0).into());
-        }
-        if reason.len() > crate::proto::close::MAX_CLOSE_REASON {
-            return Err(crate::error::UsageError::CloseReasonTooLong(reason.len()).into());
-        }
+        crate::proto::connection::check_close(code, reason)?;
         if id.worker() == self.me.index {
             self.ops.push(Op::Close(id, code, reason.to_owned()));
             Ok(())

@@ -63,8 +63,8 @@ impl<H: Handler> Worker<H> {
             let Phase::Open(conn) = &mut io.phase else {
                 break;
             };
-            // After our close, data is discarded (RFC 6455 §5.5.1): the handler
-            // asked to end the conversation.
+            // The loop's policy: after the handler's close, the peer's data is not
+            // delivered (the handler asked to end the conversation).
             let closing = conn.close_sent();
             let (n, ev) = match conn.read(&mut rd.buf[rd.start..rd.end], inflated, now) {
                 Ok(r) => r,

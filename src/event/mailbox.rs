@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use mio::{Poll, Token, Waker};
 
 use crate::error::{Error, Result};
+use crate::proto::connection::{check_close, check_control, check_message};
 use crate::proto::{CloseCode, MessageKind};
 
 use super::id::ConnId;
@@ -127,9 +128,7 @@ impl Sender {
 
     /// Sends a message (copied). Text must be UTF-8.
     pub fn send(&self, kind: MessageKind, data: &[u8]) -> Result<()> {
-        if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
-            return Err(crate::error::UsageError::InvalidUtf8.into());
-        }
+        check_message(kind, data)?;
         self.post(Command::Send {
             id: self.id,
             kind,
@@ -157,9 +156,7 @@ impl Sender {
 
     /// Sends a ping.
     pub fn ping(&self, data: &[u8]) -> Result<()> {
-        if data.len() > 125 {
-            return Err(crate::error::UsageError::ControlPayloadTooBig(data.len()).into());
-        }
+        check_control(data)?;
         self.post(Command::Ping {
             id: self.id,
             data: data.to_vec(),
@@ -168,12 +165,7 @@ impl Sender {
 
     /// Starts the closing handshake with `code` and `reason`.
     pub fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
-        if !code.is_allowed_on_wire() {
-            return Err(crate::error::UsageError::InvalidCloseCode(code.0).into());
-        }
-        if reason.len() > crate::proto::close::MAX_CLOSE_REASON {
-            return Err(crate::error::UsageError::CloseReasonTooLong(reason.len()).into());
-        }
+        check_close(code, reason)?;
         self.post(Command::Close {
             id: self.id,
             code,

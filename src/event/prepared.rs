@@ -22,9 +22,7 @@ pub(crate) struct PreparedInner {
 impl Prepared {
     /// Prepares a message. Text must be UTF-8.
     pub fn new(kind: MessageKind, payload: &[u8]) -> Result<Prepared> {
-        if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
-            return Err(crate::error::UsageError::InvalidUtf8.into());
-        }
+        crate::proto::connection::check_message(kind, payload)?;
         let mut server_frame = Vec::with_capacity(payload.len() + 10);
         Encoder::new(Role::Server).encode(kind.opcode(), true, payload, &mut server_frame)?;
         Ok(Prepared(Arc::new(PreparedInner {

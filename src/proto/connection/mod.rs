@@ -80,6 +80,8 @@ use crate::proto::{MessageKind, Role};
 
 use tx::TxQueue;
 
+pub use send::{check_close, check_control, check_message};
+
 /// The settings of a connection, shared (behind an `Arc`) by every connection of an
 /// endpoint. Build with [`Default`] and the setters.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,10 +16,29 @@ use crate::proto::close::{CloseCode, encode_close_payload, parse_close_payload};
 use crate::proto::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::proto::utf8::{Utf8Validator, incomplete_tail_len};
 
-fn check_text(kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+/// Checks that `data` may be sent as a message of `kind` (text must be UTF-8):
+/// the check [`Connection::send`] makes, for callers that hand a message on to
+/// another thread first.
+pub fn check_message(kind: MessageKind, data: &[u8]) -> Result<(), Error> {
     if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
         return Err(UsageError::InvalidUtf8.into());
     }
+    Ok(())
+}
+
+/// Checks that `payload` fits a control frame (at most 125 bytes, RFC 6455 §5.5).
+pub fn check_control(payload: &[u8]) -> Result<(), Error> {
+    if payload.len() > MAX_CONTROL_PAYLOAD {
+        return Err(UsageError::ControlPayloadTooBig(payload.len()).into());
+    }
+    Ok(())
+}
+
+/// Checks that a close with `code` and `reason` may be sent (§7.4: an allowed
+/// code, a reason of at most 123 bytes; [`CloseCode::NO_STATUS`] for none).
+pub fn check_close(code: CloseCode, reason: &str) -> Result<(), Error> {
+    let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
+    encode_close_payload(close, &mut [0u8; MAX_CONTROL_PAYLOAD])?;
     Ok(())
 }
 
@@ -59,7 +78,7 @@ impl Connection {
     /// UTF-8 ([`UsageError::InvalidUtf8`] otherwise; nothing is queued).
     pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.check_new_message()?;
-        check_text(kind, data)?;
+        check_message(kind, data)?;
         self.queue_message(kind.opcode(), data)
     }
 
@@ -120,7 +139,7 @@ impl Connection {
         data: &'d [u8],
     ) -> Result<Option<DirectFrame<'d>>, Error> {
         self.check_new_message()?;
-        check_text(kind, data)?;
+        check_message(kind, data)?;
         if self.role() == crate::proto::Role::Client || self.compresses(data.len()) {
             self.queue_message(kind.opcode(), data)?;
             return Ok(None);
@@ -159,7 +178,7 @@ impl Connection {
     ) -> Result<(), Error> {
         self.check_new_message()?;
         if self.role() == crate::proto::Role::Client || self.is_compressed() {
-            check_text(kind, payload)?;
+            check_message(kind, payload)?;
             return self.queue_message(kind.opcode(), payload);
         }
         self.enc
@@ -402,9 +421,7 @@ impl Connection {
         if self.broken {
             return Err(UsageError::BrokenWriter.into());
         }
-        if payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(UsageError::ControlPayloadTooBig(payload.len()).into());
-        }
+        check_control(payload)?;
         if matches!(self.state, State::Done) {
             return Err(Error::AlreadyClosed);
         }
@@ -422,9 +439,7 @@ impl Connection {
         match op {
             OpCode::Ping | OpCode::Pong => self.queue_control(op, payload),
             OpCode::Close => {
-                if payload.len() > MAX_CONTROL_PAYLOAD {
-                    return Err(UsageError::ControlPayloadTooBig(payload.len()).into());
-                }
+                check_control(payload)?;
                 let (code, reason) = match parse_close_payload(payload) {
                     Ok(c) => c.unwrap_or((CloseCode::NO_STATUS, "")),
                     Err(_) => {
