@@ -7,18 +7,25 @@
 //!  │ Conn, MessageReader/Writer │ Handler, Ctx, Sender, timers     │
 //!  └─────────────┬──────────────┴────────────────┬─────────────────┘
 //!  ┌─────────────┴───────────────────────────────┴─────────────────┐
-//!  │ proto: frame codec, masking, UTF-8, close codes, handshake,   │   sans-IO core:
-//!  │ Decoder / Encoder state machines                              │   bytes in, events out
+//!  │ proto: Connection (decoder, encoder, deflate, closing         │   sans-IO core:
+//!  │ handshake, timers), handshake objects, frame codec, UTF-8     │   bytes in, events out
 //!  └───────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! * [`proto`] is the protocol core: every rule of RFC 6455 lives there once, with no
-//!   socket, clock or thread. It is what the fuzzers hammer.
+//!   socket, clock or thread. [`proto::Connection`] is one connection's state
+//!   machine (bytes and time in; events, bytes to transmit and deadlines out) and
+//!   [`proto::handshake`] has the opening handshake in both roles; both IO layers
+//!   below are drivers of them. It is what the fuzzers hammer.
 //! * [`blocking`] mirrors gorilla/websocket over any `Read + Write`:
 //!   [`Conn::read_message`], [`Conn::next_reader`] (a message as an `io::Read`, pulled
 //!   frame by frame), [`Conn::next_writer`] (an `io::Write` that emits fragments),
 //!   [`Conn::write_control`], handlers, deadlines, and [`Conn::split`] for a reader
 //!   thread and a writer thread.
+//! * [`event`] runs many connections on one `mio::Poll` per thread: a [`Handler`]
+//!   with callbacks, [`Sender`](event::Sender)s for other threads, timers.
+//!
+//! [`Handler`]: event::Handler
 //!
 //! The default build depends on `mio`, `httparse`, `sha1`, `base64` and `rand` only.
 //!

@@ -156,7 +156,7 @@ impl<S: Stream> Conn<S> {
 
     /// Reads the next whole message (gorilla's `ReadMessage`). Pings, pongs and closes
     /// that arrive first go to their handlers. A close from the peer returns
-    /// [`Error::Closed`] with its code and reason, after it was answered.
+    /// [`Error::Closed`](crate::Error::Closed) with its code and reason, after it was answered.
     pub fn read_message(&mut self) -> Result<Message> {
         let Conn { io, conn, rd, ws } = self;
         rd.read_message(&mut Solo { conn, io, ws })
@@ -254,7 +254,7 @@ impl<S: Stream> Conn<S> {
     /// Sets the handler for a close from the peer. The connection echoes the peer's
     /// code by itself (RFC 6455 §5.5.1); a handler may replace that echo with
     /// [`Control::close`]. The read that received the close then returns
-    /// [`Error::Closed`].
+    /// [`Error::Closed`](crate::Error::Closed).
     pub fn set_close_handler(
         &mut self,
         f: impl FnMut(CloseCode, &str, &mut Control<'_>) -> Result<()> + Send + 'static,
@@ -263,19 +263,19 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Sets the largest message accepted (gorilla's `SetReadLimit`); a larger one is
-    /// refused with close 1009 and [`Error::MessageTooBig`].
+    /// refused with close 1009 and [`Error::MessageTooBig`](crate::Error::MessageTooBig).
     pub fn set_read_limit(&mut self, limit: u64) {
         self.conn.set_max_message_size(limit);
     }
 
     /// Sets the read deadline: a read that has not completed by then returns
-    /// [`Error::Timeout`]. Unlike gorilla, a timed-out read can be retried: no bytes
+    /// [`Error::Timeout`](crate::Error::Timeout). Unlike gorilla, a timed-out read can be retried: no bytes
     /// are lost. `None` (the default) blocks forever.
     pub fn set_read_deadline(&mut self, deadline: Option<Instant>) {
         self.rd.set_deadline(deadline);
     }
 
-    /// Sets the write deadline: a write not done by then returns [`Error::Timeout`].
+    /// Sets the write deadline: a write not done by then returns [`Error::Timeout`](crate::Error::Timeout).
     /// A write that times out before it starts changes nothing and can be retried;
     /// one that times out part-way keeps the unsent rest of its frame queued, so the
     /// stream stays whole and the rest goes out first on the next write (do not send

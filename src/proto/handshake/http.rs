@@ -287,7 +287,7 @@ pub struct ClientOffer<'a> {
     pub host: &'a str,
     /// Request target, e.g. `/chat?room=1`.
     pub target: &'a str,
-    /// The `Sec-WebSocket-Key` (see [`generate_key`]).
+    /// The `Sec-WebSocket-Key` (see [`generate_key`](super::generate_key)).
     pub key: &'a str,
     /// Subprotocols offered, in preference order.
     pub protocols: &'a [String],
