@@ -226,9 +226,13 @@ impl Connection {
             self.state = State::Closed;
         }
         self.set_end(code, reason, true);
+        self.await_transport_close(now);
+    }
+
+    /// No more messages either way: a client waits (bounded) for the server to close
+    /// the transport, the server closes it once its close is out (§7.1.1).
+    fn await_transport_close(&mut self, now: Instant) {
         self.close_deadline = match self.role() {
-            // §7.1.1: the client waits (bounded) for the server to close the TCP
-            // connection; the server closes it once the echo is out.
             Role::Client => Some(now + self.config.close_timeout),
             Role::Server => None,
         };
@@ -248,15 +252,7 @@ impl Connection {
         }
         self.set_end(code, "", true);
         self.state = State::Failed;
-        self.close_deadline = match self.role() {
-            Role::Client => Some(now + self.config.close_timeout),
-            Role::Server => None,
-        };
-        self.out = None;
-        #[cfg(feature = "deflate")]
-        {
-            self.inflating = None;
-        }
+        self.await_transport_close(now);
         e
     }
 
