@@ -68,6 +68,12 @@ pub mod proto;
 pub mod url;
 
 pub use blocking::{Conn, Dialer, MessageReader, MessageWriter, Upgrader};
+
+/// The code blocks of README.md, compiled (and run where not marked `no_run`) as
+/// documentation tests, so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use error::{Error, HandshakeError, ProtocolError, Result, UsageError};
 pub use message::Message;
 pub use proto::close::{CloseCode, CloseFrame};

@@ -661,3 +661,167 @@ fn client_notices_eof_that_came_with_the_last_data() {
         "EOF seen at once, not after the close timeout"
     );
 }
+
+// ---- what is counted, and who gets on_close (issue: a new user's rough edges) ----
+
+/// A stats page and a record of every `on_open` / `on_close`, per path.
+#[derive(Default)]
+struct Stats {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Stats {
+    type Data = String;
+    fn on_request(
+        &mut self,
+        req: &silverback::proto::handshake::Request,
+        data: &mut String,
+        _: std::net::SocketAddr,
+    ) -> silverback::event::Decision {
+        *data = req.path().to_owned();
+        if req.path() == "/refuse" {
+            silverback::event::Decision::reject(403, "no")
+        } else {
+            silverback::event::Decision::accept()
+        }
+    }
+    fn on_http(
+        &mut self,
+        _: &silverback::event::HttpRequest<'_>,
+        lp: &mut silverback::event::LoopCtx<'_, String>,
+    ) -> silverback::event::HttpResponse {
+        let body = format!("{} {}", lp.connections(), lp.open_connections());
+        silverback::event::HttpResponse::text(200, body)
+    }
+    fn on_open(&mut self, ctx: &mut Ctx<'_, String>) {
+        let path = ctx.data().clone();
+        self.log.lock().unwrap().push(format!("open {path}"));
+    }
+    fn on_close(&mut self, ctx: &mut Ctx<'_, String>, code: CloseCode, _: &str) {
+        let path = ctx.data().clone();
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("close {path} {code}"));
+    }
+}
+
+#[test]
+fn a_stats_page_counts_open_websockets_apart_from_the_request_it_answers() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l2 = log.clone();
+    let server = Server::builder()
+        .addr("127.0.0.1:0")
+        .build(move |_| Stats { log: l2.clone() })
+        .unwrap();
+    let (handle, _) = server.spawn().unwrap();
+    let addr = handle.local_addr();
+    // No WebSocket client: the page counts itself as a connection, not as open.
+    assert_eq!(http(addr, "GET", "/stats", b""), (200, "1 0".into()));
+    assert_eq!(handle.open_connections(), 0);
+    let (mut a, _) = Dialer::new().dial(&format!("ws://{addr}/a")).unwrap();
+    let (mut b, _) = Dialer::new().dial(&format!("ws://{addr}/b")).unwrap();
+    assert_eq!(http(addr, "GET", "/stats", b""), (200, "3 2".into()));
+    assert_eq!(handle.open_connections(), 2);
+    a.close(CloseCode::NORMAL, "").unwrap();
+    b.close(CloseCode::NORMAL, "").unwrap();
+    let deadline = Instant::now() + T;
+    while handle.open_connections() != 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(handle.open_connections(), 0);
+    assert_eq!(handle.connections(), 0);
+    handle.shutdown(Duration::ZERO);
+}
+
+#[test]
+fn on_close_runs_exactly_for_server_connections_that_opened() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l2 = log.clone();
+    let server = Server::builder()
+        .addr("127.0.0.1:0")
+        .handshake_timeout(Duration::from_millis(200))
+        .build(move |_| Stats { log: l2.clone() })
+        .unwrap();
+    let (handle, _) = server.spawn().unwrap();
+    let addr = handle.local_addr();
+    // A plain HTTP request, an upgrade refused by on_request, one refused by the
+    // checks (wrong version), a handshake abandoned half-way, one that times out:
+    // none of them opened.
+    assert_eq!(http(addr, "GET", "/stats", b"").0, 200);
+    assert!(Dialer::new().dial(&format!("ws://{addr}/refuse")).is_err());
+    let mut p = RawPeer::connect(addr);
+    p.send(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    assert_eq!(p.read_status(), 426);
+    drop(RawPeer::connect(addr));
+    let mut slow = RawPeer::connect(addr);
+    slow.send(b"GET / HTTP/1.1\r\n");
+    assert!(slow.at_eof(), "dropped at the handshake deadline");
+    // One that opens gets both calls, once.
+    let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}/open")).unwrap();
+    c.close(CloseCode::NORMAL, "bye").unwrap();
+    let deadline = Instant::now() + T;
+    while log.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["open /open".to_owned(), "close /open 1000".to_owned()]
+    );
+    handle.shutdown(Duration::ZERO);
+}
+
+/// Client connections: every one gets on_close once, also when it never opened.
+#[derive(Default)]
+struct ClientLog {
+    events: Vec<String>,
+}
+
+impl Handler for ClientLog {
+    type Data = &'static str;
+    fn on_open(&mut self, ctx: &mut Ctx<'_, &'static str>) {
+        let name = *ctx.data();
+        self.events.push(format!("open {name}"));
+        let _ = ctx.close(CloseCode::NORMAL, "");
+    }
+    fn on_error(&mut self, ctx: &mut Ctx<'_, &'static str>, _: &Error) {
+        let name = *ctx.data();
+        self.events.push(format!("error {name}"));
+    }
+    fn on_close(&mut self, ctx: &mut Ctx<'_, &'static str>, code: CloseCode, _: &str) {
+        let name = *ctx.data();
+        self.events.push(format!("close {name} {code}"));
+    }
+}
+
+#[test]
+fn on_close_runs_once_for_every_client_connection_even_one_that_never_opened() {
+    let server = spawn_echo(1);
+    let refused_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut client = Client::builder()
+        .close_timeout(Duration::from_secs(2))
+        .build(ClientLog::default())
+        .unwrap();
+    client
+        .connect(&format!("ws://{}/", server.local_addr()), "ok")
+        .unwrap();
+    client
+        .connect(&format!("ws://127.0.0.1:{refused_port}/"), "refused")
+        .unwrap();
+    client.run().unwrap();
+    let mut events = client.handler().events.clone();
+    events.sort();
+    assert_eq!(
+        events,
+        vec![
+            "close ok 1000",
+            "close refused 1006",
+            "error refused",
+            "open ok"
+        ]
+    );
+}

@@ -130,6 +130,8 @@ pub(crate) struct ReadCore {
     cur: Option<Current>,
     deadline: Option<Instant>,
     timeout: Timeout,
+    /// When the buffered bytes were read (the connection's timers count from it).
+    received_at: Instant,
     terminal: bool,
     pub(crate) handlers: Handlers,
 }
@@ -148,6 +150,7 @@ impl ReadCore {
             cur: None,
             deadline: None,
             timeout: Timeout::default(),
+            received_at: Instant::now(),
             terminal: false,
             handlers: Handlers::default(),
         }
@@ -202,28 +205,31 @@ impl ReadCore {
         // Each round reads, or runs a due timer (which moves the deadline on), or
         // returns: the bound only guards against a timer that would not move.
         for _ in 0..1_000_000 {
-            let now = Instant::now();
-            if self.deadline.is_some_and(|d| now >= d) {
-                return Err(Error::Timeout);
-            }
             let due = link.conn().poll_timeout();
-            if due.is_some_and(|d| now >= d) {
-                let r = link.conn().handle_timeout(now);
-                let _ = link.flush();
-                if let Err(e) = r {
-                    return Err(self.finish(link, e));
-                }
-                if link.conn().is_done() {
-                    // Our close went unanswered, or the server never closed the TCP
-                    // connection after the closing handshake.
-                    return Err(self.finish(link, Error::Timeout));
-                }
-                continue;
-            }
             let wait = match (self.deadline, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // The clock is read only when a deadline is set.
+            if let Some(w) = wait {
+                let now = Instant::now();
+                if self.deadline.is_some_and(|d| now >= d) {
+                    return Err(Error::Timeout);
+                }
+                if now >= w {
+                    let r = link.conn().handle_timeout(now);
+                    let _ = link.flush();
+                    if let Err(e) = r {
+                        return Err(self.finish(link, e));
+                    }
+                    if link.conn().is_done() {
+                        // Our close went unanswered, or the server never closed the
+                        // TCP connection after the closing handshake.
+                        return Err(self.finish(link, Error::Timeout));
+                    }
+                    continue;
+                }
+            }
             match self.timeout.apply(link.stream(), Dir::Read, wait) {
                 Err(Error::Timeout) => continue,
                 r => r?,
@@ -239,6 +245,7 @@ impl ReadCore {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.received_at = Instant::now();
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -275,7 +282,7 @@ impl ReadCore {
             if self.terminal {
                 return Err(Error::AlreadyClosed);
             }
-            let now = Instant::now();
+            let now = self.received_at;
             let start = self.start;
             let step = {
                 let mut conn = link.conn();

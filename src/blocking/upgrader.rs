@@ -229,12 +229,15 @@ impl<S: Stream> PendingUpgrade<'_, S> {
             let _ = write_head(&mut self.stream, &out, deadline);
             return Err(e.into());
         }
-        let mut conn = self
-            .hs
-            .accept(&self.request, protocol, headers, Instant::now());
-        // The 101 response is the first thing the connection transmits.
-        write_head(&mut self.stream, conn.transmit(), deadline)?;
-        conn.advance_transmit(conn.buffered());
+        let mut response = Vec::with_capacity(160);
+        let conn = self.hs.accept_into(
+            &self.request,
+            protocol,
+            headers,
+            Instant::now(),
+            &mut response,
+        );
+        write_head(&mut self.stream, &response, deadline)?;
         Ok(Conn::from_connection(
             self.stream,
             conn,

@@ -440,7 +440,7 @@ fn flush_outbox(sock: &mut TcpStream, o: &mut Outbox) -> io::Result<()> {
 
 /// One vectored write of `head` + `body`; returns how many bytes went out (0 on
 /// WouldBlock or error: the queue takes over and `flush` reports any error).
-fn write_through(sock: &mut TcpStream, head: &[u8], body: &[u8]) -> usize {
+pub(crate) fn write_through(sock: &mut TcpStream, head: &[u8], body: &[u8]) -> usize {
     let total = head.len() + body.len();
     let mut done = 0;
     while done < total {

@@ -29,6 +29,8 @@ pub(crate) struct LoopShared {
     pub(crate) config: Arc<LoopConfig>,
     /// Connections with output to flush at the end of the iteration.
     pub(crate) dirty: Vec<usize>,
+    /// Scratch for bytes written at once (a handshake response).
+    pub(crate) scratch: Vec<u8>,
 }
 
 /// Loop state callbacks reach through their contexts.
@@ -40,7 +42,10 @@ pub(crate) struct LoopCore<D> {
     pub(crate) broadcasts: Vec<Prepared>,
     gens: Vec<u32>,
     free: Vec<usize>,
+    /// Connections this loop holds: handshaking, answering plain HTTP, open.
     pub(crate) live: usize,
+    /// Open WebSocket connections (`on_open` called, `on_close` not yet).
+    pub(crate) open: usize,
     pub(crate) me: WorkerHandle,
     pub(crate) peers: Arc<[WorkerHandle]>,
     pub(crate) next_timer_id: u64,
@@ -56,6 +61,7 @@ impl<D> LoopCore<D> {
             shared: LoopShared {
                 config,
                 dirty: Vec::new(),
+                scratch: Vec::new(),
             },
             now: Instant::now(),
             timers: Timers::default(),
@@ -64,6 +70,7 @@ impl<D> LoopCore<D> {
             gens: Vec::new(),
             free: Vec::new(),
             live: 0,
+            open: 0,
             me,
             peers,
             next_timer_id: 0,
@@ -86,6 +93,16 @@ impl<D> LoopCore<D> {
     pub(crate) fn set_live(&mut self, live: usize) {
         self.live = live;
         self.me.live.store(live, Ordering::Relaxed);
+    }
+
+    /// One more (`true`) or one fewer open WebSocket connection.
+    pub(crate) fn count_open(&mut self, opened: bool) {
+        self.open = if opened {
+            self.open + 1
+        } else {
+            self.open.saturating_sub(1)
+        };
+        self.me.open.store(self.open, Ordering::Relaxed);
     }
 
     pub(crate) fn send_to(&mut self, id: ConnId, msg: &Prepared) -> Result<()> {

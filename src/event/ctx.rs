@@ -48,9 +48,18 @@ impl<D> LoopCtx<'_, D> {
         self.core.connect(url, data)
     }
 
-    /// Number of connections on this loop (handshaking and open).
+    /// Every connection this loop holds: open WebSockets, handshakes in progress,
+    /// and plain HTTP requests being answered — in [`on_http`](super::Handler::on_http)
+    /// that includes the request being answered. For "how many clients are
+    /// connected", use [`open_connections`](Self::open_connections).
     pub fn connections(&self) -> usize {
         self.core.live
+    }
+
+    /// Open WebSocket connections on this loop: those that got `on_open` and have
+    /// not yet got `on_close`.
+    pub fn open_connections(&self) -> usize {
+        self.core.open
     }
 }
 

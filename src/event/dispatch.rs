@@ -63,6 +63,9 @@ impl<H: Handler> Worker<H> {
             let Phase::Open(conn) = &mut io.phase else {
                 break;
             };
+            if rd.start == rd.end && !conn.wants_read() {
+                break;
+            }
             // The loop's policy: after the handler's close, the peer's data is not
             // delivered (the handler asked to end the conversation).
             let closing = conn.close_sent();

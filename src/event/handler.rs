@@ -18,6 +18,14 @@ use super::types::{Decision, Delivery, HttpRequest, HttpResponse, MessageRef};
 /// [`on_open`](Self::on_open) → messages, pings, timers… →
 /// [`on_close`](Self::on_close) exactly once. For a client connection `on_close` is
 /// also called when it fails before opening (after [`on_error`](Self::on_error)).
+///
+/// Which connections get `on_close`:
+/// * server side: exactly those that got `on_open`. A plain HTTP request (the HTTP
+///   hook), a handshake abandoned or timed out, and an upgrade refused (by a check or
+///   by `on_request`) never opened, so they get neither.
+/// * client side: every connection started with `connect`, once: after `on_open`
+///   when it opened, or after `on_error` when the connect or the handshake failed
+///   (code [`CloseCode::ABNORMAL`]).
 #[allow(unused_variables)]
 pub trait Handler: 'static {
     /// Per-connection data, created with `Default` for accepted connections (and
@@ -60,7 +68,9 @@ pub trait Handler: 'static {
     fn on_pong(&mut self, ctx: &mut Ctx<'_, Self::Data>, data: &[u8]) {}
 
     /// The connection ended: the peer's close code and reason, the code we sent if we
-    /// failed it, or [`CloseCode::ABNORMAL`] (1006) if it ended without a close frame.
+    /// closed or failed it and the peer never answered, or [`CloseCode::ABNORMAL`]
+    /// (1006) if it ended without a close frame. Called once, for the connections
+    /// listed in the trait's documentation.
     fn on_close(&mut self, ctx: &mut Ctx<'_, Self::Data>, code: CloseCode, reason: &str) {}
 
     /// A timer set with [`Ctx::set_timer`] or [`Ctx::set_interval`] fired.

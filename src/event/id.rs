@@ -28,6 +28,10 @@ impl ConnId {
     }
 }
 
+/// Shows `worker:slot.generation`, e.g. `0:17.3`: the loop (thread) the connection
+/// lives on, its slot in that loop, and how many connections used the slot before
+/// it. Stable for the connection's life and unique among live connections, so it
+/// fits logs and registries; [`ConnId::as_u64`] gives the same identity as a number.
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}.{}", self.worker(), self.slot(), self.generation())

@@ -56,7 +56,11 @@ impl<H: Handler> Worker<H> {
         let size = self.buffer_size();
         // Input buffered before a back-pressure pause (or decompressed data still to
         // deliver) goes first.
-        if self.slots[slot].as_ref().is_some_and(|c| !c.io.paused) {
+        let backlog = self.slots[slot].as_ref().is_some_and(|c| {
+            !c.io.paused
+                && (c.rd.start < c.rd.end || c.io.conn().is_some_and(|conn| conn.wants_read()))
+        });
+        if backlog {
             self.process(slot);
         }
         for round in 0..READ_BUDGET {
@@ -304,18 +308,17 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Drops a connection: deregisters and closes its socket (a server closes the
-    /// TCP connection first, RFC 6455 §7.1.1) and reports `on_close` for a
-    /// connection that opened (and for every client connection).
+    /// Drops a connection: deregisters and closes its socket (when the protocol
+    /// connection said the transport should close, or the transport is gone) and
+    /// reports `on_close` for a connection that opened (and for every client
+    /// connection).
     fn teardown(&mut self, slot: usize) {
         let Some(mut c) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
         if let Some(mut sock) = c.io.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
-            if c.io.role == Role::Server {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
+            let _ = sock.shutdown(std::net::Shutdown::Both);
         }
         if let Some(a) = c.io.alive.take() {
             a.store(false, Ordering::Release);
@@ -323,6 +326,9 @@ impl<H: Handler> Worker<H> {
         c.io.dead = true;
         self.core.release_slot(slot);
         self.core.set_live(self.core.live.saturating_sub(1));
+        if c.io.conn().is_some() {
+            self.core.count_open(false);
+        }
         let end = match c.io.conn() {
             Some(conn) => Some(
                 conn.end()

@@ -54,7 +54,10 @@ pub(crate) struct WorkerHandle {
     tx: mpsc::Sender<Command>,
     waker: Arc<Waker>,
     pub(crate) wake_pending: Arc<AtomicBool>,
+    /// Connections the loop holds (handshaking, answering plain HTTP, open).
     pub(crate) live: Arc<AtomicUsize>,
+    /// Open WebSocket connections.
+    pub(crate) open: Arc<AtomicUsize>,
 }
 
 impl WorkerHandle {
@@ -80,6 +83,7 @@ pub(crate) fn new_loop(index: usize) -> io::Result<(WorkerHandle, Poll, mpsc::Re
         waker,
         wake_pending: Arc::new(AtomicBool::new(false)),
         live: Arc::new(AtomicUsize::new(0)),
+        open: Arc::new(AtomicUsize::new(0)),
     };
     Ok((handle, poll, rx))
 }

@@ -237,11 +237,22 @@ impl ServerHandle {
         }
     }
 
-    /// Connections currently held (handshaking and open), over all loops.
+    /// Every connection the server holds, over all loops: open WebSockets,
+    /// handshakes in progress and plain HTTP requests being answered. See
+    /// [`open_connections`](Self::open_connections) for connected clients.
     pub fn connections(&self) -> usize {
         self.handles
             .iter()
             .map(|h| h.live.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Open WebSocket connections over all loops (those that got `on_open` and have
+    /// not yet got `on_close`).
+    pub fn open_connections(&self) -> usize {
+        self.handles
+            .iter()
+            .map(|h| h.open.load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }
 }

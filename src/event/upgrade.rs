@@ -5,7 +5,7 @@
 use crate::error::HandshakeError;
 use crate::proto::handshake::{Request, ServerHandshake, write_http_response};
 
-use super::conn::{Outbox, Phase};
+use super::conn::{Outbox, Phase, write_through};
 use super::ctx::{Ctx, LoopCtx};
 use super::handler::Handler;
 use super::types::{Decision, HttpRequest};
@@ -91,10 +91,22 @@ impl<H: Handler> Worker<H> {
                     return false;
                 };
                 let protocol = protocol.or_else(|| hs.select_protocol(&req).map(str::to_owned));
-                // The 101 is the first thing the new connection transmits.
-                let conn = hs.accept(&req, protocol.as_deref(), &headers, core.now);
+                // The 101 goes out at once from the loop's scratch buffer; only what
+                // the socket does not take is queued in the connection, so an idle
+                // connection holds no transmit buffer.
+                let response = &mut core.shared.scratch;
+                response.clear();
+                let mut conn =
+                    hs.accept_into(&req, protocol.as_deref(), &headers, core.now, response);
+                let written =
+                    c.io.sock
+                        .as_mut()
+                        .map_or(0, |s| write_through(s, response, &[]));
+                if written < response.len() {
+                    conn.requeue_front(&response[written..]);
+                    c.io.mark_dirty(&mut core.shared);
+                }
                 c.io.phase = Phase::Open(conn);
-                c.io.mark_dirty(&mut core.shared);
                 c.rd.start += head_len;
                 self.open(slot);
                 true
@@ -113,6 +125,7 @@ impl<H: Handler> Worker<H> {
         let Some(c) = slots[slot].as_mut() else {
             return;
         };
+        core.count_open(true);
         let mut ctx = Ctx {
             io: &mut c.io,
             data: &mut c.data,

@@ -492,6 +492,16 @@ impl Connection {
         self.enc.in_message() || self.out.is_some()
     }
 
+    /// True if [`read`](Self::read) has something to deliver without new input (the
+    /// rest of a compressed message): a driver with an empty input buffer can skip
+    /// the call when this is false.
+    pub fn wants_read(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.inflating.is_some_and(|i| i.active);
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
     /// True while a message from the peer is partly received.
     pub fn receiving_message(&self) -> bool {
         self.dec.in_message()

@@ -150,6 +150,25 @@ impl ServerHandshake {
         headers: &[(String, String)],
         now: Instant,
     ) -> Connection {
+        let mut response = Vec::with_capacity(160);
+        let mut conn = self.accept_into(req, protocol, headers, now, &mut response);
+        conn.queue_preamble(&response);
+        conn
+    }
+
+    /// Like [`accept`](Self::accept), but appends the `101` response to `response`
+    /// instead of queueing it: the caller writes it before anything the connection
+    /// transmits (and hands back what the transport did not take with
+    /// [`Connection::requeue_front`]). A driver that writes it at once from a
+    /// scratch buffer leaves an idle connection with no transmit buffer allocated.
+    pub fn accept_into(
+        self,
+        req: &Request,
+        protocol: Option<&str>,
+        headers: &[(String, String)],
+        now: Instant,
+        response: &mut Vec<u8>,
+    ) -> Connection {
         let mut conn = Connection::new(Role::Server, self.config.connection.clone(), now);
         #[cfg(feature = "deflate")]
         let negotiated = self.config.deflate.as_ref().and_then(|cfg| {
@@ -171,15 +190,13 @@ impl ServerHandshake {
             all = self.config.headers.iter().chain(headers).cloned().collect();
             &all[..]
         };
-        let mut out = Vec::with_capacity(160);
         write_accept_response(
             req.key().unwrap_or_default(),
             protocol,
             negotiated.as_deref(),
             extra,
-            &mut out,
+            response,
         );
-        conn.queue_preamble(&out);
         conn.set_subprotocol(protocol);
         conn
     }
