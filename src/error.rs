@@ -48,6 +48,11 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// JSON (the `json` feature): a value that could not be serialized (nothing was
+    /// sent), or a received message that is not the JSON expected (the message was
+    /// consumed; the connection stays open, as with gorilla's `ReadJSON`).
+    #[cfg(feature = "json")]
+    Json(serde_json::Error),
 }
 
 impl Error {
@@ -73,6 +78,10 @@ impl Error {
     /// either side, a protocol violation, a handshake failure or an I/O failure.
     /// A [`Error::Timeout`] on a read is not terminal: the read can be retried.
     pub fn is_terminal(&self) -> bool {
+        #[cfg(feature = "json")]
+        if matches!(self, Error::Json(_)) {
+            return false;
+        }
         !matches!(
             self,
             Error::Timeout | Error::Usage(_) | Error::Backpressure { .. }
@@ -122,6 +131,8 @@ impl fmt::Display for Error {
                 f,
                 "output queue full ({buffered} bytes queued, limit {limit})"
             ),
+            #[cfg(feature = "json")]
+            Error::Json(e) => write!(f, "JSON: {e}"),
         }
     }
 }
@@ -130,6 +141,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            #[cfg(feature = "json")]
+            Error::Json(e) => Some(e),
             _ => None,
         }
     }

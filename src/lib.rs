@@ -63,6 +63,8 @@
 pub mod blocking;
 pub mod error;
 pub mod event;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod message;
 pub mod proto;
 pub mod url;

@@ -53,6 +53,13 @@ impl Message {
     pub fn is_empty(&self) -> bool {
         self.as_bytes().is_empty()
     }
+
+    /// Parses the payload as JSON (the `json` feature); a payload that is not the
+    /// JSON expected is [`Error::Json`](crate::Error::Json).
+    #[cfg(feature = "json")]
+    pub fn json<'a, T: serde::Deserialize<'a>>(&'a self) -> crate::Result<T> {
+        crate::json::decode(self.as_bytes())
+    }
 }
 
 impl From<String> for Message {

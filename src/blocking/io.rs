@@ -11,6 +11,12 @@ use crate::blocking::stream::Stream;
 use crate::error::{Error, Result};
 use crate::proto::Connection;
 use crate::proto::connection::DirectFrame;
+use crate::proto::frame::MAX_HEADER_LEN;
+
+/// Server frames with a payload up to this size are built in one buffer and written
+/// with one plain write; larger ones go out header + payload in one vectored write,
+/// with no copy of the payload.
+pub(crate) const COALESCE_MAX: usize = 1024;
 
 /// Which socket timeout a deadline is applied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +135,23 @@ pub(crate) fn flush(
     ws: &mut WriteState,
     deadline: Option<Instant>,
 ) -> Result<()> {
+    let deadline = deadline.or(ws.deadline);
+    // Each round writes some bytes or returns.
     while conn.buffered() > 0 {
-        let r = ws.write_all(io, &mut [IoSlice::new(conn.transmit())], deadline);
-        match r {
-            Ok(()) => conn.advance_transmit(conn.buffered()),
-            Err((n, e)) => {
-                conn.advance_transmit(n);
+        if let Err(e) = ws.timeout.apply(io, Dir::Write, deadline) {
+            note_failure(conn, &e);
+            return Err(e);
+        }
+        match io.write(conn.transmit()) {
+            Ok(0) => {
+                let e = Error::Io(io::ErrorKind::WriteZero.into());
+                note_failure(conn, &e);
+                return Err(e);
+            }
+            Ok(n) => conn.advance_transmit(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let e = Error::from_io_timeout(e);
                 note_failure(conn, &e);
                 return Err(e);
             }
@@ -152,16 +169,7 @@ pub(crate) fn write_direct(
     ws: &mut WriteState,
 ) -> Result<()> {
     let queued = conn.buffered();
-    let r = ws.write_all(
-        io,
-        &mut [
-            IoSlice::new(conn.transmit()),
-            IoSlice::new(frame.header()),
-            IoSlice::new(frame.payload()),
-        ],
-        None,
-    );
-    match r {
+    match write_after(io, ws, conn.transmit(), &frame) {
         Ok(()) => {
             conn.advance_transmit(queued);
             Ok(())
@@ -173,6 +181,30 @@ pub(crate) fn write_direct(
             Err(e)
         }
     }
+}
+
+/// Writes `queued` bytes, then a direct frame. A small frame with nothing queued
+/// ahead goes out as one contiguous buffer built on the stack (one plain write:
+/// cheaper in the kernel than a two-piece vectored write, and in the cache, unlike
+/// a per-connection buffer); otherwise one vectored write, no copy of the payload.
+pub(crate) fn write_after(
+    io: &mut dyn Stream,
+    ws: &mut WriteState,
+    queued: &[u8],
+    frame: &DirectFrame<'_>,
+) -> std::result::Result<(), (usize, Error)> {
+    let (h, p) = (frame.header(), frame.payload());
+    if queued.is_empty() && p.len() <= COALESCE_MAX {
+        let mut small = [0u8; MAX_HEADER_LEN + COALESCE_MAX];
+        small[..h.len()].copy_from_slice(h);
+        small[h.len()..h.len() + p.len()].copy_from_slice(p);
+        return ws.write_all(io, &mut [IoSlice::new(&small[..h.len() + p.len()])], None);
+    }
+    ws.write_all(
+        io,
+        &mut [IoSlice::new(queued), IoSlice::new(h), IoSlice::new(p)],
+        None,
+    )
 }
 
 /// Writes bytes taken out of a shared connection (`ws.taken`); on failure the

@@ -9,19 +9,14 @@
 //! side holds the write side next (the read half writes them itself only when the
 //! write half is idle).
 
-use std::io::IoSlice;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::io::{WriteState, flush, put_back, write_direct, write_taken};
+use super::io::{WriteState, flush, put_back, write_after, write_direct, write_taken};
 use super::stream::Stream;
 use crate::error::Result;
 use crate::proto::{Connection, MessageKind};
-
-/// Small server frames are queued and written as one buffer; larger ones go out
-/// header + payload in one vectored write, with no copy of the payload.
-pub(crate) const COALESCE_MAX: usize = 1024;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state behind these locks stays consistent between operations: a panic
@@ -115,10 +110,6 @@ impl Sink for Solo<'_> {
 
     fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
         self.ws.check_deadline(None)?;
-        if data.len() <= COALESCE_MAX {
-            self.conn.send(kind, data)?;
-            return flush(self.conn, self.io, self.ws, None);
-        }
         match self.conn.send_direct(kind, data)? {
             Some(frame) => write_direct(self.conn, frame, self.io, self.ws),
             None => flush(self.conn, self.io, self.ws, None),
@@ -225,49 +216,34 @@ impl<S: Stream> Shared for Split<S> {
     fn send_message(&self, kind: MessageKind, data: &[u8]) -> Result<()> {
         let mut side = lock(&self.write);
         side.ws.check_deadline(None)?;
-        let r = if data.len() <= COALESCE_MAX {
-            lock(&self.conn).send(kind, data)?;
-            self.drain(&mut side, None)
-        } else {
-            let mut c = lock(&self.conn);
-            let frame = c.send_direct(kind, data)?;
-            match frame {
-                None => {
-                    drop(c);
-                    self.drain(&mut side, None)
-                }
-                Some(frame) => {
-                    let WriteSide { io, ws } = &mut *side;
-                    let mut taken = std::mem::take(&mut ws.taken);
-                    c.take_transmit(&mut taken);
-                    drop(c);
-                    let queued = taken.len();
-                    let r = ws.write_all(
-                        io,
-                        &mut [
-                            IoSlice::new(&taken),
-                            IoSlice::new(frame.header()),
-                            IoSlice::new(frame.payload()),
-                        ],
-                        None,
-                    );
-                    let r = match r {
-                        Ok(()) => Ok(()),
-                        Err((n, e)) => {
-                            let mut c = lock(&self.conn);
-                            let mut rest = taken[n.min(queued)..].to_vec();
-                            let done = n.saturating_sub(queued);
-                            let mut framed = frame.header().to_vec();
-                            framed.extend_from_slice(frame.payload());
-                            rest.extend_from_slice(&framed[done.min(framed.len())..]);
-                            put_back(&mut c, &rest, &e);
-                            Err(e)
-                        }
-                    };
-                    taken.clear();
-                    ws.taken = taken;
-                    r.and_then(|()| self.drain(&mut side, None))
-                }
+        let mut c = lock(&self.conn);
+        let r = match c.send_direct(kind, data)? {
+            None => {
+                drop(c);
+                self.drain(&mut side, None)
+            }
+            Some(frame) => {
+                let WriteSide { io, ws } = &mut *side;
+                let mut taken = std::mem::take(&mut ws.taken);
+                c.take_transmit(&mut taken);
+                drop(c);
+                let r = match write_after(io, ws, &taken, &frame) {
+                    Ok(()) => Ok(()),
+                    Err((n, e)) => {
+                        // What did not go out goes back in front of the queue.
+                        let queued = taken.len();
+                        let mut rest = taken[n.min(queued)..].to_vec();
+                        let done = n.saturating_sub(queued);
+                        let mut framed = frame.header().to_vec();
+                        framed.extend_from_slice(frame.payload());
+                        rest.extend_from_slice(&framed[done.min(framed.len())..]);
+                        put_back(&mut lock(&self.conn), &rest, &e);
+                        Err(e)
+                    }
+                };
+                taken.clear();
+                ws.taken = taken;
+                r.and_then(|()| self.drain(&mut side, None))
             }
         };
         drop(side);

@@ -183,6 +183,25 @@ impl<S: Stream> Conn<S> {
         self.write_message(msg.kind(), msg.as_bytes())
     }
 
+    /// Sends `value` as a JSON text message (gorilla's `WriteJSON`; the `json`
+    /// feature). A value that cannot be serialized is
+    /// [`Error::Json`](crate::Error::Json) and nothing is sent.
+    #[cfg(feature = "json")]
+    pub fn write_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let text = crate::json::encode(value)?;
+        self.write_message(MessageKind::Text, &text)
+    }
+
+    /// Reads the next message and parses it as JSON (gorilla's `ReadJSON`; the
+    /// `json` feature). A message that is not the JSON expected is
+    /// [`Error::Json`](crate::Error::Json): it is consumed and the connection stays
+    /// open.
+    #[cfg(feature = "json")]
+    pub fn read_json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let msg = self.read_message()?;
+        crate::json::decode(msg.as_bytes())
+    }
+
     /// Starts a message written as a stream (gorilla's `NextWriter`): fragments of
     /// [`Config::write_buffer_size`] go out as the writer fills; `close()` or drop sends
     /// the final frame.

@@ -110,13 +110,15 @@ struct Current {
     last: bool,
 }
 
-/// What one decode step found, owned (copied out of the connection's lock).
+/// What one decode step found, owned (copied out of the connection's lock; a
+/// control payload goes to `ReadCore::control`).
 enum Step {
     More,
     Piece(Current),
-    Control(bool, [u8; MAX_CONTROL_PAYLOAD], usize),
-    Close(CloseFrame),
-    Failed(Error),
+    /// A ping (`true`) or pong with this many bytes of payload.
+    Control(bool, usize),
+    Close(Box<CloseFrame>),
+    Failed(Box<Error>),
 }
 
 pub(crate) struct ReadCore {
@@ -127,6 +129,8 @@ pub(crate) struct ReadCore {
     end: usize,
     /// Decompressed bytes of the current piece (permessage-deflate).
     scratch: Vec<u8>,
+    /// The payload of the last ping or pong, for its handler.
+    control: [u8; MAX_CONTROL_PAYLOAD],
     cur: Option<Current>,
     deadline: Option<Instant>,
     timeout: Timeout,
@@ -147,6 +151,7 @@ impl ReadCore {
             start: 0,
             end: leftover.len(),
             scratch: Vec::new(),
+            control: [0; MAX_CONTROL_PAYLOAD],
             cur: None,
             deadline: None,
             timeout: Timeout::default(),
@@ -245,7 +250,9 @@ impl ReadCore {
                 }
                 Ok(n) => {
                     self.end += n;
-                    self.received_at = Instant::now();
+                    if link.conn().needs_time() {
+                        self.received_at = Instant::now();
+                    }
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -300,17 +307,25 @@ impl ReadCore {
                                 inflated: c.inflated,
                                 last: c.last,
                             }),
-                            Some(Event::Ping(p)) => Step::Control(true, copy_control(p), p.len()),
-                            Some(Event::Pong(p)) => Step::Control(false, copy_control(p), p.len()),
-                            Some(Event::Close { code, reason }) => Step::Close(CloseFrame {
-                                code,
-                                reason: reason.to_owned(),
-                            }),
+                            Some(Event::Ping(p)) => {
+                                self.control[..p.len()].copy_from_slice(p);
+                                Step::Control(true, p.len())
+                            }
+                            Some(Event::Pong(p)) => {
+                                self.control[..p.len()].copy_from_slice(p);
+                                Step::Control(false, p.len())
+                            }
+                            Some(Event::Close { code, reason }) => {
+                                Step::Close(Box::new(CloseFrame {
+                                    code,
+                                    reason: reason.to_owned(),
+                                }))
+                            }
                         };
                         self.start += n;
                         step
                     }
-                    Err(e) => Step::Failed(e),
+                    Err(e) => Step::Failed(Box::new(e)),
                 }
             };
             match step {
@@ -319,7 +334,7 @@ impl ReadCore {
                     self.fill(link)?;
                 }
                 Step::Piece(c) => return Ok(c),
-                Step::Control(ping, payload, len) => {
+                Step::Control(ping, len) => {
                     let handler = if ping {
                         &mut self.handlers.ping
                     } else {
@@ -330,13 +345,13 @@ impl ReadCore {
                             link,
                             read_deadline: &mut self.deadline,
                         };
-                        h(&payload[..len], &mut ctl)?;
+                        h(&self.control[..len], &mut ctl)?;
                     }
                     // The automatic pong, if any.
                     link.flush()?;
                 }
-                Step::Close(frame) => return Err(self.on_close(frame, link)),
-                Step::Failed(e) => return Err(self.finish(link, e)),
+                Step::Close(frame) => return Err(self.on_close(*frame, link)),
+                Step::Failed(e) => return Err(self.finish(link, *e)),
             }
         }
     }
@@ -490,12 +505,6 @@ impl ReadCore {
             }
         }
     }
-}
-
-fn copy_control(p: &[u8]) -> [u8; MAX_CONTROL_PAYLOAD] {
-    let mut out = [0u8; MAX_CONTROL_PAYLOAD];
-    out[..p.len()].copy_from_slice(p);
-    out
 }
 
 /// An `io::Read` over one incoming message (gorilla's `NextReader`).

@@ -63,6 +63,13 @@ where
         self.rd.read_message(&mut link)
     }
 
+    /// See [`Conn::read_json`](super::Conn::read_json).
+    #[cfg(feature = "json")]
+    pub fn read_json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let msg = self.read_message()?;
+        crate::json::decode(msg.as_bytes())
+    }
+
     /// See [`Conn::next_reader`](super::Conn::next_reader).
     pub fn next_reader(&mut self) -> Result<MessageReader<'_>> {
         let mut link = AnyLink::Reader(ReaderLink {
@@ -140,6 +147,13 @@ where
     /// See [`Conn::send`](super::Conn::send).
     pub fn send(&mut self, msg: &Message) -> Result<()> {
         self.write_message(msg.kind(), msg.as_bytes())
+    }
+
+    /// See [`Conn::write_json`](super::Conn::write_json).
+    #[cfg(feature = "json")]
+    pub fn write_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let text = crate::json::encode(value)?;
+        self.write_message(MessageKind::Text, &text)
     }
 
     /// See [`Conn::next_writer`](super::Conn::next_writer). The write side is taken

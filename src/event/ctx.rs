@@ -130,6 +130,15 @@ impl<'a, D> Ctx<'a, D> {
         self.send(MessageKind::Binary, data)
     }
 
+    /// Queues `value` as a JSON text message (gorilla's `WriteJSON`; the `json`
+    /// feature). A value that cannot be serialized is
+    /// [`Error::Json`](crate::Error::Json) and nothing is queued.
+    #[cfg(feature = "json")]
+    pub fn send_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let text = crate::json::encode(value)?;
+        self.send(MessageKind::Text, &text)
+    }
+
     /// Queues a prepared message (encoded once, copied here).
     pub fn send_prepared(&mut self, msg: &Prepared) -> Result<()> {
         self.io.send_prepared(&mut self.core.shared, msg)

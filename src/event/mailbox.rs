@@ -145,6 +145,18 @@ impl Sender {
         self.send(MessageKind::Text, text.as_bytes())
     }
 
+    /// Sends `value` as a JSON text message (the `json` feature). A value that cannot
+    /// be serialized is [`Error::Json`] and nothing is sent.
+    #[cfg(feature = "json")]
+    pub fn send_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let text = crate::json::encode(value)?;
+        self.post(Command::Send {
+            id: self.id,
+            kind: MessageKind::Text,
+            data: text,
+        })
+    }
+
     /// Sends a binary message.
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
         self.send(MessageKind::Binary, data)

@@ -42,6 +42,14 @@ impl Prepared {
         Self::new(MessageKind::Binary, data).unwrap_or_else(|_| unreachable!())
     }
 
+    /// A prepared JSON text message (the `json` feature): serialized once, sent to
+    /// many.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Prepared> {
+        let text = crate::json::encode(value)?;
+        Self::new(MessageKind::Text, &text)
+    }
+
     /// The message kind.
     pub fn kind(&self) -> MessageKind {
         self.0.kind

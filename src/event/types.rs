@@ -71,6 +71,14 @@ impl<'a> MessageRef<'a> {
     pub fn text(&self) -> Option<&'a str> {
         std::str::from_utf8(self.data).ok()
     }
+
+    /// Parses the payload as JSON (gorilla's `ReadJSON`; the `json` feature). A
+    /// payload that is not the JSON expected is [`Error::Json`](crate::Error::Json)
+    /// for the handler to answer as it likes; the connection stays open.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Deserialize<'a>>(&self) -> crate::Result<T> {
+        crate::json::decode(self.data)
+    }
 }
 
 /// A plain HTTP request (not an upgrade) with its body.

@@ -343,8 +343,15 @@ pub fn example(name: &str) -> std::path::PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == name) {
+        // examples/push needs the `json` feature.
+        let features: &[&str] = if name == "push" {
+            &["--features", "json"]
+        } else {
+            &[]
+        };
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--example", name])
+            .args(features)
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building example {name} failed");

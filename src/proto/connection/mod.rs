@@ -502,6 +502,16 @@ impl Connection {
         false
     }
 
+    /// True if [`read`](Self::read) uses its `now`: the heartbeat or the idle timeout
+    /// counts from received bytes, or a client times its wait for the server's
+    /// close. Otherwise a driver that reads its clock only for `read` may skip it
+    /// and pass any earlier instant.
+    pub fn needs_time(&self) -> bool {
+        self.role() == Role::Client
+            || self.config.ping_interval.is_some()
+            || self.config.idle_timeout.is_some()
+    }
+
     /// True while a message from the peer is partly received.
     pub fn receiving_message(&self) -> bool {
         self.dec.in_message()
