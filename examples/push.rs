@@ -91,6 +91,10 @@ const USER_KEY: &str = "silverback:push:user:";
 const NODE_CHANNEL: &str = "silverback:push:node:";
 const ALL_CHANNEL: &str = "silverback:push:all";
 
+/// Renews the key only if it still names this node or has expired (a user who
+/// moved to another process stays there).
+const RENEW_IF_OURS: &str = "local v = redis.call('get', KEYS[1]) if v == false or v == ARGV[1] then return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) else return 0 end";
+
 /// Deletes the key only if it still names this node (the user may have moved).
 const DEL_IF_OURS: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -164,10 +168,11 @@ impl Cluster {
                 let users: Vec<String> = registry.lock().unwrap().keys().cloned().collect();
                 let mut pipe = redis::pipe();
                 for u in &users {
-                    pipe.cmd("SET")
+                    pipe.cmd("EVAL")
+                        .arg(RENEW_IF_OURS)
+                        .arg(1)
                         .arg(Cluster::user_key(u))
                         .arg(&cluster.node)
-                        .arg("PX")
                         .arg(cluster.ttl.as_millis() as u64)
                         .ignore();
                 }
