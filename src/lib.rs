@@ -67,6 +67,8 @@ pub mod event;
 pub mod json;
 pub mod message;
 pub mod proto;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod url;
 
 pub use blocking::{Conn, Dialer, MessageReader, MessageWriter, Upgrader};

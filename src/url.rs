@@ -2,13 +2,15 @@
 
 use crate::error::HandshakeError;
 
-/// A parsed `ws://host[:port][/path][?query]` URL.
+/// A parsed `ws://` or `wss://host[:port][/path][?query]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
     /// Host name or address to connect to (IPv6 without brackets).
     pub host: String,
-    /// Port (80 when the URL gives none).
+    /// Port (80 for `ws://`, 443 for `wss://` when the URL gives none).
     pub port: u16,
+    /// `wss://`: the connection runs over TLS (feature `tls`).
+    pub secure: bool,
     /// Value of the `Host` header (`host[:port]` as written in the URL).
     pub authority: String,
     /// Request target: path and query, at least `/`.
@@ -16,18 +18,14 @@ pub struct WsUrl {
 }
 
 impl WsUrl {
-    /// Parses a `ws://` URL. `wss://` is refused (no TLS in this crate: wrap a TLS
-    /// stream yourself and use `Dialer::dial_stream`).
+    /// Parses a `ws://` or `wss://` URL (whether a `wss://` URL can be dialled
+    /// depends on the `tls` feature; the parser accepts both).
     pub fn parse(url: &str) -> Result<WsUrl, HandshakeError> {
         let bad = |why: &str| HandshakeError::InvalidUrl(format!("{url:?}: {why}"));
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => rest,
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
-                return Err(bad(
-                    "wss:// needs TLS, which this crate leaves to the caller",
-                ));
-            }
-            _ => return Err(bad("expected ws://")),
+        let (rest, secure) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => (rest, false),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => (rest, true),
+            _ => return Err(bad("expected ws:// or wss://")),
         };
         let rest = rest.split('#').next().unwrap_or("");
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -59,12 +57,14 @@ impl WsUrl {
             return Err(bad("empty host"));
         }
         let port = match port {
+            None if secure => 443,
             None => 80,
             Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
         };
         Ok(WsUrl {
             host: host.to_owned(),
             port,
+            secure,
             authority: authority.to_owned(),
             target,
         })
@@ -90,10 +90,14 @@ mod tests {
         let u = WsUrl::parse("WS://[::1]:9/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         let u = WsUrl::parse("ws://example.com?q").unwrap();
-        assert_eq!((u.port, u.target.as_str()), (80, "/?q"));
+        assert_eq!((u.port, u.target.as_str(), u.secure), (80, "/?q", false));
+        let u = WsUrl::parse("wss://example.com/chat").unwrap();
+        assert_eq!((u.port, u.secure, u.authority.as_str()), (443, true, "example.com"));
+        let u = WsUrl::parse("WSS://example.com:8443").unwrap();
+        assert_eq!((u.port, u.secure), (8443, true));
         for bad in [
             "http://x",
-            "wss://x",
+            "https://x",
             "ws://",
             "ws://h:99999",
             "ws://u@h",

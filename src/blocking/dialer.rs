@@ -26,6 +26,8 @@ use crate::url::WsUrl;
 pub struct Dialer {
     config: Config,
     client: ClientConfig,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Dialer {
@@ -89,14 +91,67 @@ impl Dialer {
     }
 
     /// Connects over TCP to a `ws://` URL and performs the handshake. Returns the
-    /// connection and the server's `101` response.
+    /// connection and the server's `101` response. A `wss://` URL is refused here:
+    /// [`dial_tls`](Self::dial_tls) (feature `tls`) dials it.
     pub fn dial(&self, url: &str) -> Result<(Conn<TcpStream>, Response)> {
         let u = WsUrl::parse(url)?;
+        if u.secure {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "{url:?}: wss:// is dialled by Dialer::dial_tls (feature `tls`)"
+            ))
+            .into());
+        }
         let started = Instant::now();
+        let stream = self.connect_tcp(&u, url, started)?;
+        self.handshake(stream, &u, started)
+    }
+
+    /// The TLS configuration `wss://` URLs are dialled with: the roots that verify
+    /// the server (see [`crate::tls::client_config`]). Default: none, and
+    /// [`dial_tls`](Self::dial_tls) refuses to guess.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Connects to a `wss://` URL: TCP, then TLS (SNI and certificate check against
+    /// the URL's host, with the [`tls_config`](Self::tls_config) roots), then the
+    /// WebSocket handshake, all within the handshake timeout. A certificate the
+    /// roots do not vouch for, or one for another host name, is an
+    /// [`Error::Io`] whose message names the reason (`invalid peer certificate:
+    /// ...`).
+    #[cfg(feature = "tls")]
+    pub fn dial_tls(&self, url: &str) -> Result<(Conn<crate::tls::ClientStream>, Response)> {
+        let u = WsUrl::parse(url)?;
+        if !u.secure {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "{url:?}: dial_tls needs a wss:// URL"
+            ))
+            .into());
+        }
+        let Some(tls) = self.tls.as_ref() else {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "wss://: no TLS configuration; set Dialer::tls_config",
+            )));
+        };
+        let started = Instant::now();
+        let tcp = self.connect_tcp(&u, url, started)?;
+        let left = self
+            .client
+            .timeout
+            .map(|t| t.saturating_sub(started.elapsed()));
+        let stream = crate::tls::connect(tcp, &u.host, tls, left)?;
+        self.handshake(stream, &u, started)
+    }
+
+    /// TCP to the URL's host, trying its addresses in turn within the handshake
+    /// timeout.
+    fn connect_tcp(&self, u: &WsUrl, url: &str, started: Instant) -> Result<TcpStream> {
         let deadline = self.client.timeout.map(|t| started + t);
         let addrs = (u.host.as_str(), u.port).to_socket_addrs()?;
         let mut last = None;
-        let mut stream = None;
         for addr in addrs {
             let res = match deadline {
                 Some(d) => {
@@ -110,21 +165,16 @@ impl Dialer {
             };
             match res {
                 Ok(s) => {
-                    stream = Some(s);
-                    break;
+                    s.set_nodelay(true)?;
+                    return Ok(s);
                 }
                 Err(e) => last = Some(e),
             }
         }
-        let stream = match (stream, last) {
-            (Some(s), _) => s,
-            (None, Some(e)) => return Err(Error::Io(e)),
-            (None, None) => {
-                return Err(HandshakeError::InvalidUrl(format!("{url}: no address")).into());
-            }
-        };
-        stream.set_nodelay(true)?;
-        self.handshake(stream, &u, started)
+        match last {
+            Some(e) => Err(Error::Io(e)),
+            None => Err(HandshakeError::InvalidUrl(format!("{url}: no address")).into()),
+        }
     }
 
     /// Performs the client handshake over a stream the caller connected (a Unix

@@ -92,6 +92,16 @@ pub struct Conn<S> {
     ws: WriteState,
 }
 
+impl<S> std::fmt::Debug for Conn<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("role", &self.conn.role())
+            .field("subprotocol", &self.conn.subprotocol())
+            .field("open", &self.conn.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Stream> Conn<S> {
     /// Wraps a stream on which the opening handshake is already done. `leftover` holds
     /// bytes read past the handshake (the first frames), if any.

@@ -13,18 +13,23 @@ use super::conn::{ConnIo, Phase, ReadState, Slot};
 use super::handler::Handler;
 use super::id::ConnId;
 use super::mailbox::Command;
+use super::transport::ServerTls;
 use super::worker::{Worker, interrupted, would_block};
 
 impl<H: Handler> Worker<H> {
-    pub(crate) fn accept_all(&mut self) {
+    /// Accepts on listener `index`.
+    pub(crate) fn accept_all(&mut self, index: usize) {
         // Accept until the listener is drained (edge-triggered); bounded by the
         // backlog the kernel holds.
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            match listener.accept() {
-                Ok((sock, peer)) => self.distribute(sock, peer),
+            match listener.sock.accept() {
+                Ok((sock, peer)) => {
+                    let tls = listener.tls.clone();
+                    self.distribute(sock, peer, tls);
+                }
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
                 // Out of descriptors and the like: stop for now; the next connection
@@ -35,7 +40,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Hands an accepted socket to the next loop with room (round-robin).
-    fn distribute(&mut self, sock: TcpStream, peer: SocketAddr) {
+    fn distribute(&mut self, sock: TcpStream, peer: SocketAddr, tls: ServerTls) {
         let n = self.core.peers.len();
         let max = self.config().max_connections;
         for i in 0..n {
@@ -44,30 +49,33 @@ impl<H: Handler> Worker<H> {
             if handle.live.load(Ordering::Relaxed) < max {
                 self.rr = (target + 1) % n;
                 if target == self.core.me.index {
-                    self.adopt(sock, peer);
+                    self.adopt(sock, peer, &tls);
                 } else {
                     // Counted now so the next accept sees the load.
                     handle.live.fetch_add(1, Ordering::Relaxed);
-                    let _ = handle.post(Command::Adopt(sock, peer));
+                    let _ = handle.post(Command::Adopt(sock, peer, tls));
                 }
                 return;
             }
         }
-        refuse_full(sock);
+        refuse_full(sock, &tls);
     }
 
     /// Takes a socket onto this loop: its server handshake starts now.
-    pub(crate) fn adopt(&mut self, mut sock: TcpStream, peer: SocketAddr) {
+    pub(crate) fn adopt(&mut self, sock: TcpStream, peer: SocketAddr, tls: &ServerTls) {
         if self.core.live >= self.config().max_connections || self.shutdown.is_some() {
-            refuse_full(sock);
+            refuse_full(sock, tls);
             return;
         }
         if self.config().nodelay {
             let _ = sock.set_nodelay(true);
         }
+        let Ok(mut sock) = tls.wrap(sock) else {
+            return;
+        };
         let (slot, generation) = self.core.alloc_slot();
         let registered = self.poll.registry().register(
-            &mut sock,
+            sock.tcp(),
             Token(slot),
             Interest::READABLE | Interest::WRITABLE,
         );
@@ -99,8 +107,13 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Best-effort 503 for a connection we cannot take.
-pub(crate) fn refuse_full(mut sock: TcpStream) {
+/// Best-effort 503 for a connection we cannot take. On a TLS listener the socket is
+/// just closed: a plain-text answer would be garbage to the peer's TLS stack, and a
+/// TLS session costs the very resources we are short of.
+pub(crate) fn refuse_full(mut sock: TcpStream, tls: &ServerTls) {
+    if tls.is_tls() {
+        return;
+    }
     use std::io::Write;
     let mut out = Vec::new();
     write_http_response(503, &[("Retry-After", "1")], b"server full\n", &mut out);

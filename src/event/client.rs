@@ -20,6 +20,15 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     config_setters!();
 
+    /// The TLS configuration `wss://` URLs are dialled with: SNI and the certificate
+    /// check use the URL's host; build it with [`crate::tls::client_config`] from
+    /// the roots you trust. Without it a `wss://` connect fails.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.config.tls_client = Some(config);
+        self
+    }
+
     /// Creates the loop with its handler.
     pub fn build<H: Handler>(self, handler: H) -> io::Result<Client<H>> {
         let (handle, poll, rx) = new_loop(0)?;
@@ -31,7 +40,7 @@ impl ClientBuilder {
             peers,
             Arc::new(self.config),
             handler,
-            None,
+            Vec::new(),
         )?;
         Ok(Client { worker, handle })
     }
@@ -52,7 +61,7 @@ impl Client<super::server::NoHandler> {
 }
 
 impl<H: Handler> Client<H> {
-    /// Starts connecting to a `ws://` URL; the outcome arrives as `on_open`, or as
+    /// Starts connecting to a `ws://` (or, with [`ClientBuilder::tls`], `wss://`) URL; the outcome arrives as `on_open`, or as
     /// `on_error` then `on_close`. Callbacks can open more with
     /// [`LoopCtx::connect`](super::LoopCtx::connect).
     pub fn connect(&mut self, url: &str, data: H::Data) -> Result<ConnId> {

@@ -36,10 +36,10 @@ impl<H: Handler> Worker<H> {
                 Command::Close { id, code, reason } => self.close_conn(id, code, &reason),
                 // Applied now, so it keeps its place among this channel's commands.
                 Command::Broadcast(msg) => self.broadcast_now(&msg),
-                Command::Adopt(sock, peer) => {
+                Command::Adopt(sock, peer, tls) => {
                     // The acceptor counted this socket already; adopt() counts it again.
                     self.core.me.live.fetch_sub(1, Ordering::Relaxed);
-                    self.adopt(sock, peer);
+                    self.adopt(sock, peer, &tls);
                 }
                 Command::Shutdown { deadline } => self.begin_shutdown(deadline),
             }
@@ -80,8 +80,8 @@ impl<H: Handler> Worker<H> {
             return;
         }
         self.shutdown = Some(deadline);
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
+        for mut l in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut l.sock);
         }
         let now = self.core.now;
         for slot in 0..self.slots.len() {

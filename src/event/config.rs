@@ -76,6 +76,11 @@ pub struct LoopConfig {
     /// terms. Default: off.
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::proto::deflate::DeflateConfig>,
+    /// Client loops: the TLS configuration `wss://` URLs are dialled with (roots
+    /// that verify servers; see [`crate::tls::client_config`]). Default: none, and a
+    /// `wss://` connect fails.
+    #[cfg(feature = "tls")]
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for LoopConfig {
@@ -102,6 +107,8 @@ impl Default for LoopConfig {
             nodelay: true,
             #[cfg(feature = "deflate")]
             deflate: None,
+            #[cfg(feature = "tls")]
+            tls_client: None,
         }
     }
 }

@@ -9,13 +9,11 @@
 //! borrowed from the loop's pool only while unprocessed input remains.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
-
-use mio::net::TcpStream;
 
 use crate::error::{Error, Result};
 use crate::proto::handshake::{ClientHandshake, Request, ServerHandshake};
@@ -25,6 +23,7 @@ use super::config::Backpressure;
 use super::core::LoopShared;
 use super::id::ConnId;
 use super::prepared::Prepared;
+use super::transport::Transport;
 use super::types::Delivery;
 
 /// Server frames at least this large are written straight from the caller's slice
@@ -92,7 +91,7 @@ pub(crate) struct UserTimer {
 
 /// The state callbacks reach through [`Ctx`](super::Ctx).
 pub(crate) struct ConnIo {
-    pub(crate) sock: Option<TcpStream>,
+    pub(crate) sock: Option<Transport>,
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) role: Role,
@@ -117,7 +116,7 @@ pub(crate) struct ConnIo {
 
 impl ConnIo {
     pub(crate) fn new(
-        sock: Option<TcpStream>,
+        sock: Option<Transport>,
         id: ConnId,
         peer: SocketAddr,
         role: Role,
@@ -193,12 +192,13 @@ impl ConnIo {
     }
 
     pub(crate) fn out_is_empty(&self) -> bool {
-        match &self.phase {
+        let phase_empty = match &self.phase {
             Phase::Open(c) => c.buffered() == 0,
             Phase::Answer(o) => o.pos == o.buf.len(),
             Phase::Client(s) => s.request.pos == s.request.buf.len(),
             _ => true,
-        }
+        };
+        phase_empty && !self.sock.as_ref().is_some_and(Transport::has_pending)
     }
 
     pub(crate) fn mark_dirty(&mut self, shared: &mut LoopShared) {
@@ -253,7 +253,11 @@ impl ConnIo {
             return Err(Error::AlreadyClosed);
         };
         match sock.as_mut() {
-            Some(sock) if data.len() >= WRITE_THROUGH_MIN && conn.buffered() == 0 => {
+            Some(sock)
+                if data.len() >= WRITE_THROUGH_MIN
+                    && conn.buffered() == 0
+                    && sock.writes_through() =>
+            {
                 if let Some(frame) = conn.send_direct(kind, data)? {
                     // One vectored write straight from the caller's slice; only what
                     // the socket does not take is queued.
@@ -380,6 +384,7 @@ impl ConnIo {
         let Some(sock) = self.sock.as_mut() else {
             return Ok(());
         };
+        sock.flush_pending()?;
         match &mut self.phase {
             Phase::Open(conn) => {
                 while conn.buffered() > 0 {
@@ -416,7 +421,7 @@ impl ConnIo {
 
 /// One write; 0 when the socket is full (the loop is registered for WRITABLE and
 /// resumes).
-fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+fn write_some(sock: &mut Transport, bytes: &[u8]) -> io::Result<usize> {
     loop {
         match sock.write(bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -428,7 +433,7 @@ fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-fn flush_outbox(sock: &mut TcpStream, o: &mut Outbox) -> io::Result<()> {
+fn flush_outbox(sock: &mut Transport, o: &mut Outbox) -> io::Result<()> {
     while o.pos < o.buf.len() {
         match write_some(sock, &o.buf[o.pos..])? {
             0 => return Ok(()),
@@ -440,7 +445,7 @@ fn flush_outbox(sock: &mut TcpStream, o: &mut Outbox) -> io::Result<()> {
 
 /// One vectored write of `head` + `body`; returns how many bytes went out (0 on
 /// WouldBlock or error: the queue takes over and `flush` reports any error).
-pub(crate) fn write_through(sock: &mut TcpStream, head: &[u8], body: &[u8]) -> usize {
+pub(crate) fn write_through(sock: &mut Transport, head: &[u8], body: &[u8]) -> usize {
     let total = head.len() + body.len();
     let mut done = 0;
     while done < total {

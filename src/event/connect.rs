@@ -15,6 +15,7 @@ use crate::url::WsUrl;
 use super::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot};
 use super::handler::Handler;
 use super::id::ConnId;
+use super::transport::Transport;
 use super::worker::Worker;
 
 impl<H: Handler> Worker<H> {
@@ -31,9 +32,9 @@ impl<H: Handler> Worker<H> {
             .to_socket_addrs()
             .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")));
         let sock = addr.and_then(|a| {
-            let mut s = TcpStream::connect(a)?;
+            let mut s = self.client_transport(&url, TcpStream::connect(a)?)?;
             self.poll.registry().register(
-                &mut s,
+                s.tcp(),
                 Token(slot),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
@@ -85,6 +86,23 @@ impl<H: Handler> Worker<H> {
         self.arm_timer(slot);
     }
 
+    /// Plain TCP for `ws://`; a TLS client session (SNI and certificate check for the
+    /// URL's host) for `wss://`.
+    fn client_transport(&self, url: &WsUrl, sock: TcpStream) -> io::Result<Transport> {
+        #[cfg(feature = "tls")]
+        if url.secure {
+            let cfg = self.config().tls_client.clone().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "wss:// without ClientBuilder::tls")
+            })?;
+            let name = crate::tls::server_name(&url.host)?;
+            let conn = rustls::ClientConnection::new(cfg, name)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            return Ok(Transport::tls(sock, conn.into()));
+        }
+        let _ = url;
+        Ok(Transport::Plain(sock))
+    }
+
     /// The socket became writable while connecting: the connect finished (or
     /// failed); the request goes out.
     pub(crate) fn finish_connect(&mut self, slot: usize) {
@@ -92,7 +110,7 @@ impl<H: Handler> Worker<H> {
         let Some(c) = slots[slot].as_mut() else {
             return;
         };
-        let Some(sock) = c.io.sock.as_ref() else {
+        let Some(sock) = c.io.sock.as_ref().map(|s| s.tcp_ref()) else {
             return;
         };
         if let Ok(Some(e)) | Err(e) = sock.take_error() {

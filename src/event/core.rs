@@ -145,6 +145,18 @@ impl<D> LoopCore<D> {
 
     pub(crate) fn connect(&mut self, url: &str, data: D) -> Result<ConnId> {
         let u = WsUrl::parse(url)?;
+        if u.secure {
+            #[cfg(feature = "tls")]
+            let ready = self.shared.config.tls_client.is_some();
+            #[cfg(not(feature = "tls"))]
+            let ready = false;
+            if !ready {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "wss:// needs the `tls` feature and ClientBuilder::tls",
+                )));
+            }
+        }
         if self.live >= self.shared.config.max_connections {
             return Err(Error::Io(io::Error::other("loop is at max_connections")));
         }

@@ -2,7 +2,7 @@
 //! pooled buffer, flush), the end of an event (back-pressure, drain, the protocol
 //! timer, teardown), timers firing, and teardown with `on_close`.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, HandshakeError};
@@ -104,6 +104,7 @@ impl<H: Handler> Worker<H> {
             let Some(sock) = c.io.sock.as_mut() else {
                 return;
             };
+            let short_read_drains = sock.short_read_drains();
             match sock.read(&mut rd.buf[rd.end..]) {
                 Ok(0) => {
                     self.on_eof(slot);
@@ -112,7 +113,7 @@ impl<H: Handler> Worker<H> {
                 Ok(n) => {
                     rd.end += n;
                     self.process(slot);
-                    if n < space && !hup {
+                    if n < space && !hup && short_read_drains {
                         // A short read drained the socket: the next edge will tell us
                         // when more arrives.
                         break;
@@ -123,6 +124,17 @@ impl<H: Handler> Worker<H> {
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => {}
+                // TLS without close_notify after the WebSocket closing handshake
+                // finished: the close frames already ended the conversation, so this
+                // is an ordinary end of input. Before that it is a truncation and
+                // reported as the error it is.
+                Err(e)
+                    if e.kind() == io::ErrorKind::UnexpectedEof
+                        && c.io.conn().is_some_and(|conn| conn.close_received()) =>
+                {
+                    self.on_eof(slot);
+                    return;
+                }
                 Err(e) => {
                     self.io_failed(slot, e);
                     return;
@@ -280,7 +292,9 @@ impl<H: Handler> Worker<H> {
         let done = c.io.dead
             || match &c.io.phase {
                 Phase::Open(conn) => conn.should_close_transport(),
-                Phase::Answer(o) => o.pos == o.buf.len(),
+                // TLS records of the answer still to write keep it (bounded by the
+                // handshake deadline).
+                Phase::Answer(_) => c.io.out_is_empty(),
                 _ => false,
             };
         if done {
@@ -317,8 +331,8 @@ impl<H: Handler> Worker<H> {
             return;
         };
         if let Some(mut sock) = c.io.sock.take() {
-            let _ = self.poll.registry().deregister(&mut sock);
-            let _ = sock.shutdown(std::net::Shutdown::Both);
+            let _ = self.poll.registry().deregister(sock.tcp());
+            sock.shutdown();
         }
         if let Some(a) = c.io.alive.take() {
             a.store(false, Ordering::Release);

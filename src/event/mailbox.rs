@@ -16,6 +16,7 @@ use crate::proto::{CloseCode, MessageKind};
 
 use super::id::ConnId;
 use super::prepared::Prepared;
+use super::transport::ServerTls;
 
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
@@ -41,7 +42,7 @@ pub(crate) enum Command {
     },
     Broadcast(Prepared),
     /// A socket accepted by another loop, handed over for load balancing.
-    Adopt(TcpStream, SocketAddr),
+    Adopt(TcpStream, SocketAddr, ServerTls),
     Shutdown {
         deadline: Instant,
     },

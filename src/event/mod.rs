@@ -36,6 +36,7 @@ mod prepared;
 mod server;
 mod slab;
 mod timers;
+mod transport;
 mod types;
 mod upgrade;
 mod worker;

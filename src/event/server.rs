@@ -14,7 +14,11 @@ use super::config::{LoopConfig, config_setters};
 use super::handler::Handler;
 use super::mailbox::{Command, WorkerHandle, new_loop};
 use super::prepared::Prepared;
-use super::worker::Worker;
+use super::transport::ServerTls;
+use super::worker::{Listener, Worker};
+
+/// Listeners beyond the first a server can have.
+const MAX_EXTRA_LISTENERS: usize = 15;
 
 /// Configures a [`Server`].
 ///
@@ -35,6 +39,8 @@ use super::worker::Worker;
 #[derive(Debug)]
 pub struct ServerBuilder {
     addr: String,
+    tls: ServerTls,
+    extra: Vec<(String, ServerTls)>,
     workers: usize,
     config: LoopConfig,
 }
@@ -43,6 +49,39 @@ impl ServerBuilder {
     /// Listen address. Default: `0.0.0.0:22345`.
     pub fn addr(mut self, addr: impl Into<String>) -> Self {
         self.addr = addr.into();
+        self
+    }
+
+    /// Serves `wss://` on [`addr`](Self::addr): the TLS handshake runs inside the
+    /// loop from partial reads, within the same handshake timeout as the HTTP
+    /// upgrade; `close_notify` goes out when a connection closes. Build the
+    /// configuration with [`crate::tls::server_config`] (ALPN `http/1.1`) or bring a
+    /// rustls one (a certificate resolver for several host names, say).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = ServerTls {
+            config: Some(config),
+        };
+        self
+    }
+
+    /// Listens on one more address, plain `ws://` (up to 15 more). Its connections
+    /// share the loops, handler and settings of the others.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.extra.push((addr.into(), ServerTls::default()));
+        self
+    }
+
+    /// Listens on one more address with TLS (`wss://`); plain and TLS listeners
+    /// run in one server (`.addr(":80").listen_tls(":443", cfg)`).
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(mut self, addr: impl Into<String>, config: Arc<rustls::ServerConfig>) -> Self {
+        self.extra.push((
+            addr.into(),
+            ServerTls {
+                config: Some(config),
+            },
+        ));
         self
     }
 
@@ -69,15 +108,25 @@ impl ServerBuilder {
         H: Handler,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
-        let addr = self
-            .addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
-        let std_listener = std::net::TcpListener::bind(addr)?;
-        std_listener.set_nonblocking(true)?;
-        let local_addr = std_listener.local_addr()?;
-        let listener = TcpListener::from_std(std_listener);
+        if self.extra.len() > MAX_EXTRA_LISTENERS {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many listeners"));
+        }
+        let mut listeners = Vec::new();
+        let mut local_addrs = Vec::new();
+        let all = std::iter::once((self.addr, self.tls)).chain(self.extra);
+        for (addr, tls) in all {
+            let addr = addr
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+            let std_listener = std::net::TcpListener::bind(addr)?;
+            std_listener.set_nonblocking(true)?;
+            local_addrs.push(std_listener.local_addr()?);
+            listeners.push(Listener {
+                sock: TcpListener::from_std(std_listener),
+                tls,
+            });
+        }
         let mut handles = Vec::new();
         let mut parts = Vec::new();
         for i in 0..self.workers {
@@ -86,12 +135,12 @@ impl ServerBuilder {
             parts.push((poll, rx));
         }
         Ok(Server {
-            listener: Some(listener),
+            listeners,
             handles: handles.into(),
             parts,
             factory: Arc::new(factory),
             config: Arc::new(self.config),
-            local_addr,
+            local_addrs: local_addrs.into(),
         })
     }
 }
@@ -101,12 +150,12 @@ type Factory<H> = Arc<dyn Fn(usize) -> H + Send + Sync>;
 /// A WebSocket server on the event loop. [`run`](Self::run) blocks until
 /// [`ServerHandle::shutdown`]; [`spawn`](Self::spawn) runs it on background threads.
 pub struct Server<H: Handler> {
-    listener: Option<TcpListener>,
+    listeners: Vec<Listener>,
     handles: Arc<[WorkerHandle]>,
     parts: Vec<(mio::Poll, std::sync::mpsc::Receiver<Command>)>,
     factory: Factory<H>,
     config: Arc<LoopConfig>,
-    local_addr: SocketAddr,
+    local_addrs: Arc<[SocketAddr]>,
 }
 
 impl Server<NoHandler> {
@@ -114,6 +163,8 @@ impl Server<NoHandler> {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             addr: "0.0.0.0:22345".into(),
+            tls: ServerTls::default(),
+            extra: Vec::new(),
             workers: 1,
             config: LoopConfig::default(),
         }
@@ -131,14 +182,20 @@ impl Handler for NoHandler {
 impl<H: Handler> Server<H> {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every bound address: [`addr`](ServerBuilder::addr)'s first, then those of
+    /// [`listen`](ServerBuilder::listen) (and `listen_tls`) in the order given.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// A handle for other threads: shutdown, broadcast.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             handles: self.handles.clone(),
-            local_addr: self.local_addr,
+            local_addrs: self.local_addrs.clone(),
         }
     }
 
@@ -157,7 +214,7 @@ impl<H: Handler> Server<H> {
                 thread::Builder::new()
                     .name(format!("silverback-loop-{i}"))
                     .spawn(move || {
-                        let mut w = Worker::new(poll, rx, me, peers, config, factory(i), None)?;
+                        let mut w = Worker::new(poll, rx, me, peers, config, factory(i), Vec::new())?;
                         w.run(false)
                     })?,
             );
@@ -171,7 +228,7 @@ impl<H: Handler> Server<H> {
                 self.handles.clone(),
                 self.config.clone(),
                 (self.factory)(i),
-                self.listener.take(),
+                std::mem::take(&mut self.listeners),
             )?;
             result = w.run(false);
             if result.is_err() {
@@ -203,13 +260,13 @@ impl<H: Handler> Server<H> {
 #[derive(Clone)]
 pub struct ServerHandle {
     handles: Arc<[WorkerHandle]>,
-    local_addr: SocketAddr,
+    local_addrs: Arc<[SocketAddr]>,
 }
 
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("local_addr", &self.local_addr)
+            .field("local_addrs", &self.local_addrs)
             .finish()
     }
 }
@@ -217,7 +274,12 @@ impl std::fmt::Debug for ServerHandle {
 impl ServerHandle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every bound address (see [`Server::local_addrs`]).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// Graceful shutdown: stop accepting, send close 1001 to every open connection,

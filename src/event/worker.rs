@@ -30,13 +30,33 @@ use super::handler::Handler;
 use super::id::ConnId;
 use super::mailbox::{Command, WAKER, WorkerHandle};
 use super::slab::Slab;
+use super::transport::ServerTls;
 
-pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+/// Listener `i`'s token: `usize::MAX - 1` for the first, then downwards below the
+/// waker's.
+pub(crate) fn listener_token(i: usize) -> Token {
+    match i {
+        0 => Token(usize::MAX - 1),
+        i => Token(usize::MAX - 2 - i),
+    }
+}
+
+/// The listener a token belongs to.
+fn listener_index(t: Token, n: usize) -> Option<usize> {
+    (0..n).find(|&i| listener_token(i) == t)
+}
+
+/// A listening socket and how its connections are wrapped.
+pub(crate) struct Listener {
+    pub(crate) sock: TcpListener,
+    pub(crate) tls: ServerTls,
+}
 
 /// Everything one loop owns.
 pub(crate) struct Worker<H: Handler> {
     pub(crate) poll: Poll,
-    pub(crate) listener: Option<TcpListener>,
+    /// Loop 0's listeners (plain and TLS); the other loops have none.
+    pub(crate) listeners: Vec<Listener>,
     /// Next loop to hand an accepted socket to.
     pub(crate) rr: usize,
     pub(crate) rx: mpsc::Receiver<Command>,
@@ -74,16 +94,17 @@ impl<H: Handler> Worker<H> {
         peers: Arc<[WorkerHandle]>,
         config: Arc<LoopConfig>,
         handler: H,
-        listener: Option<TcpListener>,
+        listeners: Vec<Listener>,
     ) -> io::Result<Self> {
-        let mut listener = listener;
-        if let Some(l) = listener.as_mut() {
-            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        let mut listeners = listeners;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(&mut l.sock, listener_token(i), Interest::READABLE)?;
         }
         let connection = Arc::new(config.connection());
         Ok(Worker {
             poll,
-            listener,
+            listeners,
             rr: 0,
             rx,
             handler,
@@ -140,8 +161,12 @@ impl<H: Handler> Worker<H> {
             }
             self.core.now = Instant::now();
             for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.accept_all(),
+                let token = ev.token();
+                if let Some(i) = listener_index(token, self.listeners.len()) {
+                    self.accept_all(i);
+                    continue;
+                }
+                match token {
                     WAKER => self.drain_commands(),
                     Token(slot) => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
