@@ -125,6 +125,17 @@ def count_wire(log, since):
     return out
 
 
+def make_cert(d):
+    """A self-signed certificate for localhost (openssl) for the --tls runs."""
+    cert, key = d / "tls-cert.pem", d / "tls-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    # An end-entity certificate (webpki refuses a CA one as a server's).
+                    "-addext", "basicConstraints=critical,CA:FALSE"], check=True, capture_output=True)
+    return cert, key
+
+
 def run_target(target, groups, args, outdir):
     """Runs every group against one target; returns {group: result}."""
     tdir = outdir / target
@@ -137,13 +148,17 @@ def run_target(target, groups, args, outdir):
     extra = ["--blocking"] if blocking else []
     if args.deflate:
         extra.append("--deflate")
+    cert = key = None
+    if args.tls:
+        cert, key = make_cert(tdir)
     impl = proxy = None
     impl_port = free_port()
     proxy_port = free_port() if args.wire else impl_port
     try:
         if server:
+            tls_args = ["--tls-cert", str(cert), "--tls-key", str(key)] if args.tls else []
             impl = spawn(
-                [str(EXAMPLES / "autobahn_server"), "--addr", f"127.0.0.1:{impl_port}"] + extra,
+                [str(EXAMPLES / "autobahn_server"), "--addr", f"127.0.0.1:{impl_port}"] + extra + tls_args,
                 tdir / "impl.log",
             )
             if not wait_listening(impl_port, impl):
@@ -151,7 +166,8 @@ def run_target(target, groups, args, outdir):
             if args.wire:
                 proxy = spawn(
                     [sys.executable, str(HERE / "wirecheck.py"), "--listen", f"127.0.0.1:{proxy_port}",
-                     "--upstream", f"127.0.0.1:{impl_port}", "--role", "server", "--log", str(wire_log)],
+                     "--upstream", f"127.0.0.1:{impl_port}", "--role", "server", "--log", str(wire_log)]
+                    + (["--upstream-tls", str(cert)] if args.tls else []),
                     tdir / "wirecheck.log",
                 )
                 if not wait_listening(proxy_port, proxy):
@@ -195,14 +211,16 @@ def run_target(target, groups, args, outdir):
                     p_port = free_port()
                     proxy = spawn(
                         [sys.executable, str(HERE / "wirecheck.py"), "--listen", f"127.0.0.1:{p_port}",
-                         "--upstream", f"127.0.0.1:{ab_port}", "--role", "client", "--log", str(wire_log)],
+                         "--upstream", f"127.0.0.1:{ab_port}", "--role", "client", "--log", str(wire_log)]
+                        + (["--listen-tls", f"{cert},{key}"] if args.tls else []),
                         tdir / "wirecheck.log",
                     )
                     if not wait_listening(p_port, proxy):
                         raise RuntimeError(f"{target}: wirecheck did not start")
+                url = f"wss://localhost:{p_port}" if args.tls else f"ws://127.0.0.1:{p_port}"
                 c = spawn(
-                    [str(EXAMPLES / "autobahn_client"), "--url", f"ws://127.0.0.1:{p_port}", "--agent", "silverback"]
-                    + extra,
+                    [str(EXAMPLES / "autobahn_client"), "--url", url, "--agent", "silverback"]
+                    + extra + (["--cafile", str(cert)] if args.tls else []),
                     tdir / f"client-{g}.log",
                 )
                 try:
@@ -272,6 +290,9 @@ def main():
     ap.add_argument("--allow-unimplemented-deflate", action="store_true",
                     help="12.*/13.* UNIMPLEMENTED does not fail the run")
     ap.add_argument("--no-wire", dest="wire", action="store_false", help="do not run the wire validator")
+    ap.add_argument("--tls", action="store_true",
+                    help="run the programs over TLS (wss://); wirecheck.py is the plain<->TLS relay, "
+                         "so the validator sees the plain side")
     ap.add_argument("--parallel", type=int, default=2, help="kosoku's cases in parallel (server targets)")
     ap.add_argument("--jobs", type=int, default=1, help="targets run at the same time (default 1)")
     ap.add_argument("--max-section9", type=float, default=60.0,
@@ -287,6 +308,9 @@ def main():
     args = ap.parse_args()
     if args.bin_dir:
         EXAMPLES = Path(args.bin_dir)
+    if args.tls and not args.wire:
+        print("--tls needs the wire validator: it is the plain<->TLS relay", file=sys.stderr)
+        return 2
 
     signal.signal(signal.SIGTERM, lambda *a: (kill_all(), sys.exit(2)))
     targets = [t for t in args.targets.split(",") if t]

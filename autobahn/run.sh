@@ -18,16 +18,23 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.vers
   "$VENV/bin/pip" install -q --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
 fi
 
-FEATURES=()
+FEATS=()
 for a in "$@"; do
-  if [ "$a" = "--deflate" ]; then FEATURES=(--features deflate); fi
+  if [ "$a" = "--deflate" ]; then FEATS+=(deflate); fi
+  if [ "$a" = "--tls" ]; then FEATS+=(tls); fi
 done
+FEATURES=()
+if [ "${#FEATS[@]}" -gt 0 ]; then FEATURES=(--features "$(IFS=,; echo "${FEATS[*]}")"); fi
+if [[ " ${FEATS[*]-} " == *" tls "* ]]; then
+  command -v openssl >/dev/null 2>&1 || { echo "autobahn: --tls needs openssl (Debian package openssl)" >&2; exit 2; }
+fi
 echo "autobahn: building the test programs (release${FEATURES:+, ${FEATURES[*]}})" >&2
 (cd "$ROOT" && cargo build --release ${FEATURES[@]+"${FEATURES[@]}"} --example autobahn_server --example autobahn_client)
 
 RESULTS=()
 case " $* " in
   *" --results "*) ;;
+  *" --tls "*) RESULTS=(--results "$HERE/RESULTS-tls.md") ;;
   *" --deflate "*) RESULTS=(--results "$HERE/RESULTS-deflate.md") ;;
   *) RESULTS=(--results "$HERE/RESULTS.md") ;;
 esac

@@ -25,6 +25,7 @@ after the closing handshake.
 
 import argparse
 import asyncio
+import ssl
 import base64
 import codecs
 import hashlib
@@ -275,6 +276,9 @@ class Proxy:
     def __init__(self, args):
         self.role = args.role
         self.upstream = args.upstream
+        self.upstream_ssl = None
+        if args.upstream_tls:
+            self.upstream_ssl = ssl.create_default_context(cafile=args.upstream_tls)
         self.logf = open(args.log, "a", buffering=1)
         self.next_id = 0
 
@@ -287,7 +291,12 @@ class Proxy:
         conn = Conn(self, self.next_id)
         host, port = self.upstream.rsplit(":", 1)
         try:
-            up_r, up_w = await asyncio.open_connection(host, int(port))
+            if self.upstream_ssl is not None:
+                up_r, up_w = await asyncio.open_connection(
+                    host, int(port), ssl=self.upstream_ssl, server_hostname="localhost", limit=1 << 20
+                )
+            else:
+                up_r, up_w = await asyncio.open_connection(host, int(port))
         except OSError:
             down_w.close()
             return
@@ -355,7 +364,11 @@ class Proxy:
                     if conn.impl_closed_at is None:
                         conn.violation("client closed TCP before the server after the closing handshake")
                 try:
-                    writer.write_eof()
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                    else:
+                        # TLS has no half-close: close_notify and close.
+                        writer.close()
                 except (OSError, RuntimeError):
                     pass
 
@@ -376,10 +389,19 @@ async def main():
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--role", choices=["server", "client"], required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--upstream-tls", metavar="CAFILE", default="",
+                    help="connect to the upstream with TLS (as localhost), trusting CAFILE")
+    ap.add_argument("--listen-tls", metavar="CERT,KEY", default="",
+                    help="accept TLS with this certificate and key (PEM files)")
     args = ap.parse_args()
     proxy = Proxy(args)
     host, port = args.listen.rsplit(":", 1)
-    server = await asyncio.start_server(proxy.handle, host, int(port), limit=1 << 20)
+    listen_ssl = None
+    if args.listen_tls:
+        cert, key = args.listen_tls.split(",", 1)
+        listen_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        listen_ssl.load_cert_chain(cert, key)
+    server = await asyncio.start_server(proxy.handle, host, int(port), limit=1 << 20, ssl=listen_ssl)
     print(f"wirecheck listening on {args.listen} -> {args.upstream} ({args.role})", flush=True)
     async with server:
         await server.serve_forever()

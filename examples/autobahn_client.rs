@@ -30,7 +30,7 @@ fn blocking(base: &str, agent: &str) -> Result<(), Error> {
             dialer = dialer.deflate(common::autobahn_deflate_config());
         }
     }
-    let (mut c, _) = dialer.dial(&format!("{base}/getCaseCount"))?;
+    let (mut c, _) = common::dial(&dialer, &format!("{base}/getCaseCount"))?;
     let count: u32 = match c.read_message()? {
         Message::Text(t) => t.trim().parse().unwrap_or(0),
         Message::Binary(_) => 0,
@@ -38,7 +38,10 @@ fn blocking(base: &str, agent: &str) -> Result<(), Error> {
     let _ = c.close(CloseCode::NORMAL, "");
     println!("{count} cases");
     for case in 1..=count {
-        let (mut c, _) = match dialer.dial(&format!("{base}/runCase?case={case}&agent={agent}")) {
+        let (mut c, _) = match common::dial(
+            &dialer,
+            &format!("{base}/runCase?case={case}&agent={agent}"),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("case {case}: {e}");
@@ -67,7 +70,7 @@ fn blocking(base: &str, agent: &str) -> Result<(), Error> {
             }
         }
     }
-    let (mut c, _) = dialer.dial(&format!("{base}/updateReports?agent={agent}"))?;
+    let (mut c, _) = common::dial(&dialer, &format!("{base}/updateReports?agent={agent}"))?;
     let _ = c.close(CloseCode::NORMAL, "");
     Ok(())
 }
@@ -151,6 +154,10 @@ fn event_loop(base: &str, agent: &str) -> Result<(), Error> {
             builder = builder.deflate(common::autobahn_deflate_config());
         }
     }
+    #[cfg(feature = "tls")]
+    if let Some(cfg) = common::client_tls() {
+        builder = builder.tls(cfg);
+    }
     let mut client = builder
         .max_message_size(MAX_MESSAGE)
         .max_output_buffer(64 << 20)
@@ -172,7 +179,8 @@ fn event_loop(base: &str, agent: &str) -> Result<(), Error> {
 
 fn main() -> ExitCode {
     common::usage(
-        "autobahn_client --url ws://HOST:PORT --agent NAME [--blocking] [--deflate [--deflate-min N]]",
+        "autobahn_client --url ws://HOST:PORT|wss://HOST:PORT --agent NAME [--blocking] \
+         [--deflate [--deflate-min N]] [--cafile PEM]",
     );
     let base = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let base = base.trim_end_matches('/').to_owned();

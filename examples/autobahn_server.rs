@@ -126,6 +126,18 @@ fn serve_blocking(conn: silverback::Conn<TcpStream>) {
     let _ = writer.join();
 }
 
+/// Over TLS the connection cannot be split (rustls' stream is one state machine),
+/// so each message is read whole and echoed whole: no deadlock with a peer that
+/// sends 16 MiB without reading, at the cost of holding the message.
+#[cfg(feature = "tls")]
+fn serve_blocking_whole<S: silverback::blocking::Stream>(mut conn: silverback::Conn<S>) {
+    while let Ok(m) = conn.read_message() {
+        if conn.write_message(m.kind(), m.as_bytes()).is_err() {
+            break;
+        }
+    }
+}
+
 fn blocking(addr: &str) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     println!(
@@ -143,10 +155,24 @@ fn blocking(addr: &str) -> io::Result<()> {
             upgrader = upgrader.deflate(common::autobahn_deflate_config());
         }
     }
+    let tls = common::server_tls();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let _ = stream.set_nodelay(true);
         let upgrader = upgrader.clone();
+        #[cfg(feature = "tls")]
+        if let Some(cfg) = tls.clone() {
+            thread::spawn(move || {
+                let timeout = Some(std::time::Duration::from_secs(10));
+                if let Ok(s) = silverback::tls::accept(stream, &cfg, timeout)
+                    && let Ok(conn) = upgrader.upgrade(s)
+                {
+                    serve_blocking_whole(conn);
+                }
+            });
+            continue;
+        }
+        let _ = &tls;
         thread::spawn(move || {
             if let Ok(conn) = upgrader.upgrade(stream) {
                 serve_blocking(conn);
@@ -157,7 +183,10 @@ fn blocking(addr: &str) -> io::Result<()> {
 }
 
 fn main() -> io::Result<()> {
-    common::usage("autobahn_server --addr HOST:PORT [--blocking] [--deflate [--deflate-min N]]");
+    common::usage(
+        "autobahn_server --addr HOST:PORT [--blocking] [--deflate [--deflate-min N]] \
+         [--tls-cert FILE --tls-key FILE]",
+    );
     let addr = common::addr("127.0.0.1:9001");
     if common::flag("--blocking") {
         return blocking(&addr);
@@ -170,6 +199,12 @@ fn main() -> io::Result<()> {
             builder = builder.deflate(common::autobahn_deflate_config());
         }
     }
+    let tls = common::server_tls();
+    #[cfg(feature = "tls")]
+    if let Some(cfg) = &tls {
+        builder = builder.tls(cfg.clone());
+    }
+    let _ = &tls;
     let server = builder
         .addr(addr)
         .max_message_size(MAX_MESSAGE)

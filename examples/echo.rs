@@ -8,6 +8,8 @@
 //!
 //! `--plain` is a pure echo (any path, no dots, no printing) for benchmarks and
 //! Autobahn. `--deflate` (with `--features deflate`) accepts permessage-deflate.
+//! `--tls-cert FILE --tls-key FILE` (PEM) or `--tls-self-signed` (with
+//! `--features tls`) serve `wss://` and the page over `https://`.
 
 mod common;
 
@@ -75,7 +77,8 @@ impl Handler for Echo {
 
 fn main() -> std::io::Result<()> {
     common::usage(
-        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]\n\
+        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS] [--deflate]\n\
+         \x20    [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss://, --features tls)\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");
@@ -102,6 +105,16 @@ fn main() -> std::io::Result<()> {
         let every = std::time::Duration::from_secs_f64(secs);
         builder = builder.heartbeat(every, every * 3);
     }
+    let tls = common::server_tls();
+    #[cfg(feature = "tls")]
+    if let Some(cfg) = &tls {
+        builder = builder.tls(cfg.clone());
+    }
+    let (ws, http) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     let server = builder
         .addr(addr)
         .workers(workers)
@@ -111,7 +124,7 @@ fn main() -> std::io::Result<()> {
         .check_origin(|_| true)
         .build(move |_| Echo { plain, quiet })?;
     println!(
-        "echo listening on ws://{}/websocket ({} worker{}{}); test page at http://{}/",
+        "echo listening on {ws}://{}/websocket ({} worker{}{}); test page at {http}://{}/",
         server.local_addr(),
         workers,
         if workers == 1 { "" } else { "s" },

@@ -77,7 +77,7 @@ fn blocking(base: &str, r: &mut Report) -> Result<(), Error> {
         .max_message_size(64 << 20)
         .write_buffer_size(4096)
         .subprotocols(["chat.v2", "chat.v1"]);
-    let (mut c, _) = dialer.dial(&format!("{base}/"))?;
+    let (mut c, _) = common::dial(&dialer, &format!("{base}/"))?;
     c.set_read_deadline(Some(Instant::now() + Duration::from_secs(60)));
     r.check(
         "subprotocol negotiated (offered chat.v2, chat.v1)",
@@ -140,7 +140,7 @@ fn blocking(base: &str, r: &mut Report) -> Result<(), Error> {
         &format!("{res:?}"),
     );
 
-    let (mut c, _) = dialer.dial(&format!("{base}/close"))?;
+    let (mut c, _) = common::dial(&dialer, &format!("{base}/close"))?;
     c.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
     match c.read_message() {
         Err(Error::Closed(f)) => r.check(
@@ -155,7 +155,7 @@ fn blocking(base: &str, r: &mut Report) -> Result<(), Error> {
         ),
     }
 
-    let (mut c, _) = dialer.dial(&format!("{base}/ping"))?;
+    let (mut c, _) = common::dial(&dialer, &format!("{base}/ping"))?;
     c.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
     let m = c.read_message();
     r.check(
@@ -301,7 +301,13 @@ fn event_loop(base: &str, report: Report) -> Result<Report, Error> {
         }
         steps.push((kind, payload(kind, 70_000), true));
     }
-    let mut client = Client::builder()
+    let builder = Client::builder();
+    #[cfg(feature = "tls")]
+    let builder = match common::client_tls() {
+        Some(cfg) => builder.tls(cfg),
+        None => builder,
+    };
+    let mut client = builder
         .max_message_size(64 << 20)
         .max_output_buffer(64 << 20)
         .write_buffer_size(4096)
@@ -357,7 +363,9 @@ fn event_loop(base: &str, report: Report) -> Result<Report, Error> {
 }
 
 fn main() -> ExitCode {
-    common::usage("interop_client --url ws://HOST:PORT --mode blocking|loop --against NAME");
+    common::usage(
+        "interop_client --url ws://HOST:PORT|wss://HOST:PORT --mode blocking|loop --against NAME [--cafile PEM]",
+    );
     let base = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:9000".into());
     let base = base.trim_end_matches('/').to_owned();
     let mode = common::flag_value("--mode").unwrap_or_else(|| "blocking".into());

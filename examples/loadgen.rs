@@ -3,6 +3,7 @@
 //! ```text
 //! loadgen echo    --url ws://127.0.0.1:9000/ --conns 100 --size 20 --duration 5 [--text] [--server-pid PID]
 //! loadgen idle    --url ws://127.0.0.1:9000/ --conns 10000 --hold 5 --server-pid PID
+//! (any mode: `--url wss://... --cafile PEM` with `--features tls`)
 //! loadgen connect --url ws://127.0.0.1:9000/ --conns 16 --duration 5 [--server-pid PID]
 //! ```
 //!
@@ -143,7 +144,7 @@ fn echo(
     pid: Option<u32>,
 ) -> Result<String, Error> {
     #[allow(unused_mut)]
-    let mut builder = Client::builder()
+    let mut builder = tls(Client::builder())
         .max_connections(conns + 16)
         .max_message_size(64 << 20)
         .max_output_buffer(64 << 20);
@@ -226,9 +227,18 @@ impl Handler for Idle {
     }
 }
 
+/// `wss://` URLs: trust `--cafile PEM` (build with `--features tls`).
+fn tls(b: silverback::event::ClientBuilder) -> silverback::event::ClientBuilder {
+    #[cfg(feature = "tls")]
+    if let Some(cfg) = common::client_tls() {
+        return b.tls(cfg);
+    }
+    b
+}
+
 fn idle(url: &str, conns: usize, hold: f64, pid: Option<u32>) -> Result<String, Error> {
     let before = pid.and_then(rss_kib);
-    let mut client = Client::builder()
+    let mut client = tls(Client::builder())
         .max_connections(conns + 16)
         .handshake_timeout(Duration::from_secs(60))
         .build(Idle {
@@ -296,7 +306,7 @@ impl Handler for Connect {
 
 fn connect(url: &str, conns: usize, duration: f64, pid: Option<u32>) -> Result<String, Error> {
     let d = Duration::from_secs_f64(duration);
-    let mut client = Client::builder()
+    let mut client = tls(Client::builder())
         .max_connections(conns + 16)
         .close_timeout(Duration::from_secs(2))
         .build(Connect {

@@ -66,10 +66,10 @@ def kill_all():
 results = []
 
 
-def run_checks(label, cmd, expected, timeout=300):
+def run_checks(label, cmd, expected, timeout=300, env=None):
     """Runs a checking program; collects its JSON lines."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         stdout, rc = out.stdout, out.returncode
         err = out.stderr
     except subprocess.TimeoutExpired as e:
@@ -100,6 +100,61 @@ def run_checks(label, cmd, expected, timeout=300):
             print(f"       {d['check']}: {d.get('detail', '')}")
     if len(lines) < expected:
         print(f"       only {len(lines)} of {expected} checks reported (exit {rc}): {err.strip()[-300:]}")
+
+
+def make_cert():
+    """A self-signed certificate for localhost and 127.0.0.1 (openssl), for wss://."""
+    d = HERE / ".logs"
+    cert, key = d / "tls-cert.pem", d / "tls-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    # An end-entity certificate (webpki refuses a CA one as a server's).
+                    "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def tls_checks(node, browser):
+    """The same checklists over wss://: peers' clients against examples/echo with
+    TLS, silverback's clients against peers' TLS servers. Every client verifies the
+    certificate (trusted through its own mechanism) except Chromium, which is told
+    to accept this run's self-signed one."""
+    print("== over TLS (wss://)")
+    cert, key = make_cert()
+    port = free_port()
+    p = start([str(EX / "echo"), "--addr", f"127.0.0.1:{port}", "--quiet", "--ping", "0.3",
+               "--tls-cert", str(cert), "--tls-key", str(key)], "echo-tls")
+    if not wait_port(port, p):
+        results.append(("echo tls", "silverback", "examples/echo --tls-cert starts", False, "did not listen"))
+        print("FAIL examples/echo --tls-cert did not start")
+        return
+    wss_echo = f"wss://localhost:{port}/websocket"
+    run_checks("python client -> examples/echo (wss)",
+               [str(PY), str(HERE / "python" / "peer.py"), "client", "--url", wss_echo, "--cafile", str(cert)], 13)
+    env_node = dict(os.environ, NODE_EXTRA_CA_CERTS=str(cert))
+    run_checks("node client -> examples/echo (wss)", node + ["client", "--url", wss_echo], 13, env=env_node)
+    env_go = dict(os.environ, SSL_CERT_FILE=str(cert))
+    run_checks("go client -> examples/echo (wss)", [str(BIN / "peer-go"), "client", "-url", wss_echo], 13,
+               env=env_go)
+    run_checks("chromium -> examples/echo (https page, wss)", browser + ["echo", "--base", f"https://127.0.0.1:{port}"],
+               11)
+    peer_servers = {
+        "python": [str(PY), str(HERE / "python" / "peer.py"), "server", "--certfile", str(cert), "--keyfile",
+                   str(key), "--port"],
+        "node": node + ["server", "--cert", str(cert), "--key", str(key), "--port"],
+    }
+    for name, cmd in peer_servers.items():
+        port = free_port()
+        p = start(cmd + [str(port)], f"{name}-server-tls")
+        if not wait_port(port, p):
+            results.append((f"{name} tls server", name, "server starts", False, "did not listen"))
+            print(f"FAIL {name} TLS server did not start")
+            continue
+        for mode in ("blocking", "loop"):
+            run_checks(f"silverback {mode} client -> {name} server (wss)",
+                       [str(EX / "interop_client"), "--url", f"wss://localhost:{port}", "--mode", mode,
+                        "--against", name, "--cafile", str(cert)], 14)
 
 
 def main():
@@ -154,6 +209,7 @@ def main():
             run_checks(f"silverback {mode} client -> {name} server",
                        [str(EX / "interop_client"), "--url", f"ws://127.0.0.1:{port}", "--mode", mode,
                         "--against", name], 14)
+    tls_checks(node, browser)
     failed = [r for r in results if not r[3]]
     total = len(results)
     print(f"\n{'PASS' if not failed else 'FAIL'}: {total - len(failed)}/{total} interop checks passed")

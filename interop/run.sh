@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop with real, independent peers. Installs every peer itself (fresh machine):
-#   Debian: chromium, golang-go, golang-github-gorilla-websocket-dev
+#   Debian: chromium, golang-go, golang-github-gorilla-websocket-dev, openssl
 #   PyPI:   websockets (pinned, in interop/.venv)
 #   npm:    ws, playwright-core (pinned by package-lock.json, in interop/node)
 # then builds the examples and runs interop/run.py. A peer that cannot be installed
@@ -15,6 +15,7 @@ command -v chromium >/dev/null 2>&1 || apt_pkgs+=(chromium)
 command -v go >/dev/null 2>&1 || apt_pkgs+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/gorilla/websocket ] || apt_pkgs+=(golang-github-gorilla-websocket-dev)
 command -v node >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "interop: installing ${apt_pkgs[*]} from Debian" >&2
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -36,6 +37,6 @@ mkdir -p "$HERE/.bin"
 GO111MODULE=off GOPATH="/usr/share/gocode:$HERE/go" GOCACHE="$HERE/.gocache" \
   go build -o "$HERE/.bin/peer-go" peer || die "building the gorilla/websocket peer failed"
 
-(cd "$ROOT" && cargo build --release --features json --example echo --example push --example ticker \
+(cd "$ROOT" && cargo build --release --features json,tls --example echo --example push --example ticker \
   --example interop_client --example echo_blocking --example stream_echo_blocking --example control_blocking)
 exec "$HERE/.venv/bin/python" "$HERE/run.py"

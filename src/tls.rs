@@ -283,7 +283,10 @@ pub fn connect(
     handshake(StreamOwned::new(conn, tcp), timeout)
 }
 
-fn handshake<C, D>(mut s: StreamOwned<C, TcpStream>, timeout: Option<Duration>) -> io::Result<StreamOwned<C, TcpStream>>
+fn handshake<C, D>(
+    mut s: StreamOwned<C, TcpStream>,
+    timeout: Option<Duration>,
+) -> io::Result<StreamOwned<C, TcpStream>>
 where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
     D: rustls::SideData,
@@ -296,7 +299,10 @@ where
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ));
             }
             s.sock.set_read_timeout(Some(left))?;
             s.sock.set_write_timeout(Some(left))?;
@@ -309,8 +315,16 @@ where
                 ));
             }
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"));
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -380,7 +394,10 @@ pub(crate) fn read_nonblocking<S: Read + Write>(
 
 /// Writes the TLS records waiting in `tls` to a non-blocking socket. Ok when all
 /// went out or the socket is full (`wants_write` tells which).
-pub(crate) fn write_nonblocking<S: Write>(tls: &mut rustls::Connection, sock: &mut S) -> io::Result<()> {
+pub(crate) fn write_nonblocking<S: Write>(
+    tls: &mut rustls::Connection,
+    sock: &mut S,
+) -> io::Result<()> {
     while tls.wants_write() {
         match tls.write_tls(sock) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

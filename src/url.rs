@@ -92,7 +92,10 @@ mod tests {
         let u = WsUrl::parse("ws://example.com?q").unwrap();
         assert_eq!((u.port, u.target.as_str(), u.secure), (80, "/?q", false));
         let u = WsUrl::parse("wss://example.com/chat").unwrap();
-        assert_eq!((u.port, u.secure, u.authority.as_str()), (443, true, "example.com"));
+        assert_eq!(
+            (u.port, u.secure, u.authority.as_str()),
+            (443, true, "example.com")
+        );
         let u = WsUrl::parse("WSS://example.com:8443").unwrap();
         assert_eq!((u.port, u.secure), (8443, true));
         for bad in [

@@ -88,7 +88,10 @@ impl Drop for TlsServer {
     }
 }
 
-fn loop_server(c: &Cert, tune: impl FnOnce(silverback::event::ServerBuilder) -> silverback::event::ServerBuilder) -> TlsServer {
+fn loop_server(
+    c: &Cert,
+    tune: impl FnOnce(silverback::event::ServerBuilder) -> silverback::event::ServerBuilder,
+) -> TlsServer {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let s2 = seen.clone();
     let b = Server::builder()
@@ -132,7 +135,9 @@ fn blocking_client_to_loop_server_echoes_with_subprotocol() {
     // The whole closing handshake (close, echo, the server's TCP close) over TLS.
     conn.close(CloseCode::NORMAL, "bye").unwrap();
     assert!(matches!(conn.read_message(), Err(Error::AlreadyClosed)));
-    wait_for("the server's on_close", || !srv.seen.lock().unwrap().closes.is_empty());
+    wait_for("the server's on_close", || {
+        !srv.seen.lock().unwrap().closes.is_empty()
+    });
     let seen = srv.seen.lock().unwrap();
     assert_eq!(seen.protocols, vec![Some("chat.v1".to_owned())]);
     assert_eq!(seen.closes, vec![(1000, "bye".to_owned())]);
@@ -144,10 +149,16 @@ fn server_close_sends_close_notify() {
     let c = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
     let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
-    let (mut conn, _) = Dialer::new().tls_config(client_cfg(&c)).dial_tls(&url).unwrap();
-    conn.write_message(MessageKind::Text, b"close please").unwrap();
+    let (mut conn, _) = Dialer::new()
+        .tls_config(client_cfg(&c))
+        .dial_tls(&url)
+        .unwrap();
+    conn.write_message(MessageKind::Text, b"close please")
+        .unwrap();
     match conn.read_message() {
-        Err(Error::Closed(f)) => assert_eq!((f.code, f.reason.as_str()), (CloseCode::NORMAL, "as asked")),
+        Err(Error::Closed(f)) => {
+            assert_eq!((f.code, f.reason.as_str()), (CloseCode::NORMAL, "as asked"))
+        }
         other => panic!("expected the server's close, got {other:?}"),
     }
     // Underneath, the TLS stream must end with close_notify: rustls reports a clean
@@ -155,7 +166,9 @@ fn server_close_sends_close_notify() {
     let s = conn.get_mut();
     s.sock.set_read_timeout(Some(T)).unwrap();
     let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).expect("TLS stream ended with close_notify");
+    let n = s
+        .read(&mut buf)
+        .expect("TLS stream ended with close_notify");
     assert_eq!(n, 0);
 }
 
@@ -168,7 +181,10 @@ fn loop_client_to_blocking_server() {
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
         let stream = tls::accept(tcp, &scfg, Some(T)).unwrap();
-        let mut conn = Upgrader::new().subprotocols(["p1"]).upgrade(stream).unwrap();
+        let mut conn = Upgrader::new()
+            .subprotocols(["p1"])
+            .upgrade(stream)
+            .unwrap();
         loop {
             match conn.read_message() {
                 Ok(m) => conn.write_message(m.kind(), m.as_bytes()).unwrap(),
@@ -207,7 +223,9 @@ fn loop_client_to_blocking_server() {
         .subprotocols(["p1"])
         .build(Once::default())
         .unwrap();
-    client.connect(&format!("wss://localhost:{port}/"), ()).unwrap();
+    client
+        .connect(&format!("wss://localhost:{port}/"), ())
+        .unwrap();
     let guard = client.handle();
     let watchdog = thread::spawn(move || {
         thread::sleep(T);
@@ -269,9 +287,15 @@ fn loop_client_to_loop_server_many() {
     client.run().unwrap();
     drop(watchdog);
     let h = client.handler();
-    assert!(h.errors.is_empty(), "{:?}", &h.errors[..h.errors.len().min(5)]);
+    assert!(
+        h.errors.is_empty(),
+        "{:?}",
+        &h.errors[..h.errors.len().min(5)]
+    );
     assert_eq!(h.done, N);
-    wait_for("every server on_close", || srv.seen.lock().unwrap().closes.len() == N);
+    wait_for("every server on_close", || {
+        srv.seen.lock().unwrap().closes.len() == N
+    });
     assert!(srv.seen.lock().unwrap().errors.is_empty());
 }
 
@@ -297,7 +321,10 @@ fn blocking_both_sides() {
         .unwrap();
     conn.write_message(MessageKind::Text, b"ping").unwrap();
     assert_eq!(conn.read_message().unwrap().as_bytes(), b"ping");
-    conn.get_ref().sock.shutdown(std::net::Shutdown::Both).unwrap();
+    conn.get_ref()
+        .sock
+        .shutdown(std::net::Shutdown::Both)
+        .unwrap();
     match server.join().unwrap() {
         Error::Io(e) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}"),
         other => panic!("expected an I/O error (UnexpectedEof), got {other:?}"),
@@ -313,12 +340,16 @@ fn deflate_over_tls() {
     let (mut conn, _) = Dialer::new()
         .tls_config(client_cfg(&c))
         .deflate(DeflateConfig::default())
-        .dial_tls(&format!("wss://localhost:{}/", srv.handle.local_addr().port()))
+        .dial_tls(&format!(
+            "wss://localhost:{}/",
+            srv.handle.local_addr().port()
+        ))
         .unwrap();
     assert!(conn.is_compressed());
     let text = "{\"user\":\"ada\",\"text\":\"hello\"}".repeat(500);
     for _ in 0..3 {
-        conn.write_message(MessageKind::Text, text.as_bytes()).unwrap();
+        conn.write_message(MessageKind::Text, text.as_bytes())
+            .unwrap();
         assert_eq!(conn.read_message().unwrap().as_bytes(), text.as_bytes());
     }
     assert_eq!(srv.seen.lock().unwrap().compressed, vec![true]);
@@ -332,7 +363,11 @@ fn wrong_host_name_is_refused() {
     let srv = loop_server(&c, |b| b);
     // The certificate names localhost; the URL says 127.0.0.1.
     let url = format!("wss://127.0.0.1:{}/", srv.handle.local_addr().port());
-    let err = Dialer::new().tls_config(client_cfg(&c)).dial_tls(&url).err().unwrap();
+    let err = Dialer::new()
+        .tls_config(client_cfg(&c))
+        .dial_tls(&url)
+        .err()
+        .unwrap();
     let msg = err.to_string();
     assert!(msg.contains("certificate not valid for name"), "{msg}");
 }
@@ -343,7 +378,11 @@ fn untrusted_certificate_is_refused() {
     let other = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
     let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
-    let err = Dialer::new().tls_config(client_cfg(&other)).dial_tls(&url).err().unwrap();
+    let err = Dialer::new()
+        .tls_config(client_cfg(&other))
+        .dial_tls(&url)
+        .err()
+        .unwrap();
     let msg = err.to_string();
     // A self-signed certificate from another key: rejected as not vouched for
     // (webpki says BadSignature or UnknownIssuer depending on the names).
@@ -407,7 +446,10 @@ fn read_to_end_within(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
         match s.read(&mut buf) {
             Ok(0) => return (got, true),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 return (got, false);
             }
             Err(_) => return (got, true),
@@ -421,7 +463,8 @@ fn still_serves(addr: SocketAddr, c: &Cert) {
         .tls_config(client_cfg(c))
         .dial_tls(&format!("wss://localhost:{}/", addr.port()))
         .unwrap();
-    conn.write_message(MessageKind::Text, b"still here").unwrap();
+    conn.write_message(MessageKind::Text, b"still here")
+        .unwrap();
     assert_eq!(conn.read_message().unwrap().as_bytes(), b"still here");
 }
 
@@ -454,7 +497,10 @@ fn plain_http_on_the_tls_port_is_dropped() {
     .unwrap();
     let (got, ended) = read_to_end_within(&mut s, Duration::from_secs(5));
     assert!(ended, "plain HTTP on the TLS port was not dropped");
-    assert!(!got.starts_with(b"HTTP/1.1 101"), "upgraded over plain text");
+    assert!(
+        !got.starts_with(b"HTTP/1.1 101"),
+        "upgraded over plain text"
+    );
     assert_eq!(srv.seen.lock().unwrap().protocols.len(), 0);
     still_serves(addr, &c);
 }
@@ -466,12 +512,16 @@ fn stalled_tls_handshake_is_dropped_at_the_deadline() {
     let addr = srv.handle.local_addr();
     // Half a ClientHello, then nothing.
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]).unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+        .unwrap();
     let started = Instant::now();
     let (_, ended) = read_to_end_within(&mut s, Duration::from_secs(10));
     assert!(ended, "stalled handshake kept open");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(300), "dropped too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "dropped too early: {took:?}"
+    );
     assert!(srv.handle.connections() <= 1);
     still_serves(addr, &c);
 }
@@ -481,12 +531,20 @@ fn tcp_close_without_close_notify_is_an_error() {
     let c = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
     let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
-    let (mut conn, _) = Dialer::new().tls_config(client_cfg(&c)).dial_tls(&url).unwrap();
+    let (mut conn, _) = Dialer::new()
+        .tls_config(client_cfg(&c))
+        .dial_tls(&url)
+        .unwrap();
     conn.write_message(MessageKind::Text, b"hi").unwrap();
     assert_eq!(conn.read_message().unwrap().as_bytes(), b"hi");
     // Truncate: TCP FIN with neither a close frame nor close_notify.
-    conn.get_ref().sock.shutdown(std::net::Shutdown::Both).unwrap();
-    wait_for("the server's on_close", || !srv.seen.lock().unwrap().closes.is_empty());
+    conn.get_ref()
+        .sock
+        .shutdown(std::net::Shutdown::Both)
+        .unwrap();
+    wait_for("the server's on_close", || {
+        !srv.seen.lock().unwrap().closes.is_empty()
+    });
     let seen = srv.seen.lock().unwrap();
     assert_eq!(seen.closes[0].0, 1006);
     assert!(
@@ -527,7 +585,8 @@ fn blocking_accept_times_out_on_a_stall() {
         let (tcp, _) = listener.accept().unwrap();
         let started = Instant::now();
         let r = tls::accept(tcp, &scfg, Some(Duration::from_millis(300)));
-        tx.send((r.map(|_| ()).map_err(|e| e.kind()), started.elapsed())).unwrap();
+        tx.send((r.map(|_| ()).map_err(|e| e.kind()), started.elapsed()))
+            .unwrap();
     });
     let _s = TcpStream::connect(addr).unwrap();
     let (r, took) = rx.recv_timeout(T).unwrap();

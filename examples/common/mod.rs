@@ -55,3 +55,110 @@ pub fn autobahn_deflate_config() -> silverback::proto::deflate::DeflateConfig {
         .unwrap_or(0);
     silverback::proto::deflate::DeflateConfig::default().min_message_size(min)
 }
+
+/// The server's TLS configuration from `--tls-cert FILE --tls-key FILE`, or a fresh
+/// self-signed certificate for `localhost` and `127.0.0.1` with `--tls-self-signed`
+/// (written to a temporary PEM file whose path is printed, so clients can trust it).
+/// `None`: plain. Exits with a message on a bad file or a build without `tls`.
+#[cfg(feature = "tls")]
+pub fn server_tls() -> Option<std::sync::Arc<silverback::tls::rustls::ServerConfig>> {
+    let cert = flag_value("--tls-cert");
+    let key = flag_value("--tls-key");
+    let cfg = match (cert, key, flag("--tls-self-signed")) {
+        (Some(c), Some(k), _) => silverback::tls::server_config_from_files(&c, &k),
+        (None, None, true) => {
+            let ck = rcgen::generate_simple_self_signed(vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ])
+            .expect("rcgen makes a certificate");
+            let cert_pem = ck.cert.pem();
+            let path =
+                std::env::temp_dir().join(format!("silverback-{}-cert.pem", std::process::id()));
+            if std::fs::write(&path, &cert_pem).is_ok() {
+                eprintln!(
+                    "self-signed certificate for localhost, 127.0.0.1 and ::1: {} \
+                     (trust it in the client, e.g. websocat --cacert, NODE_EXTRA_CA_CERTS, \
+                     Python ssl.create_default_context(cafile=...))",
+                    path.display()
+                );
+            }
+            silverback::tls::server_config(
+                cert_pem.as_bytes(),
+                ck.signing_key.serialize_pem().as_bytes(),
+            )
+        }
+        (None, None, false) => return None,
+        _ => {
+            eprintln!("--tls-cert and --tls-key go together");
+            std::process::exit(2);
+        }
+    };
+    match cfg {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("TLS: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Without the `tls` feature: refuses the TLS flags with a message.
+#[cfg(not(feature = "tls"))]
+pub fn server_tls() -> Option<()> {
+    if flag_value("--tls-cert").is_some() || flag("--tls-self-signed") {
+        eprintln!("--tls-cert/--tls-self-signed need a build with --features tls");
+        std::process::exit(2);
+    }
+    None
+}
+
+/// The TLS client configuration for `wss://` URLs: trusts `--cafile FILE` (PEM).
+#[cfg(feature = "tls")]
+pub fn client_tls() -> Option<std::sync::Arc<silverback::tls::rustls::ClientConfig>> {
+    static CFG: std::sync::OnceLock<Option<std::sync::Arc<silverback::tls::rustls::ClientConfig>>> =
+        std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        let file = flag_value("--cafile")?;
+        let pem = std::fs::read(&file).unwrap_or_else(|e| panic!("--cafile {file}: {e}"));
+        let roots = silverback::tls::roots_from_pem(&pem)
+            .unwrap_or_else(|e| panic!("--cafile {file}: {e}"));
+        Some(silverback::tls::client_config(roots))
+    })
+    .clone()
+}
+
+/// Dials `ws://` or (with `--features tls` and `--cafile`) `wss://`; one connection
+/// type for both.
+pub fn dial(
+    dialer: &silverback::Dialer,
+    url: &str,
+) -> Result<
+    (
+        silverback::Conn<Box<dyn silverback::blocking::Stream>>,
+        silverback::proto::handshake::Response,
+    ),
+    silverback::Error,
+> {
+    let u = silverback::url::WsUrl::parse(url)?;
+    let tcp = std::net::TcpStream::connect((u.host.as_str(), u.port))?;
+    tcp.set_nodelay(true)?;
+    let stream: Box<dyn silverback::blocking::Stream> = if u.secure {
+        #[cfg(feature = "tls")]
+        {
+            let cfg = client_tls().expect("wss:// needs --cafile");
+            Box::new(silverback::tls::connect(
+                tcp,
+                &u.host,
+                &cfg,
+                Some(std::time::Duration::from_secs(30)),
+            )?)
+        }
+        #[cfg(not(feature = "tls"))]
+        panic!("wss:// needs a build with --features tls")
+    } else {
+        Box::new(tcp)
+    };
+    dialer.dial_stream(stream, url)
+}

@@ -93,11 +93,22 @@ async function client(url) {
   report('clean close 1000, server replied', code === 1000, `close event code ${code}`);
 }
 
-function server(port) {
-  const wss = new WebSocket.Server({
-    host: '127.0.0.1', port, maxPayload: 0,
+function server(port, cert, key) {
+  const opts = {
+    maxPayload: 0,
     handleProtocols: (protocols) => (protocols.has('chat.v1') ? 'chat.v1' : false),
-  });
+  };
+  let wss;
+  if (cert) {
+    // wss://: an https server carries the upgrades.
+    const https = require('https');
+    const fs = require('fs');
+    const srv = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) });
+    wss = new WebSocket.Server({ server: srv, ...opts });
+    srv.listen(port, '127.0.0.1');
+  } else {
+    wss = new WebSocket.Server({ host: '127.0.0.1', port, ...opts });
+  }
   wss.on('connection', (ws, req) => {
     if (req.url.startsWith('/close')) { ws.close(4001, 'custom reason'); return; }
     if (req.url.startsWith('/ping')) {
@@ -115,5 +126,5 @@ const opt = k => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : unde
 if (args[0] === 'client') {
   client(opt('--url')).then(() => process.exit(failures ? 1 : 0), e => { report('client', false, e); process.exit(1); });
 } else {
-  server(Number(opt('--port')));
+  server(Number(opt('--port')), opt('--cert'), opt('--key'));
 }

@@ -6,6 +6,8 @@ then ten dots), pings it, idles through its heartbeat, closes with 1000.
 tutorial mode: the other tutorial programs (--url is a base ws://HOST:PORT for each
 of --echo-blocking, --stream-echo, --control): echo then dots, streamed echo then
 dots, and control_blocking's `close` command (code 1000, reason "bye").
+--cafile PEM trusts a certificate for wss:// URLs; --certfile/--keyfile make the
+server speak wss://.
 server mode: an echo server speaking subprotocol chat.v1; /close closes at once
 with 4001 "custom reason"; /ping pings the client and reports "pong-ok" or
 "pong-missing".
@@ -16,6 +18,7 @@ Prints one JSON line per check: {"peer", "check", "ok", "detail"}.
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 
 import websockets
@@ -41,8 +44,9 @@ def payload(kind, n):
     return bytes((i * 31 + 7) & 0xFF for i in range(n)) if n < 1 << 20 else bytes(n)
 
 
-async def client(url):
-    async with websockets.connect(url, max_size=None, max_queue=None, ping_interval=None) as ws:
+async def client(url, cafile=None):
+    ctx = ssl.create_default_context(cafile=cafile) if url.startswith("wss:") else None
+    async with websockets.connect(url, max_size=None, max_queue=None, ping_interval=None, ssl=ctx) as ws:
         for kind in ("text", "binary"):
             for n in SIZES:
                 data = payload(kind, n)
@@ -133,9 +137,13 @@ async def handler(ws):
         pass
 
 
-async def server(port):
+async def server(port, certfile=None, keyfile=None):
+    ctx = None
+    if certfile:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certfile, keyfile)
     async with websockets.serve(handler, "127.0.0.1", port, subprotocols=["chat.v1"], max_size=None,
-                                max_queue=None, ping_interval=None):
+                                max_queue=None, ping_interval=None, ssl=ctx):
         print(json.dumps({"peer": PEER, "listening": port}), flush=True)
         await asyncio.Future()
 
@@ -148,14 +156,17 @@ def main():
     ap.add_argument("--stream-echo")
     ap.add_argument("--control")
     ap.add_argument("--port", type=int)
+    ap.add_argument("--cafile", help="client: trust this PEM for wss://")
+    ap.add_argument("--certfile", help="server: serve wss:// with this certificate (PEM)")
+    ap.add_argument("--keyfile", help="server: its key (PEM)")
     a = ap.parse_args()
     if a.mode == "client":
-        asyncio.run(client(a.url))
+        asyncio.run(client(a.url, a.cafile))
         sys.exit(1 if failures else 0)
     if a.mode == "tutorial":
         asyncio.run(tutorial(a.echo_blocking, a.stream_echo, a.control))
         sys.exit(1 if failures else 0)
-    asyncio.run(server(a.port))
+    asyncio.run(server(a.port, a.certfile, a.keyfile))
 
 
 if __name__ == "__main__":

@@ -92,7 +92,10 @@ impl<H: Handler> Worker<H> {
         #[cfg(feature = "tls")]
         if url.secure {
             let cfg = self.config().tls_client.clone().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "wss:// without ClientBuilder::tls")
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "wss:// without ClientBuilder::tls",
+                )
             })?;
             let name = crate::tls::server_name(&url.host)?;
             let conn = rustls::ClientConnection::new(cfg, name)

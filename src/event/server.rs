@@ -75,7 +75,11 @@ impl ServerBuilder {
     /// Listens on one more address with TLS (`wss://`); plain and TLS listeners
     /// run in one server (`.addr(":80").listen_tls(":443", cfg)`).
     #[cfg(feature = "tls")]
-    pub fn listen_tls(mut self, addr: impl Into<String>, config: Arc<rustls::ServerConfig>) -> Self {
+    pub fn listen_tls(
+        mut self,
+        addr: impl Into<String>,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Self {
         self.extra.push((
             addr.into(),
             ServerTls {
@@ -109,7 +113,10 @@ impl ServerBuilder {
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         if self.extra.len() > MAX_EXTRA_LISTENERS {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many listeners"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many listeners",
+            ));
         }
         let mut listeners = Vec::new();
         let mut local_addrs = Vec::new();
@@ -214,7 +221,8 @@ impl<H: Handler> Server<H> {
                 thread::Builder::new()
                     .name(format!("silverback-loop-{i}"))
                     .spawn(move || {
-                        let mut w = Worker::new(poll, rx, me, peers, config, factory(i), Vec::new())?;
+                        let mut w =
+                            Worker::new(poll, rx, me, peers, config, factory(i), Vec::new())?;
                         w.run(false)
                     })?,
             );
