@@ -17,6 +17,9 @@
 //! * `GET /` serves the test page (connects as `user1`; edit the URL for others),
 //!   `GET /clients` lists this process's users.
 //!
+//! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed` (with `--features tls`)
+//! serve the same over `wss://` and `https://`.
+//!
 //! Several processes: `--redis redis://127.0.0.1:6379 --node NAME` (a distinct name
 //! per process). Which process holds which user is kept in Redis
 //! (`silverback:push:user:ID` = node name) with an expiry (`--registry-ttl SECS`,
@@ -420,7 +423,8 @@ impl Handler for Push {
 fn main() -> std::io::Result<()> {
     common::usage(
         "push [--addr HOST:PORT] [--ping SECS] [--tick SECS]\n     \
-         [--redis redis://HOST:PORT --node NAME [--registry-ttl SECS]]   (default 0.0.0.0:22345)",
+         [--redis redis://HOST:PORT --node NAME [--registry-ttl SECS]]   (default 0.0.0.0:22345)\n     \
+         [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)",
     );
     let addr = common::addr("0.0.0.0:22345");
     let secs = |name: &str, default: f64| -> f64 {
@@ -472,7 +476,19 @@ fn main() -> std::io::Result<()> {
     };
     let loop_redis = Mutex::new(loop_redis);
     let reg = registry.clone();
-    let server = Server::builder()
+    #[allow(unused_mut)]
+    let mut builder = Server::builder();
+    let tls = common::server_tls();
+    #[cfg(feature = "tls")]
+    if let Some(cfg) = &tls {
+        builder = builder.tls(cfg.clone());
+    }
+    let (ws, http) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    let server = builder
         .addr(addr)
         .heartbeat(ping, ping * 3)
         .check_origin(|_| true)
@@ -481,7 +497,7 @@ fn main() -> std::io::Result<()> {
             cluster: loop_redis.lock().unwrap().take(),
         })?;
     println!(
-        "push service on ws://{}/getPushNews?userId=ID; POST /push?userId=ID; GET /deleteClient/ID; page at http://{}/",
+        "push service on {ws}://{}/getPushNews?userId=ID; POST /push?userId=ID; GET /deleteClient/ID; page at {http}://{}/",
         server.local_addr(),
         server.local_addr()
     );
