@@ -39,7 +39,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -351,63 +351,6 @@ where
         }
     }
     s.sock.shutdown(std::net::Shutdown::Both)
-}
-
-/// Reads through a TLS connection from a non-blocking socket: plaintext when there
-/// is some, `WouldBlock` when the socket is drained, `Ok(0)` after the peer's
-/// `close_notify`, `UnexpectedEof` when TCP ends without one. TLS records the
-/// handshake or a key update owes the peer go out on the way.
-pub(crate) fn read_nonblocking<S: Read + Write>(
-    tls: &mut rustls::Connection,
-    sock: &mut S,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    // Bounded: each round consumes socket bytes or returns.
-    loop {
-        match tls.reader().read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        let n = match tls.read_tls(sock) {
-            Ok(n) => n,
-            Err(e) => return Err(e),
-        };
-        let state = tls.process_new_packets();
-        // Handshake flights, alerts, key updates: out now (the rest waits for
-        // WRITABLE).
-        let _ = write_nonblocking(tls, sock);
-        if let Err(e) = state {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
-        if n == 0 {
-            return match tls.reader().read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "TCP closed without TLS close_notify",
-                )),
-                r => r,
-            };
-        }
-    }
-}
-
-/// Writes the TLS records waiting in `tls` to a non-blocking socket. Ok when all
-/// went out or the socket is full (`wants_write` tells which).
-pub(crate) fn write_nonblocking<S: Write>(
-    tls: &mut rustls::Connection,
-    sock: &mut S,
-) -> io::Result<()> {
-    while tls.wants_write() {
-        match tls.write_tls(sock) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 macro_rules! tls_stream_impl {

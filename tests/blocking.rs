@@ -602,7 +602,7 @@ fn dialer_refuses_a_wrong_accept_key() {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
     );
-    let err = Dialer::new().dial(&format!("ws://{addr}/")).err().unwrap();
+    let err = Dialer::new().dial(&format!("ws://{addr}/")).unwrap_err();
     assert!(
         matches!(err, Error::Handshake(HandshakeError::InvalidAccept)),
         "{err:?}"
@@ -612,14 +612,14 @@ fn dialer_refuses_a_wrong_accept_key() {
 #[test]
 fn dialer_reports_a_refusal_status() {
     let addr = fake_server("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
-    let err = Dialer::new().dial(&format!("ws://{addr}/")).err().unwrap();
+    let err = Dialer::new().dial(&format!("ws://{addr}/")).unwrap_err();
     assert_eq!(err.http_status(), Some(403));
 }
 
 #[test]
 fn dialer_refuses_wss_and_bad_urls() {
     for url in ["wss://127.0.0.1/", "http://x/", "ws://:80/"] {
-        let err = Dialer::new().dial(url).err().unwrap();
+        let err = Dialer::new().dial(url).unwrap_err();
         assert!(
             matches!(err, Error::Handshake(HandshakeError::InvalidUrl(_))),
             "{url}"

@@ -273,8 +273,7 @@ fn malformed_answers_fail_the_client_handshake() {
         let err = Dialer::new()
             .deflate(cfg())
             .dial(&format!("ws://{addr}/"))
-            .err()
-            .expect("handshake must fail");
+            .expect_err("handshake must fail");
         assert!(
             matches!(
                 err,

@@ -366,8 +366,7 @@ fn wrong_host_name_is_refused() {
     let err = Dialer::new()
         .tls_config(client_cfg(&c))
         .dial_tls(&url)
-        .err()
-        .unwrap();
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("certificate not valid for name"), "{msg}");
 }
@@ -381,8 +380,7 @@ fn untrusted_certificate_is_refused() {
     let err = Dialer::new()
         .tls_config(client_cfg(&other))
         .dial_tls(&url)
-        .err()
-        .unwrap();
+        .unwrap_err();
     let msg = err.to_string();
     // A self-signed certificate from another key: rejected as not vouched for
     // (webpki says BadSignature or UnknownIssuer depending on the names).
@@ -426,10 +424,10 @@ fn insecure_config_is_opt_in_and_works() {
     conn.write_message(MessageKind::Text, b"x").unwrap();
     assert_eq!(conn.read_message().unwrap().as_bytes(), b"x");
     // Without a TLS configuration nothing is guessed.
-    let err = Dialer::new().dial_tls(&url).err().unwrap();
+    let err = Dialer::new().dial_tls(&url).unwrap_err();
     assert!(err.to_string().contains("tls_config"), "{err}");
     // And the plain dialer refuses wss:// rather than talking plain text to it.
-    let err = Dialer::new().dial(&url).err().unwrap();
+    let err = Dialer::new().dial(&url).unwrap_err();
     assert!(err.to_string().contains("dial_tls"), "{err}");
 }
 

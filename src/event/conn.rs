@@ -384,6 +384,11 @@ impl ConnIo {
         let Some(sock) = self.sock.as_mut() else {
             return Ok(());
         };
+        if matches!(&self.phase, Phase::Client(s) if !s.connected) {
+            // Nothing goes out before the TCP connect finished (not even a TLS
+            // ClientHello).
+            return Ok(());
+        }
         sock.flush_pending()?;
         match &mut self.phase {
             Phase::Open(conn) => {

@@ -98,9 +98,12 @@ impl<H: Handler> Worker<H> {
                 )
             })?;
             let name = crate::tls::server_name(&url.host)?;
-            let conn = rustls::ClientConnection::new(cfg, name)
+            let conn = rustls::client::UnbufferedClientConnection::new(cfg, name)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            return Ok(Transport::tls(sock, conn.into()));
+            return Ok(Transport::tls(
+                sock,
+                super::tls::Session::Client(Box::new(conn)),
+            ));
         }
         let _ = url;
         Ok(Transport::Plain(sock))

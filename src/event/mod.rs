@@ -36,6 +36,8 @@ mod prepared;
 mod server;
 mod slab;
 mod timers;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod types;
 mod upgrade;

@@ -5,22 +5,14 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
+#[cfg(feature = "tls")]
+use super::tls::{Session, TlsIo};
+
 pub(crate) enum Transport {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
-    Tls(Box<TlsTransport>),
+    Tls(Box<TlsIo>),
 }
-
-#[cfg(feature = "tls")]
-pub(crate) struct TlsTransport {
-    pub(crate) sock: TcpStream,
-    pub(crate) tls: rustls::Connection,
-}
-
-/// Plaintext TLS may hold for us before we stop taking more (bounds memory when the
-/// peer writes faster than the connection delivers).
-#[cfg(feature = "tls")]
-const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// How a listener's sockets are wrapped: plain, or TLS with a server configuration.
 #[derive(Clone, Default)]
@@ -49,8 +41,9 @@ impl ServerTls {
     pub(crate) fn wrap(&self, sock: TcpStream) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         if let Some(cfg) = &self.config {
-            let conn = rustls::ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
-            return Ok(Transport::tls(sock, conn.into()));
+            let conn = rustls::server::UnbufferedServerConnection::new(cfg.clone())
+                .map_err(io::Error::other)?;
+            return Ok(Transport::tls(sock, Session::Server(Box::new(conn))));
         }
         Ok(Transport::Plain(sock))
     }
@@ -58,9 +51,8 @@ impl ServerTls {
 
 impl Transport {
     #[cfg(feature = "tls")]
-    pub(crate) fn tls(sock: TcpStream, mut tls: rustls::Connection) -> Transport {
-        tls.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-        Transport::Tls(Box::new(TlsTransport { sock, tls }))
+    pub(crate) fn tls(sock: TcpStream, session: Session) -> Transport {
+        Transport::Tls(Box::new(TlsIo::new(sock, session)))
     }
 
     /// The TCP socket underneath (registration, connect state, addresses).
@@ -100,7 +92,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.read(buf),
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => crate::tls::read_nonblocking(&mut t.tls, &mut t.sock, buf),
+            Transport::Tls(t) => t.read(buf),
         }
     }
 
@@ -109,16 +101,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.write(buf),
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => {
-                // Earlier records first, so TLS holds at most its buffer limit.
-                crate::tls::write_nonblocking(&mut t.tls, &mut t.sock)?;
-                let n = t.tls.writer().write(buf)?;
-                crate::tls::write_nonblocking(&mut t.tls, &mut t.sock)?;
-                if n == 0 && !buf.is_empty() {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                Ok(n)
-            }
+            Transport::Tls(t) => t.write(buf),
         }
     }
 
@@ -140,7 +123,7 @@ impl Transport {
         match self {
             Transport::Plain(_) => Ok(()),
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => crate::tls::write_nonblocking(&mut t.tls, &mut t.sock),
+            Transport::Tls(t) => t.flush_pending(),
         }
     }
 
@@ -149,7 +132,7 @@ impl Transport {
         match self {
             Transport::Plain(_) => false,
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => t.tls.wants_write(),
+            Transport::Tls(t) => t.has_pending(),
         }
     }
 
@@ -158,10 +141,7 @@ impl Transport {
     pub(crate) fn shutdown(&mut self) {
         #[cfg(feature = "tls")]
         if let Transport::Tls(t) = self {
-            if !t.tls.is_handshaking() {
-                t.tls.send_close_notify();
-            }
-            let _ = crate::tls::write_nonblocking(&mut t.tls, &mut t.sock);
+            t.close_notify();
         }
         let _ = self.tcp().shutdown(std::net::Shutdown::Both);
     }
