@@ -28,6 +28,9 @@
 //! [`Handler`]: event::Handler
 //!
 //! The default build depends on `mio`, `httparse`, `sha1`, `base64` and `rand` only.
+//! Optional features: `deflate` (permessage-deflate, flate2), `json` (serde_json
+//! helpers), `tls` (`wss://` in both roles and both layers, rustls with ring; see
+//! the `tls` module) and `tls-webpki-roots` (Mozilla's roots for clients).
 //!
 //! # Example
 //!
