@@ -7,31 +7,12 @@
 //! cargo run --release --features deflate --example deflate_memory
 //! ```
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common/counting.rs"]
+mod counting;
 
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
+use std::sync::atomic::Ordering;
 
-// SAFETY: forwards to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as System.alloc.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            CURRENT.fetch_add(layout.size(), Ordering::SeqCst);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as System.dealloc.
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::CURRENT;
 
 #[cfg(feature = "deflate")]
 fn main() {

@@ -105,16 +105,7 @@ fn main() -> std::io::Result<()> {
         let every = std::time::Duration::from_secs_f64(secs);
         builder = builder.heartbeat(every, every * 3);
     }
-    let tls = common::server_tls();
-    #[cfg(feature = "tls")]
-    if let Some(cfg) = &tls {
-        builder = builder.tls(cfg.clone());
-    }
-    let (ws, http) = if tls.is_some() {
-        ("wss", "https")
-    } else {
-        ("ws", "http")
-    };
+    let (builder, ws, http) = common::with_server_tls(builder);
     let server = builder
         .addr(addr)
         .workers(workers)

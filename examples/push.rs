@@ -476,18 +476,7 @@ fn main() -> std::io::Result<()> {
     };
     let loop_redis = Mutex::new(loop_redis);
     let reg = registry.clone();
-    #[allow(unused_mut)]
-    let mut builder = Server::builder();
-    let tls = common::server_tls();
-    #[cfg(feature = "tls")]
-    if let Some(cfg) = &tls {
-        builder = builder.tls(cfg.clone());
-    }
-    let (ws, http) = if tls.is_some() {
-        ("wss", "https")
-    } else {
-        ("ws", "http")
-    };
+    let (builder, ws, http) = common::with_server_tls(Server::builder());
     let server = builder
         .addr(addr)
         .heartbeat(ping, ping * 3)

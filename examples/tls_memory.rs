@@ -11,31 +11,15 @@
 //! cargo run --release --features tls --example tls_memory
 //! ```
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common/counting.rs"]
+#[allow(dead_code)]
+mod counting;
 
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
+#[cfg(feature = "tls")]
+use std::sync::atomic::Ordering;
 
-// SAFETY: forwards to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as System.alloc.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            CURRENT.fetch_add(layout.size(), Ordering::SeqCst);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as System.dealloc.
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[cfg(feature = "tls")]
+use counting::CURRENT;
 
 #[cfg(feature = "tls")]
 fn main() {

@@ -102,6 +102,21 @@ def run_checks(label, cmd, expected, timeout=300, env=None):
         print(f"       only {len(lines)} of {expected} checks reported (exit {rc}): {err.strip()[-300:]}")
 
 
+def our_clients_against(peer_servers, base, extra, suffix):
+    """Starts each peer's server and runs interop_client against it in both modes."""
+    for name, cmd in peer_servers.items():
+        port = free_port()
+        p = start(cmd + [str(port)], f"{name}-server{'-tls' if suffix else ''}")
+        if not wait_port(port, p):
+            results.append((f"{name} server{suffix}", name, "server starts", False, "did not listen"))
+            print(f"FAIL {name} server{suffix} did not start")
+            continue
+        for mode in ("blocking", "loop"):
+            run_checks(f"silverback {mode} client -> {name} server{suffix}",
+                       [str(EX / "interop_client"), "--url", f"{base}:{port}", "--mode", mode,
+                        "--against", name] + extra, 14)
+
+
 def make_cert():
     """A self-signed certificate for localhost and 127.0.0.1 (openssl), for wss://."""
     d = HERE / ".logs"
@@ -144,17 +159,7 @@ def tls_checks(node, browser):
                    str(key), "--port"],
         "node": node + ["server", "--cert", str(cert), "--key", str(key), "--port"],
     }
-    for name, cmd in peer_servers.items():
-        port = free_port()
-        p = start(cmd + [str(port)], f"{name}-server-tls")
-        if not wait_port(port, p):
-            results.append((f"{name} tls server", name, "server starts", False, "did not listen"))
-            print(f"FAIL {name} TLS server did not start")
-            continue
-        for mode in ("blocking", "loop"):
-            run_checks(f"silverback {mode} client -> {name} server (wss)",
-                       [str(EX / "interop_client"), "--url", f"wss://localhost:{port}", "--mode", mode,
-                        "--against", name, "--cafile", str(cert)], 14)
+    our_clients_against(peer_servers, "wss://localhost", ["--cafile", str(cert)], " (wss)")
 
 
 def main():
@@ -198,17 +203,7 @@ def main():
         "node": node + ["server", "--port"],
         "go": [str(BIN / "peer-go"), "server", "-port"],
     }
-    for name, cmd in peer_servers.items():
-        port = free_port()
-        p = start(cmd + [str(port)], f"{name}-server")
-        if not wait_port(port, p):
-            results.append((f"{name} server", name, "server starts", False, "did not listen"))
-            print(f"FAIL {name} server did not start")
-            continue
-        for mode in ("blocking", "loop"):
-            run_checks(f"silverback {mode} client -> {name} server",
-                       [str(EX / "interop_client"), "--url", f"ws://127.0.0.1:{port}", "--mode", mode,
-                        "--against", name], 14)
+    our_clients_against(peer_servers, "ws://127.0.0.1", [], "")
     tls_checks(node, browser)
     failed = [r for r in results if not r[3]]
     total = len(results)

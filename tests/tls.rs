@@ -103,6 +103,43 @@ fn loop_server(
     TlsServer { handle, seen }
 }
 
+/// A blocking `wss://localhost` connection to `srv`, trusting `c`.
+fn dial(srv: &TlsServer, c: &Cert) -> silverback::Conn<tls::ClientStream> {
+    let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
+    Dialer::new()
+        .tls_config(client_cfg(c))
+        .dial_tls(&url)
+        .unwrap()
+        .0
+}
+
+/// Runs a loop client until it has no connection left (at most `T`).
+fn run_bounded<H: Handler>(client: &mut Client<H>) {
+    let guard = client.handle();
+    let watchdog = thread::spawn(move || {
+        thread::sleep(T);
+        guard.shutdown(Duration::ZERO);
+    });
+    client.run().unwrap();
+    drop(watchdog);
+}
+
+/// A blocking TLS server for one connection: accepts, runs the TLS handshake, then
+/// `serve` on the stream. Returns its port and thread.
+fn blocking_tls_server<R: Send + 'static>(
+    c: &Cert,
+    serve: impl FnOnce(tls::ServerStream) -> R + Send + 'static,
+) -> (u16, thread::JoinHandle<R>) {
+    let scfg = server_cfg(c);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        serve(tls::accept(tcp, &scfg, Some(T)).unwrap())
+    });
+    (port, t)
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + T;
     while !f() {
@@ -148,11 +185,7 @@ fn blocking_client_to_loop_server_echoes_with_subprotocol() {
 fn server_close_sends_close_notify() {
     let c = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
-    let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
-    let (mut conn, _) = Dialer::new()
-        .tls_config(client_cfg(&c))
-        .dial_tls(&url)
-        .unwrap();
+    let mut conn = dial(&srv, &c);
     conn.write_message(MessageKind::Text, b"close please")
         .unwrap();
     match conn.read_message() {
@@ -175,12 +208,7 @@ fn server_close_sends_close_notify() {
 #[test]
 fn loop_client_to_blocking_server() {
     let c = cert(&["localhost"]);
-    let scfg = server_cfg(&c);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        let stream = tls::accept(tcp, &scfg, Some(T)).unwrap();
+    let (port, server) = blocking_tls_server(&c, move |stream| {
         let mut conn = Upgrader::new()
             .subprotocols(["p1"])
             .upgrade(stream)
@@ -226,13 +254,7 @@ fn loop_client_to_blocking_server() {
     client
         .connect(&format!("wss://localhost:{port}/"), ())
         .unwrap();
-    let guard = client.handle();
-    let watchdog = thread::spawn(move || {
-        thread::sleep(T);
-        guard.shutdown(Duration::ZERO);
-    });
-    client.run().unwrap();
-    drop(watchdog);
+    run_bounded(&mut client);
     let h = client.handler();
     assert!(h.errors.is_empty(), "{:?}", h.errors);
     assert_eq!(h.got, vec!["hello over tls".to_owned()]);
@@ -279,13 +301,7 @@ fn loop_client_to_loop_server_many() {
     for _ in 0..N {
         client.connect(&url, 0).unwrap();
     }
-    let guard = client.handle();
-    let watchdog = thread::spawn(move || {
-        thread::sleep(T);
-        guard.shutdown(Duration::ZERO);
-    });
-    client.run().unwrap();
-    drop(watchdog);
+    run_bounded(&mut client);
     let h = client.handler();
     assert!(
         h.errors.is_empty(),
@@ -302,12 +318,7 @@ fn loop_client_to_loop_server_many() {
 #[test]
 fn blocking_both_sides() {
     let c = cert(&["localhost"]);
-    let scfg = server_cfg(&c);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        let stream = tls::accept(tcp, &scfg, Some(T)).unwrap();
+    let (port, server) = blocking_tls_server(&c, move |stream| {
         let mut conn = Upgrader::new().upgrade(stream).unwrap();
         let m = conn.read_message().unwrap();
         conn.write_message(m.kind(), m.as_bytes()).unwrap();
@@ -357,17 +368,24 @@ fn deflate_over_tls() {
 
 // ---- certificates ----
 
+/// The blocking dialer's error for `url` with a client trusting `trusted`.
+fn dial_error(url: &str, trusted: &Cert) -> String {
+    Dialer::new()
+        .tls_config(client_cfg(trusted))
+        .dial_tls(url)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn wrong_host_name_is_refused() {
     let c = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
     // The certificate names localhost; the URL says 127.0.0.1.
-    let url = format!("wss://127.0.0.1:{}/", srv.handle.local_addr().port());
-    let err = Dialer::new()
-        .tls_config(client_cfg(&c))
-        .dial_tls(&url)
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = dial_error(
+        &format!("wss://127.0.0.1:{}/", srv.handle.local_addr().port()),
+        &c,
+    );
     assert!(msg.contains("certificate not valid for name"), "{msg}");
 }
 
@@ -377,11 +395,7 @@ fn untrusted_certificate_is_refused() {
     let other = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
     let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
-    let err = Dialer::new()
-        .tls_config(client_cfg(&other))
-        .dial_tls(&url)
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = dial_error(&url, &other);
     // A self-signed certificate from another key: rejected as not vouched for
     // (webpki says BadSignature or UnknownIssuer depending on the names).
     assert!(msg.contains("invalid peer certificate"), "{msg}");
@@ -528,11 +542,7 @@ fn stalled_tls_handshake_is_dropped_at_the_deadline() {
 fn tcp_close_without_close_notify_is_an_error() {
     let c = cert(&["localhost"]);
     let srv = loop_server(&c, |b| b);
-    let url = format!("wss://localhost:{}/", srv.handle.local_addr().port());
-    let (mut conn, _) = Dialer::new()
-        .tls_config(client_cfg(&c))
-        .dial_tls(&url)
-        .unwrap();
+    let mut conn = dial(&srv, &c);
     conn.write_message(MessageKind::Text, b"hi").unwrap();
     assert_eq!(conn.read_message().unwrap().as_bytes(), b"hi");
     // Truncate: TCP FIN with neither a close frame nor close_notify.

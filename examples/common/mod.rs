@@ -114,6 +114,25 @@ pub fn server_tls() -> Option<()> {
     None
 }
 
+/// Applies the TLS flags (see [`server_tls`]) to a server builder; returns it with
+/// the schemes to print: `("ws", "http")` or `("wss", "https")`.
+pub fn with_server_tls(
+    builder: silverback::event::ServerBuilder,
+) -> (silverback::event::ServerBuilder, &'static str, &'static str) {
+    let tls = server_tls();
+    let secure = tls.is_some();
+    #[cfg(feature = "tls")]
+    let builder = match tls {
+        Some(cfg) => builder.tls(cfg),
+        None => builder,
+    };
+    if secure {
+        (builder, "wss", "https")
+    } else {
+        (builder, "ws", "http")
+    }
+}
+
 /// The TLS client configuration for `wss://` URLs: trusts `--cafile FILE` (PEM).
 #[cfg(feature = "tls")]
 pub fn client_tls() -> Option<std::sync::Arc<silverback::tls::rustls::ClientConfig>> {
