@@ -8,10 +8,13 @@
 //! ```
 
 #[path = "common/counting.rs"]
+#[allow(dead_code)]
 mod counting;
 
+#[cfg(feature = "deflate")]
 use std::sync::atomic::Ordering;
 
+#[cfg(feature = "deflate")]
 use counting::CURRENT;
 
 #[cfg(feature = "deflate")]
