@@ -81,6 +81,14 @@ pub use blocking::{Conn, Dialer, MessageReader, MessageWriter, Upgrader};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+/// The gorilla/websocket guide's Rust blocks, compiled the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/from-gorilla.md")]
+pub struct FromGorillaDoctests;
+/// The tungstenite guide's Rust blocks, compiled the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/from-tungstenite.md")]
+pub struct FromTungsteniteDoctests;
 pub use error::{Error, HandshakeError, ProtocolError, Result, UsageError};
 pub use message::Message;
 pub use proto::close::{CloseCode, CloseFrame};
