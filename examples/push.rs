@@ -15,7 +15,8 @@
 //! * `--tick SECS` starts a thread that pushes `{"type":"tick","n":N}` to every user
 //!   through their `Sender`s: pushing from a thread that is not the loop.
 //! * `GET /` serves the test page (connects as `user1`; edit the URL for others),
-//!   `GET /clients` lists this process's users.
+//!   `GET /clients` lists this process's users, `GET /metrics` serves the server's
+//!   counters in the Prometheus text format.
 //!
 //! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed` (with `--features tls`)
 //! serve the same over `wss://` and `https://`.
@@ -384,7 +385,7 @@ impl Handler for Push {
         eprintln!("user {}: {err}", ctx.data());
     }
 
-    fn on_http(&mut self, req: &HttpRequest<'_>, _: &mut LoopCtx<'_, String>) -> HttpResponse {
+    fn on_http(&mut self, req: &HttpRequest<'_>, lp: &mut LoopCtx<'_, String>) -> HttpResponse {
         let head = req.head;
         let path = head.path();
         match (head.method(), path) {
@@ -409,6 +410,13 @@ impl Handler for Push {
                     mesg(404, &format!("client {user} not found"))
                 }
             }
+            // The server's counters for Prometheus (connections, refusals by status,
+            // messages and bytes each way, back-pressure, closes by code).
+            ("GET", "/metrics") => HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4",
+                lp.server_stats().prometheus("silverback"),
+            ),
             ("GET", "/clients") => {
                 let reg = self.registry.lock().unwrap();
                 let mut ids: Vec<&String> = reg.keys().collect();

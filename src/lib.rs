@@ -68,6 +68,7 @@ pub mod error;
 pub mod event;
 #[cfg(feature = "json")]
 pub mod json;
+mod logging;
 pub mod message;
 pub mod proto;
 #[cfg(feature = "tls")]

@@ -589,6 +589,13 @@ fn push_example_end_to_end() {
         assert!(Instant::now() < deadline);
         thread::sleep(Duration::from_millis(20));
     }
+    // The operator's page: two users connected.
+    let (status, metrics) = http(addr, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("silverback_open_connections 2"),
+        "{metrics}"
+    );
     let (status, body) = http(
         addr,
         "POST",
@@ -825,4 +832,127 @@ fn on_close_runs_once_for_every_client_connection_even_one_that_never_opened() {
             "open ok"
         ]
     );
+}
+
+// ---- operator counters ----
+
+struct Metered;
+
+impl Handler for Metered {
+    type Data = ();
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        if msg.data == b"bye" {
+            let _ = ctx.close(CloseCode::GOING_AWAY, "as asked");
+            return;
+        }
+        let _ = ctx.send(msg.kind, msg.data);
+    }
+    fn on_http(
+        &mut self,
+        _: &silverback::event::HttpRequest<'_>,
+        lp: &mut silverback::event::LoopCtx<'_, ()>,
+    ) -> silverback::event::HttpResponse {
+        silverback::event::HttpResponse::text(200, lp.server_stats().prometheus("sb"))
+    }
+}
+
+#[test]
+fn counters_count_what_happened() {
+    let server = Server::builder()
+        .addr("127.0.0.1:0")
+        .workers(2)
+        .max_head_size(1024)
+        .build(|_| Metered)
+        .unwrap();
+    let addr = server.local_addr();
+    let (handle, _) = server.spawn().unwrap();
+    let url = format!("ws://{addr}/");
+    // Three clients: 2 messages each (5 + 3 bytes) echoed, then two close normally
+    // and one is closed by the server (1001).
+    for i in 0..3 {
+        let (mut c, _) = Dialer::new().dial(&url).unwrap();
+        for m in [&b"hello"[..], b"abc"] {
+            c.write_message(MessageKind::Binary, m).unwrap();
+            assert_eq!(c.read_message().unwrap().as_bytes(), m);
+        }
+        if i == 2 {
+            c.write_message(MessageKind::Text, b"bye").unwrap();
+            assert!(
+                matches!(c.read_message(), Err(Error::Closed(f)) if f.code == CloseCode::GOING_AWAY)
+            );
+        } else {
+            c.close(CloseCode::NORMAL, "").unwrap();
+        }
+    }
+    // Refusals: a bad key (400), another origin (403), version 8 (426), a huge head
+    // (431).
+    let req = |extra: &str| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}\r\n"
+        )
+    };
+    let cases = [
+        (
+            req("Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n"),
+            400,
+        ),
+        (
+            req(
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n",
+            ),
+            403,
+        ),
+        (
+            req("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n"),
+            426,
+        ),
+        (req(&format!("X-Pad: {}\r\n", "x".repeat(2000))), 431),
+    ];
+    for (raw, status) in &cases {
+        let mut p = RawPeer::connect(addr);
+        p.send(raw.as_bytes());
+        assert_eq!(p.read_status(), *status, "{raw:.60}");
+    }
+    let want_closed = 3;
+    let deadline = Instant::now() + T;
+    let s = loop {
+        let s = handle.stats();
+        if s.closes.normal + s.closes.going_away == want_closed && s.connections == 0 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "counters never settled: {s:?}");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(s.accepted, 3 + 4);
+    assert_eq!(s.open, 0);
+    assert_eq!(
+        (
+            s.refused.bad_request,
+            s.refused.forbidden,
+            s.refused.upgrade_required,
+            s.refused.too_large
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(s.refused.full, 0);
+    // 2 echoed messages each, plus the "bye".
+    assert_eq!(s.messages_in, 3 * 2 + 1);
+    assert_eq!(s.bytes_in, 3 * 8 + 3);
+    assert_eq!((s.messages_out, s.bytes_out), (3 * 2, 3 * 8));
+    assert_eq!(
+        (s.closes.normal, s.closes.going_away, s.closes.abnormal),
+        (2, 1, 0)
+    );
+    assert_eq!(s.handshake_timeouts, 0);
+    assert_eq!(handle.loop_stats().len(), 2);
+    // The same figures from a handler, as a Prometheus page.
+    let (status, body) = http(addr, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    assert!(body.contains("sb_messages_received_total 7"), "{body}");
+    assert!(
+        body.contains("sb_refused_total{status=\"431\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("sb_closes_total{code=\"1000\"} 2"), "{body}");
+    handle.shutdown(Duration::ZERO);
 }

@@ -85,6 +85,37 @@ impl Config {
 ///
 /// One reader and one writer at a time is enforced by `&mut self`; to read and write
 /// from two threads, [`split`](Self::split) it.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use silverback::{CloseCode, Dialer, Error, MessageKind, Upgrader};
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let server = std::thread::spawn(move || -> silverback::Result<()> {
+///     let mut conn = Upgrader::new().upgrade(listener.accept()?.0)?;
+///     // The tutorial's stream echo: next_reader → io::copy → next_writer.
+///     loop {
+///         let mut r = match conn.next_reader() {
+///             Ok(r) => r,
+///             Err(Error::Closed(_)) => return Ok(()),
+///             Err(e) => return Err(e),
+///         };
+///         let mut body = Vec::new();
+///         r.read_to_end(&mut body)?;
+///         let kind = r.kind();
+///         let mut w = conn.next_writer(kind)?;
+///         w.write_all(&body)?;
+///         w.close()?;
+///     }
+/// });
+/// let (mut conn, _) = Dialer::new().dial(&format!("ws://{addr}/"))?;
+/// conn.write_message(MessageKind::Text, b"hello")?;
+/// assert_eq!(conn.read_message()?.as_bytes(), b"hello");
+/// conn.close(CloseCode::NORMAL, "bye")?;
+/// server.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Conn<S> {
     io: S,
     conn: Connection,

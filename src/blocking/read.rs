@@ -325,7 +325,10 @@ impl ReadCore {
                         self.start += n;
                         step
                     }
-                    Err(e) => Step::Failed(Box::new(e)),
+                    Err(e) => {
+                        crate::logging::info!("the peer failed the connection: {e}");
+                        Step::Failed(Box::new(e))
+                    }
                 }
             };
             match step {

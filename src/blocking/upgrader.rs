@@ -149,6 +149,7 @@ impl Upgrader {
             Err(crate::Error::Handshake(
                 e @ (HandshakeError::MalformedHttp(_) | HandshakeError::HeadTooLarge),
             )) => {
+                crate::logging::info!("{:?}: refused upgrade: {e}", stream.peer_addr().ok());
                 let mut out = Vec::new();
                 ServerHandshake::reject(&e, &mut out);
                 let _ = write_head(&mut stream, &out, deadline);
@@ -224,6 +225,7 @@ impl<S: Stream> PendingUpgrade<'_, S> {
     ) -> Result<Conn<S>> {
         let deadline = self.hs.poll_timeout();
         if let Err(e) = self.hs.check(&self.request) {
+            crate::logging::info!("{:?}: refused upgrade: {e}", self.stream.peer_addr().ok());
             let mut out = Vec::new();
             ServerHandshake::reject(&e, &mut out);
             let _ = write_head(&mut self.stream, &out, deadline);

@@ -58,12 +58,15 @@ impl<H: Handler> Worker<H> {
                 return;
             }
         }
+        self.core.shared.stats.refuse(503);
+        crate::logging::info!("refused {peer}: every loop is at max_connections (503)");
         refuse_full(sock, &tls);
     }
 
     /// Takes a socket onto this loop: its server handshake starts now.
     pub(crate) fn adopt(&mut self, sock: TcpStream, peer: SocketAddr, tls: &ServerTls) {
         if self.core.live >= self.config().max_connections || self.shutdown.is_some() {
+            self.core.shared.stats.refuse(503);
             refuse_full(sock, tls);
             return;
         }
@@ -83,7 +86,12 @@ impl<H: Handler> Worker<H> {
             self.core.release_slot(slot);
             return;
         }
+        self.core.shared.stats.accepted += 1;
         let id = ConnId::new(self.core.me.index, slot, generation);
+        crate::logging::debug!(
+            "{id}: accepted {peer}{}",
+            if tls.is_tls() { " (TLS)" } else { "" }
+        );
         let hs = ServerHandshake::new(self.server.clone(), self.core.now);
         let deadline = hs.poll_timeout();
         let io = ConnIo::new(

@@ -98,6 +98,11 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// The client loop's counters as of its last iteration.
+    pub fn stats(&self) -> super::Stats {
+        self.handle.stats.read()
+    }
+
     /// Sends close 1001 on every connection and lets `run` return once they are
     /// closed or `grace` has passed.
     pub fn shutdown(&self, grace: Duration) {

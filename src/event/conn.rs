@@ -267,6 +267,8 @@ impl ConnIo {
             }
             _ => conn.send(kind, data)?,
         }
+        shared.stats.messages_out += 1;
+        shared.stats.bytes_out += data.len() as u64;
         self.mark_dirty(shared);
         self.after_message(shared);
         Ok(())
@@ -284,7 +286,10 @@ impl ConnIo {
         if !conn.in_message() {
             self.backpressure_check(shared)?;
         }
-        self.with_conn(shared, |c| c.send_fragment(kind, data, fin))
+        self.with_conn(shared, |c| c.send_fragment(kind, data, fin))?;
+        shared.stats.bytes_out += data.len() as u64;
+        shared.stats.messages_out += u64::from(fin);
+        Ok(())
     }
 
     /// Runs a send on the connection, marks the output for flushing and lets
@@ -318,7 +323,10 @@ impl ConnIo {
         let m = &msg.0;
         self.with_conn(shared, |c| {
             c.send_prepared(m.kind, &m.payload, &m.server_frame)
-        })
+        })?;
+        shared.stats.messages_out += 1;
+        shared.stats.bytes_out += m.payload.len() as u64;
+        Ok(())
     }
 
     /// A message from another source (Sender, broadcast, another connection): waits
@@ -412,7 +420,12 @@ impl ConnIo {
         let buffered = self.buffered();
         if buffered >= limit {
             match shared.config.backpressure {
-                Backpressure::Pause => self.paused = true,
+                Backpressure::Pause => {
+                    if !self.paused {
+                        shared.stats.backpressure_pauses += 1;
+                    }
+                    self.paused = true;
+                }
                 Backpressure::Close(code) => {
                     let _ = self.close(shared, now, code, "output buffer limit");
                 }

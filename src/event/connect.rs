@@ -28,6 +28,7 @@ impl<H: Handler> Worker<H> {
         data: H::Data,
     ) {
         let id = ConnId::new(self.core.me.index, slot, generation);
+        self.core.shared.stats.accepted += 1;
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")));

@@ -15,6 +15,7 @@ use super::config::LoopConfig;
 use super::id::ConnId;
 use super::mailbox::{Command, WorkerHandle};
 use super::prepared::Prepared;
+use super::stats::Stats;
 use super::timers::Timers;
 
 /// Operations a callback asks for that touch other connections; run after it returns.
@@ -31,6 +32,8 @@ pub(crate) struct LoopShared {
     pub(crate) dirty: Vec<usize>,
     /// Scratch for bytes written at once (a handshake response).
     pub(crate) scratch: Vec<u8>,
+    /// The loop's counters (published to `me.stats` once per iteration).
+    pub(crate) stats: Stats,
 }
 
 /// Loop state callbacks reach through their contexts.
@@ -62,6 +65,7 @@ impl<D> LoopCore<D> {
                 config,
                 dirty: Vec::new(),
                 scratch: Vec::new(),
+                stats: Stats::default(),
             },
             now: Instant::now(),
             timers: Timers::default(),
@@ -88,6 +92,34 @@ impl<D> LoopCore<D> {
     pub(crate) fn release_slot(&mut self, slot: usize) {
         self.gens[slot] = self.gens[slot].wrapping_add(1) & 0xFF_FFFF;
         self.free.push(slot);
+    }
+
+    /// This loop's counters now, gauges included.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = self.shared.stats;
+        s.connections = self.live as u64;
+        s.open = self.open as u64;
+        s
+    }
+
+    /// Makes the counters visible to other threads.
+    pub(crate) fn publish_stats(&self) {
+        self.me.stats.publish(&self.stats());
+    }
+
+    /// The counters of every loop of this server (this one's live, the others' as
+    /// last published).
+    pub(crate) fn server_stats(&self) -> Stats {
+        self.peers
+            .iter()
+            .map(|p| {
+                if p.index == self.me.index {
+                    self.stats()
+                } else {
+                    p.stats.read()
+                }
+            })
+            .sum()
     }
 
     pub(crate) fn set_live(&mut self, live: usize) {

@@ -61,9 +61,57 @@ impl<D> LoopCtx<'_, D> {
     pub fn open_connections(&self) -> usize {
         self.core.open
     }
+
+    /// This loop's counters (see [`Stats`](super::Stats)).
+    pub fn stats(&self) -> super::Stats {
+        self.core.stats()
+    }
+
+    /// The counters of every loop of the server (this loop's as of now, the
+    /// others' as of their last iteration); a client loop's own.
+    pub fn server_stats(&self) -> super::Stats {
+        self.core.server_stats()
+    }
 }
 
 /// A connection's side of a callback: send, stream, ping, close, timers, data.
+///
+/// The tutorial's ticker: a message every 2 seconds from a timer, ended by the
+/// client's `stop` (kept short here with 10 ms).
+///
+/// ```
+/// use std::time::Duration;
+/// use silverback::event::{Ctx, Handler, MessageRef, Server};
+/// use silverback::{CloseCode, Dialer};
+///
+/// struct Ticker;
+/// impl Handler for Ticker {
+///     type Data = u32;
+///     fn on_open(&mut self, ctx: &mut Ctx<'_, u32>) {
+///         ctx.set_interval(Duration::from_millis(10), 0);
+///     }
+///     fn on_timer(&mut self, ctx: &mut Ctx<'_, u32>, _token: u64) {
+///         *ctx.data() += 1;
+///         let n = *ctx.data();
+///         let _ = ctx.send_text(&format!("tick {n}"));
+///     }
+///     fn on_message(&mut self, ctx: &mut Ctx<'_, u32>, msg: MessageRef<'_>) {
+///         if msg.data == b"stop" {
+///             let _ = ctx.close(CloseCode::NORMAL, "stopped");
+///         }
+///     }
+/// }
+///
+/// let server = Server::builder().addr("127.0.0.1:0").build(|_| Ticker)?;
+/// let addr = server.local_addr();
+/// let (handle, _) = server.spawn()?;
+/// let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}/"))?;
+/// assert_eq!(c.read_message()?.as_text(), Some("tick 1"));
+/// assert_eq!(c.read_message()?.as_text(), Some("tick 2"));
+/// c.write_message(silverback::MessageKind::Text, b"stop")?;
+/// handle.shutdown(Duration::from_secs(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Ctx<'a, D> {
     pub(crate) io: &'a mut ConnIo,
     pub(crate) data: &'a mut D,
@@ -261,7 +309,9 @@ impl<D> LoopWriter<'_, '_, D> {
         }
         self.done = true;
         let Ctx { io, core, .. } = &mut *self.ctx;
-        io.with_conn(&mut core.shared, |c| c.stream_end())
+        io.with_conn(&mut core.shared, |c| c.stream_end())?;
+        core.shared.stats.messages_out += 1;
+        Ok(())
     }
 }
 
@@ -272,8 +322,9 @@ impl<D> io::Write for LoopWriter<'_, '_, D> {
         }
         let Ctx { io, core, .. } = &mut *self.ctx;
         io.with_conn(&mut core.shared, |c| c.stream_write(data))
-            .map(|()| data.len())
-            .map_err(Error::into_io)
+            .map_err(Error::into_io)?;
+        core.shared.stats.bytes_out += data.len() as u64;
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -77,6 +77,7 @@ impl<H: Handler> Worker<H> {
                     rd.start = rd.end;
                     rd.delivery = None;
                     rd.msg = Vec::new();
+                    crate::logging::info!("{}: {} failed the connection: {e}", io.id, io.peer);
                     let mut ctx = Ctx {
                         io: &mut *io,
                         data: &mut *data,
@@ -97,6 +98,9 @@ impl<H: Handler> Worker<H> {
             };
             match ev {
                 Event::Message(chunk) => {
+                    let stats = &mut ctx.core.shared.stats;
+                    stats.bytes_in += chunk.data.len() as u64;
+                    stats.messages_in += u64::from(chunk.last);
                     if !closing {
                         if chunk.first {
                             let mode = handler.on_message_start(&mut ctx, chunk.kind);

@@ -26,6 +26,43 @@ use super::types::{Decision, Delivery, HttpRequest, HttpResponse, MessageRef};
 /// * client side: every connection started with `connect`, once: after `on_open`
 ///   when it opened, or after `on_error` when the connect or the handshake failed
 ///   (code [`CloseCode::ABNORMAL`]).
+///
+/// A chat room: every message goes to everyone, with per-connection data (a name)
+/// and a greeting on open; a client on this thread checks it.
+///
+/// ```
+/// use std::time::Duration;
+/// use silverback::event::{Ctx, Handler, MessageRef, Prepared, Server};
+/// use silverback::{CloseCode, Dialer, MessageKind};
+///
+/// struct Room;
+/// impl Handler for Room {
+///     type Data = String; // the member's name
+///     fn on_open(&mut self, ctx: &mut Ctx<'_, String>) {
+///         *ctx.data() = format!("guest-{}", ctx.id());
+///         let _ = ctx.send_text("welcome");
+///     }
+///     fn on_message(&mut self, ctx: &mut Ctx<'_, String>, msg: MessageRef<'_>) {
+///         let line = format!("{}: {}", ctx.data(), String::from_utf8_lossy(msg.data));
+///         ctx.broadcast(&Prepared::text(&line));
+///     }
+///     fn on_close(&mut self, ctx: &mut Ctx<'_, String>, code: CloseCode, _reason: &str) {
+///         println!("{} left ({code})", ctx.data());
+///     }
+/// }
+///
+/// let server = Server::builder().addr("127.0.0.1:0").build(|_| Room)?;
+/// let addr = server.local_addr();
+/// let (handle, thread) = server.spawn()?;
+/// let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}/"))?;
+/// assert_eq!(c.read_message()?.as_bytes(), b"welcome");
+/// c.write_message(MessageKind::Text, b"hi")?;
+/// assert!(c.read_message()?.as_text().unwrap().ends_with(": hi"));
+/// c.close(CloseCode::NORMAL, "")?;
+/// handle.shutdown(Duration::from_secs(1));
+/// thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[allow(unused_variables)]
 pub trait Handler: 'static {
     /// Per-connection data, created with `Default` for accepted connections (and

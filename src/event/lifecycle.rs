@@ -353,6 +353,8 @@ impl<H: Handler> Worker<H> {
             None => None,
         };
         if let Some((code, reason)) = end {
+            self.core.shared.stats.closes.count(code.as_u16());
+            crate::logging::debug!("{}: {} closed ({code} {reason:?})", c.io.id, c.io.peer);
             let mut ctx = Ctx {
                 io: &mut c.io,
                 data: &mut c.data,
@@ -427,6 +429,8 @@ impl<H: Handler> Worker<H> {
             }
             _ => {
                 c.io.dead = true;
+                core.shared.stats.handshake_timeouts += 1;
+                crate::logging::info!("{}: {} handshake timed out", c.io.id, c.io.peer);
                 (c.io.role == Role::Client).then_some(Error::Handshake(HandshakeError::Timeout))
             }
         };

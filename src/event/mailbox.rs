@@ -16,6 +16,7 @@ use crate::proto::{CloseCode, MessageKind};
 
 use super::id::ConnId;
 use super::prepared::Prepared;
+use super::stats::SharedStats;
 use super::transport::ServerTls;
 
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -59,6 +60,8 @@ pub(crate) struct WorkerHandle {
     pub(crate) live: Arc<AtomicUsize>,
     /// Open WebSocket connections.
     pub(crate) open: Arc<AtomicUsize>,
+    /// The loop's counters as of its last iteration.
+    pub(crate) stats: Arc<SharedStats>,
 }
 
 impl WorkerHandle {
@@ -85,6 +88,7 @@ pub(crate) fn new_loop(index: usize) -> io::Result<(WorkerHandle, Poll, mpsc::Re
         wake_pending: Arc::new(AtomicBool::new(false)),
         live: Arc::new(AtomicUsize::new(0)),
         open: Arc::new(AtomicUsize::new(0)),
+        stats: Arc::default(),
     };
     Ok((handle, poll, rx))
 }
@@ -97,6 +101,34 @@ pub(crate) fn new_alive() -> Arc<AtomicBool> {
 /// `Send + Sync + Clone`. Delivery goes through the loop's channel and waker. Once
 /// the connection has ended every call returns [`Error::AlreadyClosed`]; a message
 /// posted just as it ends is dropped.
+///
+/// Pushing from another thread (the tutorial's server push):
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+/// use silverback::event::{Ctx, Handler, Sender, Server};
+/// use silverback::Dialer;
+///
+/// struct Register(mpsc::Sender<Sender>);
+/// impl Handler for Register {
+///     type Data = ();
+///     fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
+///         let _ = self.0.send(ctx.sender()); // hand the connection to the pusher
+///     }
+/// }
+///
+/// let (tx, rx) = mpsc::channel();
+/// let server = Server::builder().addr("127.0.0.1:0").build(move |_| Register(tx.clone()))?;
+/// let addr = server.local_addr();
+/// let (handle, _) = server.spawn()?;
+/// let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}/"))?;
+/// let sender = rx.recv_timeout(Duration::from_secs(10))?;
+/// std::thread::spawn(move || sender.send_text("news from another thread"));
+/// assert_eq!(c.read_message()?.as_text(), Some("news from another thread"));
+/// handle.shutdown(Duration::from_secs(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Sender {
     pub(crate) id: ConnId,

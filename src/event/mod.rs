@@ -35,6 +35,7 @@ mod mailbox;
 mod prepared;
 mod server;
 mod slab;
+mod stats;
 mod timers;
 #[cfg(feature = "tls")]
 mod tls;
@@ -51,4 +52,5 @@ pub use id::{ConnId, TimerId};
 pub use mailbox::Sender;
 pub use prepared::Prepared;
 pub use server::{NoHandler, Server, ServerBuilder, ServerHandle};
+pub use stats::{Closes, Refusals, Stats};
 pub use types::{Decision, Delivery, HttpRequest, HttpResponse, MessageRef};

@@ -317,6 +317,18 @@ impl ServerHandle {
             .sum()
     }
 
+    /// The server's counters: the sum over its loops, each as of its last
+    /// iteration (see [`Stats`](super::Stats); [`Stats::prometheus`](super::Stats::prometheus)
+    /// formats them for a `/metrics` page).
+    pub fn stats(&self) -> super::Stats {
+        self.handles.iter().map(|h| h.stats.read()).sum()
+    }
+
+    /// Each loop's counters, in loop order.
+    pub fn loop_stats(&self) -> Vec<super::Stats> {
+        self.handles.iter().map(|h| h.stats.read()).collect()
+    }
+
     /// Open WebSocket connections over all loops (those that got `on_open` and have
     /// not yet got `on_close`).
     pub fn open_connections(&self) -> usize {

@@ -30,6 +30,14 @@ impl<H: Handler> Worker<H> {
     }
 
     fn http_error(&mut self, slot: usize, e: &HandshakeError) {
+        let status = match e.status() {
+            0 => 400,
+            s => s,
+        };
+        self.core.shared.stats.refuse(status);
+        if let Some(c) = self.slots.get(slot).and_then(Option::as_ref) {
+            crate::logging::info!("{}: refused {} ({status}): {e}", c.io.id, c.io.peer);
+        }
         let mut out = Vec::new();
         ServerHandshake::reject(e, &mut out);
         self.http_answer(slot, out);
@@ -79,6 +87,12 @@ impl<H: Handler> Worker<H> {
         };
         match handler.on_request(&req, &mut c.data, c.io.peer) {
             Decision::Reject { status, body } => {
+                core.shared.stats.refuse(status);
+                crate::logging::info!(
+                    "{}: refused {} ({status}) by the handler",
+                    c.io.id,
+                    c.io.peer
+                );
                 let mut out = Vec::new();
                 ServerHandshake::refuse(status, &body, &mut out);
                 self.http_answer(slot, out);

@@ -76,6 +76,8 @@ pub(crate) struct Worker<H: Handler> {
     /// Decompressed bytes of the message piece being delivered (shared by the
     /// loop's connections).
     pub(crate) inflated: Vec<u8>,
+    /// When `output_queued` was last summed over the connections.
+    pub(crate) queued_at: Option<Instant>,
 }
 
 pub(crate) fn would_block(e: &io::Error) -> bool {
@@ -116,7 +118,26 @@ impl<H: Handler> Worker<H> {
             ready: Vec::new(),
             shutdown: None,
             inflated: Vec::new(),
+            queued_at: None,
         })
+    }
+
+    /// Publishes the loop's counters; every 100 ms it also sums the output queued
+    /// over the connections (a walk over the slots, too dear for every iteration).
+    fn publish_stats(&mut self) {
+        let now = self.core.now;
+        if self
+            .queued_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(100))
+        {
+            self.queued_at = Some(now);
+            let queued: usize = (0..self.slots.len())
+                .filter_map(|i| self.slots[i].as_ref())
+                .map(|c| c.io.buffered())
+                .sum();
+            self.core.shared.stats.output_queued = queued as u64;
+        }
+        self.core.publish_stats();
     }
 
     pub(crate) fn handler(&self) -> &H {
@@ -185,6 +206,7 @@ impl<H: Handler> Worker<H> {
             self.fire_timers();
             self.run_ops();
             self.flush_dirty();
+            self.publish_stats();
             if let Some(deadline) = self.shutdown {
                 if self.core.live == 0 {
                     return Ok(());

@@ -97,6 +97,26 @@ struct Frame {
 }
 
 /// The receive state machine for one connection, in one role.
+///
+/// ```
+/// use silverback::proto::{Decoder, Encoder, Event, OpCode, Role};
+///
+/// // A client frame (masked), decoded by the server side.
+/// let mut wire = Vec::new();
+/// Encoder::new(Role::Client).encode(OpCode::Text, true, b"hello", &mut wire)?;
+/// let mut dec = Decoder::new(Role::Server);
+/// let len = wire.len();
+/// let (used, event) = dec.decode(&mut wire)?; // unmasks in place
+/// assert_eq!(used, len);
+/// match event {
+///     Some(Event::Data(chunk)) => assert_eq!((chunk.payload, chunk.first, chunk.last), (&b"hello"[..], true, true)),
+///     other => panic!("{other:?}"),
+/// }
+/// // Input is consumed as it comes: a partial frame asks for more.
+/// let mut half = vec![0x81, 0x85];
+/// assert!(matches!(dec.decode(&mut half)?, (0, None)));
+/// # Ok::<(), silverback::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Decoder {
     role: Role,

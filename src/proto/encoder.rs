@@ -29,6 +29,18 @@ impl EncodedHeader {
 }
 
 /// The send state machine for one connection, in one role.
+///
+/// ```
+/// use silverback::proto::{Encoder, OpCode, Role};
+///
+/// let mut out = Vec::new();
+/// let mut enc = Encoder::new(Role::Server);
+/// enc.encode(OpCode::Text, true, b"Hello", &mut out)?;
+/// assert_eq!(out, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']); // RFC 6455 §5.7
+/// // The rules are enforced: no control frame over 125 bytes.
+/// assert!(enc.encode(OpCode::Ping, true, &[0; 126], &mut out).is_err());
+/// # Ok::<(), silverback::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Encoder {
     role: Role,
