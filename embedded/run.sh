@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The library and its tests on the ARM boards embedded users deploy to, under
+# emulation: aarch64-unknown-linux-musl (static, linked with rust-lld) and
+# armv7-unknown-linux-gnueabihf (Debian's cross toolchain; the musleabihf standard
+# library is not downloadable from this machine's Rust mirror), the test suite run
+# through Debian's qemu-user. Installs what it needs (apt: qemu-user,
+# gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf; rustup targets).
+#   embedded/run.sh            default-feature test suite on both targets, then the
+#                              deflate/json/tls tests on aarch64
+#   embedded/run.sh --quick    the protocol core only (lib, core, connection, handshake)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+die() { echo "embedded: $*" >&2; exit 2; }
+
+pkgs=()
+command -v qemu-aarch64 >/dev/null 2>&1 || pkgs+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || pkgs+=(gcc-aarch64-linux-gnu)
+command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 || pkgs+=(gcc-arm-linux-gnueabihf)
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  echo "embedded: installing ${pkgs[*]} from Debian" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null \
+    || die "could not install ${pkgs[*]}"
+fi
+for t in aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null \
+    || die "rustup target add $t failed"
+done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cross}"
+# aarch64, static musl: rust-lld links with the C runtime Rust ships for musl; C
+# code (ring, under the tls feature and in the tests' certificate generator) is
+# compiled by Debian's aarch64 gcc.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64
+# armv7 hard-float, glibc: Debian's cross gcc links; qemu finds the ARM libc there.
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
+export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+export AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf"
+
+if [ "${1:-}" = "--quick" ]; then
+  sel=(--lib --test core_decoder --test connection --test handshake)
+else
+  sel=(--lib --tests)
+fi
+for t in aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+  echo "== $t: library build with every feature" >&2
+  cargo build -p silverback --target "$t" --lib --all-features
+  echo "== $t: tests under qemu (${sel[*]})" >&2
+  cargo test -p silverback --target "$t" "${sel[@]}"
+done
+if [ "${1:-}" != "--quick" ]; then
+  echo "== aarch64-unknown-linux-musl: deflate, json and tls tests under qemu" >&2
+  cargo test -p silverback --target aarch64-unknown-linux-musl --features deflate,json,tls \
+    --test deflate --test json --test tls
+fi
+echo "embedded: OK"
