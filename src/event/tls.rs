@@ -18,6 +18,10 @@ const LIMIT: usize = 64 * 1024;
 /// header fit.
 const READ_CHUNK: usize = 16 * 1024 + 512;
 
+/// Largest write encrypted through the thread's scratch (larger ones go through the
+/// connection's queue, so the scratch never holds more than this).
+const SCRATCH_MAX: usize = 64 * 1024;
+
 pub(crate) enum Session {
     Server(Box<UnbufferedServerConnection>),
     Client(Box<UnbufferedClientConnection>),
@@ -92,11 +96,34 @@ impl TlsIo {
         }
     }
 
-    /// Processes every complete record in `inbuf`: plaintext into `buf` (then into
-    /// `plain`), handshake records and alerts into `out`, early plaintext encrypted
-    /// once the handshake allows. Returns the plaintext bytes put into `buf`.
+    /// [`process_from`](Self::process_from) over `inbuf`, which keeps what is left
+    /// (a partial record) and is released when empty.
     fn process(&mut self, buf: &mut [u8]) -> io::Result<(usize, Stop)> {
+        let mut inbuf = std::mem::take(&mut self.inbuf);
+        let r = self.process_from(&mut inbuf, buf);
+        match &r {
+            Ok((_, _, used)) => {
+                inbuf.drain(..*used);
+            }
+            Err(_) => inbuf.clear(),
+        }
+        if !inbuf.is_empty() {
+            self.inbuf = inbuf;
+        }
+        r.map(|(n, stop, _)| (n, stop))
+    }
+
+    /// Processes every complete record in `incoming`: plaintext into `buf` (then into
+    /// `plain`), handshake records and alerts into `out`, early plaintext encrypted
+    /// once the handshake allows. Returns the plaintext bytes put into `buf` and how
+    /// many bytes of `incoming` were used (the rest is a partial record).
+    fn process_from(
+        &mut self,
+        incoming: &mut [u8],
+        buf: &mut [u8],
+    ) -> io::Result<(usize, Stop, usize)> {
         let mut filled = 0;
+        let mut used = 0;
         if self.failed {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -107,7 +134,6 @@ impl TlsIo {
         loop {
             let TlsIo {
                 session,
-                inbuf,
                 plain,
                 out,
                 early,
@@ -119,7 +145,7 @@ impl TlsIo {
             let mut stop = None;
             let mut error = None;
             let discard = either!(session, s => {
-                let status = s.process_tls_records(&mut inbuf[..]);
+                let status = s.process_tls_records(&mut incoming[used..]);
                 let mut discard = status.discard;
                 match status.state {
                     Err(e) => {
@@ -191,14 +217,14 @@ impl TlsIo {
                 }
                 discard
             });
-            self.inbuf.drain(..discard);
+            used += discard;
             if let Some(e) = error {
                 // The alert rustls queued for the peer, best effort.
                 let _ = self.flush_out();
                 return Err(tls_error(e));
             }
             if let Some(stop) = stop {
-                return Ok((filled, stop));
+                return Ok((filled, stop, used));
             }
         }
     }
@@ -221,25 +247,49 @@ impl TlsIo {
             if self.peer_closed {
                 return Ok(0);
             }
-            let (n, stop) = self.process(buf)?;
-            self.flush_out()?;
-            if n > 0 {
-                return Ok(n);
+            if !self.inbuf.is_empty() {
+                let (n, stop) = self.process(buf)?;
+                self.flush_out()?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if matches!(stop, Stop::PeerClosed) {
+                    return Ok(0);
+                }
             }
-            if matches!(stop, Stop::PeerClosed) {
-                return Ok(0);
+            if self.inbuf.is_empty() {
+                // The usual case: ciphertext lands in the thread's scratch and is
+                // decrypted from there; only a partial record is kept.
+                let got = SCRATCH.with(|cell| -> io::Result<Option<usize>> {
+                    let mut scratch = cell.borrow_mut();
+                    if scratch.len() < READ_CHUNK {
+                        scratch.resize(READ_CHUNK, 0);
+                    }
+                    let k = match self.sock.read(&mut scratch[..]) {
+                        Ok(0) => return Err(truncated()),
+                        Ok(k) => k,
+                        Err(e) => return Err(e),
+                    };
+                    let (n, stop, used) = self.process_from(&mut scratch[..k], buf)?;
+                    self.inbuf.extend_from_slice(&scratch[used..k]);
+                    Ok(match stop {
+                        _ if n > 0 => Some(n),
+                        Stop::PeerClosed => Some(0),
+                        Stop::NeedInput => None,
+                    })
+                })?;
+                self.flush_out()?;
+                match got {
+                    Some(n) => return Ok(n),
+                    None => continue,
+                }
             }
             let start = grow(&mut self.inbuf, READ_CHUNK);
             let r = self.sock.read(&mut self.inbuf[start..]);
             let got = *r.as_ref().unwrap_or(&0);
             self.inbuf.truncate(start + got);
             match r {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "TCP closed without TLS close_notify",
-                    ));
-                }
+                Ok(0) => return Err(truncated()),
                 Ok(_) => {}
                 Err(e) => {
                     if self.inbuf.is_empty() {
@@ -272,8 +322,24 @@ impl TlsIo {
             early,
             ..
         } = self;
+        let sock = &mut self.sock;
+        let out_pos = &mut self.out_pos;
         let r = either!(session, s => {
             match s.process_tls_records(&mut inbuf[..]).state {
+                Ok(ConnectionState::WriteTraffic(mut w)) if out.is_empty() && buf.len() <= SCRATCH_MAX => {
+                    // Nothing queued ahead: encrypt into the thread's scratch and
+                    // write from there; only what the socket does not take is kept.
+                    OUT_SCRATCH.with(|cell| {
+                        let mut scratch = cell.borrow_mut();
+                        let n = encrypt_into(&mut w, buf, &mut scratch)?;
+                        let sent = write_some(sock, &scratch[..n]).unwrap_or(0);
+                        if sent < n {
+                            out.extend_from_slice(&scratch[sent..n]);
+                            *out_pos = 0;
+                        }
+                        Ok(())
+                    })
+                }
                 Ok(ConnectionState::WriteTraffic(mut w)) => encrypt(&mut w, buf, out),
                 Ok(_) => {
                     // Handshake records first (a key update): queue the plaintext
@@ -352,6 +418,60 @@ impl TlsIo {
     pub(crate) fn held_bytes(&self) -> usize {
         self.inbuf.capacity() + self.plain.capacity() + self.out.capacity() + self.early.capacity()
     }
+}
+
+thread_local! {
+    /// Ciphertext read from sockets on this thread, decrypted from here (one per loop
+    /// thread: no connection holds a receive buffer between reads).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Records encrypted on this thread on their way to a socket.
+    static OUT_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "TCP closed without TLS close_notify",
+    )
+}
+
+/// Writes what the socket takes of `bytes` now (0 when it is full).
+fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match sock.write(&bytes[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Encrypts `data` into `scratch` (kept at its size, grown when rustls asks for more);
+/// returns the length of the records.
+fn encrypt_into<D>(
+    w: &mut rustls::unbuffered::WriteTraffic<'_, D>,
+    data: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<usize, rustls::Error> {
+    let want = data.len() + (data.len() / 16384 + 1) * 64;
+    if scratch.len() < want {
+        scratch.resize(want, 0);
+    }
+    // Bounded: the second try has the size rustls asked for.
+    for _ in 0..2 {
+        match w.encrypt(data, &mut scratch[..]) {
+            Ok(n) => return Ok(n),
+            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                scratch.resize(required_size, 0);
+            }
+            Err(EncryptError::EncryptExhausted) => return Err(rustls::Error::EncryptError),
+        }
+    }
+    Err(rustls::Error::General("TLS encryption: buffer size".into()))
 }
 
 /// Encrypts `data` into records appended to `out`.
