@@ -11,7 +11,7 @@
 //! This module makes the rustls configurations a WebSocket peer needs: a server's
 //! from a PEM certificate chain and key ([`server_config`]), a client's from the root
 //! certificates the user trusts ([`client_config`], [`roots_from_pem`], or
-//! [`client_config_webpki_roots`] with the `tls-webpki-roots` feature). Both
+//! `client_config_webpki_roots` with the `tls-webpki-roots` feature). Both
 //! advertise ALPN `http/1.1` (RFC 8441 aside, WebSocket upgrades are HTTP/1.1). A
 //! ready rustls configuration (several host names through a certificate resolver,
 //! client certificates, other ALPN) works just as well: `rustls` is re-exported.

@@ -92,7 +92,7 @@ impl Dialer {
 
     /// Connects over TCP to a `ws://` URL and performs the handshake. Returns the
     /// connection and the server's `101` response. A `wss://` URL is refused here:
-    /// [`dial_tls`](Self::dial_tls) (feature `tls`) dials it.
+    /// `Dialer::dial_tls` (feature `tls`) dials it.
     pub fn dial(&self, url: &str) -> Result<(Conn<TcpStream>, Response)> {
         let u = WsUrl::parse(url)?;
         if u.secure {

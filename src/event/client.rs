@@ -61,7 +61,7 @@ impl Client<super::server::NoHandler> {
 }
 
 impl<H: Handler> Client<H> {
-    /// Starts connecting to a `ws://` (or, with [`ClientBuilder::tls`], `wss://`) URL; the outcome arrives as `on_open`, or as
+    /// Starts connecting to a `ws://` (or, with `ClientBuilder::tls` and the `tls` feature, `wss://`) URL; the outcome arrives as `on_open`, or as
     /// `on_error` then `on_close`. Callbacks can open more with
     /// [`LoopCtx::connect`](super::LoopCtx::connect).
     pub fn connect(&mut self, url: &str, data: H::Data) -> Result<ConnId> {
