@@ -326,10 +326,11 @@ fn the_read_half_never_waits_on_a_write_half_stuck_on_a_large_message() {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let addr = serve(move |s| {
+        // Made before the split, so the writer starts writing at once.
+        let big = vec![0x5au8; BIG];
         let conn = Upgrader::new().upgrade(s).unwrap();
         let (mut rd, mut wr) = conn.split();
         let writer = thread::spawn(move || {
-            let big = vec![0x5au8; BIG];
             wr.write_message(MessageKind::Binary, &big).unwrap();
             wr
         });
@@ -362,7 +363,12 @@ fn the_read_half_never_waits_on_a_write_half_stuck_on_a_large_message() {
         match f.opcode {
             0x2 | 0x0 => got += f.payload.len(),
             0xA => {
-                assert_eq!(got, BIG, "pongs never interrupt a frame");
+                // Never inside the big frame (a pong written while the write side
+                // was still idle goes before it, which is fine).
+                assert!(
+                    got == 0 || got == BIG,
+                    "a pong interrupted a frame at {got}"
+                );
                 pongs.push(f.payload)
             }
             op => panic!("unexpected opcode {op}"),
