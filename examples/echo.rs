@@ -77,7 +77,8 @@ impl Handler for Echo {
 
 fn main() -> std::io::Result<()> {
     common::usage(
-        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS] [--deflate]\n\
+        "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]\n\
+         \x20    [--deflate [--deflate-mode fast|small|shared|dedicated:BITS:MEM|window:BITS]]\n\
          \x20    [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss://, --features tls)\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
@@ -92,7 +93,7 @@ fn main() -> std::io::Result<()> {
     if common::flag("--deflate") {
         #[cfg(feature = "deflate")]
         {
-            builder = builder.deflate(silverback::proto::deflate::DeflateConfig::default());
+            builder = builder.deflate(common::deflate_mode_config());
         }
         #[cfg(not(feature = "deflate"))]
         {

@@ -5,23 +5,36 @@
 //! loadgen idle    --url ws://127.0.0.1:9000/ --conns 10000 --hold 5 --server-pid PID
 //! (any mode: `--url wss://... --cafile PEM` with `--features tls`)
 //! loadgen connect --url ws://127.0.0.1:9000/ --conns 16 --duration 5 [--server-pid PID]
+//! loadgen soak    --url ws://127.0.0.1:9000/ --conns 10000 --duration 1200 --server-pid PID
+//!                 [--interval 10] [--report-every 60] [--resetters 2] [--slow-readers 2] [--seed N] [--deflate]
 //! ```
 //!
 //! * `echo`: closed loop, each connection has one message in flight (like
 //!   uWebSockets' load_test and ../shared/bench's wsload). Prints msgs/s, round-trip
 //!   latency p50/p99, and with `--server-pid` the server's CPU time per message.
 //!   The server must echo every message once (e.g. `examples/echo --plain`).
-//!   `--deflate` (with `--features deflate`) offers permessage-deflate; `--text`
-//!   sends JSON-like text that compresses like real traffic.
+//!   `--deflate` (with `--features deflate`) offers permessage-deflate
+//!   (`--deflate-mode` as in examples/echo); `--text` sends one JSON-like record
+//!   repeated; `--corpus` sends text messages of `--size` bytes cut from a corpus of
+//!   varied JSON chat/push messages (64 different ones in rotation), checking each
+//!   echo byte for byte.
 //! * `idle`: opens N connections, holds them, prints the server's RSS growth per
-//!   connection (from /proc/PID/status).
+//!   connection (from /proc/PID/status). `--message BYTES`: each connection first
+//!   exchanges one corpus message of that size (so compression state exists).
 //! * `connect`: keeps N handshakes in flight (connect, upgrade, close) and prints
 //!   handshakes/s and server CPU per handshake.
+//! * `soak`: a long, churning, byte-verified load (examples/common/soak.rs says
+//!   what it does); exits non-zero if anything was lost or corrupted or the server's
+//!   memory or descriptors did not come back.
 //!
 //! Output is one JSON line. Run it pinned to another core than the server
 //! (`taskset -c 1 ...`) so the two do not compete.
 
 mod common;
+#[path = "common/corpus.rs"]
+mod corpus;
+#[path = "common/soak.rs"]
+mod soak;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -56,10 +69,12 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 #[derive(Default)]
 struct Conn {
     sent_at: Option<Instant>,
+    /// Which of the payloads is in flight.
+    next: usize,
 }
 
 struct Echo {
-    payload: Vec<u8>,
+    payloads: Vec<Vec<u8>>,
     kind: MessageKind,
     start: Option<Instant>,
     warmup_until: Option<Instant>,
@@ -81,7 +96,8 @@ struct Echo {
 impl Echo {
     fn send(&self, ctx: &mut Ctx<'_, Conn>) {
         ctx.data().sent_at = Some(Instant::now());
-        let _ = ctx.send(self.kind, &self.payload);
+        let i = ctx.data().next % self.payloads.len();
+        let _ = ctx.send(self.kind, &self.payloads[i]);
     }
 }
 
@@ -103,9 +119,11 @@ impl Handler for Echo {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Conn>, msg: MessageRef<'_>) {
         let now = Instant::now();
-        if msg.data.len() != self.payload.len() {
+        let i = ctx.data().next % self.payloads.len();
+        if msg.data != self.payloads[i].as_slice() {
             self.errors += 1;
         }
+        ctx.data().next = i + 1;
         if let (Some(sent), Some(w), Some(stop)) =
             (ctx.data().sent_at, self.warmup_until, self.stop_at)
         {
@@ -141,6 +159,7 @@ fn echo(
     size: usize,
     duration: f64,
     text: bool,
+    corpus: bool,
     pid: Option<u32>,
 ) -> Result<String, Error> {
     #[allow(unused_mut)]
@@ -151,26 +170,30 @@ fn echo(
     if common::flag("--deflate") {
         #[cfg(feature = "deflate")]
         {
-            builder = builder.deflate(silverback::proto::deflate::DeflateConfig::default());
+            builder = builder.deflate(common::deflate_mode_config());
         }
         #[cfg(not(feature = "deflate"))]
         return Err(Error::Io(std::io::Error::other(
             "--deflate needs a build with --features deflate",
         )));
     }
+    let mut rng = corpus::Rng::new(1);
     let mut client = builder.build(Echo {
-        payload: if text {
-            // Text that compresses like real JSON traffic, not a run of one byte.
+        payloads: if corpus {
+            (0..64).map(|_| corpus::text(&mut rng, size)).collect()
+        } else if text {
+            // One JSON-like record repeated (compresses far better than real traffic).
+            vec![
             br#"{"user":"alice","event":"price","symbol":"ACME","bid":101.25,"ask":101.5,"seq":"#
                 .iter()
                 .copied()
                 .cycle()
                 .take(size)
-                .collect()
+                .collect()]
         } else {
-            vec![b'x'; size]
+            vec![vec![b'x'; size]]
         },
-        kind: if text {
+        kind: if text || corpus {
             MessageKind::Text
         } else {
             MessageKind::Binary
@@ -215,12 +238,27 @@ struct Idle {
     want: usize,
     open: usize,
     failed: usize,
+    /// One message to exchange per connection (`--message BYTES`).
+    message: Option<Vec<u8>>,
+    echoed: usize,
+    compressed: usize,
 }
 
 impl Handler for Idle {
     type Data = ();
-    fn on_open(&mut self, _: &mut Ctx<'_, ()>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
         self.open += 1;
+        self.compressed += usize::from(ctx.is_compressed());
+        if let Some(m) = &self.message {
+            let _ = ctx.send(MessageKind::Text, m);
+        }
+    }
+    fn on_message(&mut self, _: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        if self.message.as_deref() == Some(msg.data) {
+            self.echoed += 1;
+        } else {
+            self.failed += 1;
+        }
     }
     fn on_error(&mut self, _: &mut Ctx<'_, ()>, _: &Error) {
         self.failed += 1;
@@ -236,16 +274,36 @@ fn tls(b: silverback::event::ClientBuilder) -> silverback::event::ClientBuilder 
     b
 }
 
-fn idle(url: &str, conns: usize, hold: f64, pid: Option<u32>) -> Result<String, Error> {
+fn idle(
+    url: &str,
+    conns: usize,
+    hold: f64,
+    message: Option<usize>,
+    pid: Option<u32>,
+) -> Result<String, Error> {
     let before = pid.and_then(rss_kib);
-    let mut client = tls(Client::builder())
+    #[allow(unused_mut)]
+    let mut builder = tls(Client::builder())
         .max_connections(conns + 16)
-        .handshake_timeout(Duration::from_secs(60))
-        .build(Idle {
-            want: conns,
-            open: 0,
-            failed: 0,
-        })?;
+        .handshake_timeout(Duration::from_secs(60));
+    if common::flag("--deflate") {
+        #[cfg(feature = "deflate")]
+        {
+            builder = builder.deflate(common::deflate_mode_config());
+        }
+        #[cfg(not(feature = "deflate"))]
+        return Err(Error::Io(std::io::Error::other(
+            "--deflate needs a build with --features deflate",
+        )));
+    }
+    let mut client = builder.build(Idle {
+        want: conns,
+        open: 0,
+        failed: 0,
+        message: message.map(|n| corpus::text(&mut corpus::Rng::new(7), n)),
+        echoed: 0,
+        compressed: 0,
+    })?;
     for _ in 0..conns {
         client.connect(url, ())?;
     }
@@ -270,9 +328,11 @@ fn idle(url: &str, conns: usize, hold: f64, pid: Option<u32>) -> Result<String, 
         _ => "null".into(),
     };
     Ok(format!(
-        "{{\"mode\": \"idle\", \"wanted\": {}, \"established\": {}, \"failed\": {}, \"rss_before_kib\": {}, \"rss_after_kib\": {}, \"kib_per_conn\": {per}}}",
+        "{{\"mode\": \"idle\", \"wanted\": {}, \"established\": {}, \"compressed\": {}, \"echoed\": {}, \"failed\": {}, \"rss_before_kib\": {}, \"rss_after_kib\": {}, \"kib_per_conn\": {per}}}",
         h.want,
         h.open,
+        h.compressed,
+        h.echoed,
         h.failed,
         before.map_or("null".into(), |v| v.to_string()),
         after.map_or("null".into(), |v| v.to_string())
@@ -340,7 +400,7 @@ fn connect(url: &str, conns: usize, duration: f64, pid: Option<u32>) -> Result<S
 
 fn main() -> ExitCode {
     common::usage(
-        "loadgen echo|idle|connect --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
+        "loadgen echo|idle|connect|soak --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
          [--duration SECS] [--hold SECS] [--text] [--server-pid PID]",
     );
     let mode = std::env::args().nth(1).unwrap_or_default();
@@ -359,12 +419,44 @@ fn main() -> ExitCode {
             num("--size", 20.0) as usize,
             num("--duration", 5.0),
             common::flag("--text"),
+            common::flag("--corpus"),
             pid,
         ),
-        "idle" => idle(&url, conns, num("--hold", 5.0), pid),
+        "idle" => idle(
+            &url,
+            conns,
+            num("--hold", 5.0),
+            common::flag_value("--message").and_then(|v| v.parse().ok()),
+            pid,
+        ),
+        "soak" => {
+            let settings = soak::Settings {
+                url: url.clone(),
+                conns,
+                duration: num("--duration", 60.0),
+                interval: num("--interval", 10.0),
+                report_every: num("--report-every", 60.0),
+                resetters: num("--resetters", 2.0) as usize,
+                slow_readers: num("--slow-readers", 2.0) as usize,
+                pid,
+                seed: num("--seed", 1.0) as u64,
+                deflate: common::flag("--deflate"),
+            };
+            match soak::run(settings) {
+                Ok((line, pass)) => {
+                    println!("{line}");
+                    return if pass {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
         "connect" => connect(&url, conns, num("--duration", 5.0), pid),
         other => {
-            eprintln!("unknown mode {other:?}: echo, idle or connect");
+            eprintln!("unknown mode {other:?}: echo, idle, connect or soak");
             return ExitCode::FAILURE;
         }
     };

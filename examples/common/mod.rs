@@ -44,6 +44,44 @@ pub fn deflate_requested() -> bool {
     on
 }
 
+/// The compression settings `--deflate-mode MODE` names (default `fast`):
+///
+/// * `fast`: dedicated zlib streams per connection, 15-bit windows, memLevel 8 (the
+///   library's default; about 300 KiB per connection with context takeover);
+/// * `dedicated:BITS:MEM`: dedicated streams with BITS-bit windows and memLevel MEM;
+/// * `small`: context takeover in about 1 KiB per connection (512 bytes of history
+///   kept each way, per-thread zlib streams);
+/// * `window:BITS`: the same keeping 2^BITS bytes;
+/// * `shared`: no context takeover, nothing per connection.
+#[cfg(feature = "deflate")]
+pub fn deflate_mode_config() -> silverback::proto::deflate::DeflateConfig {
+    use silverback::proto::deflate::DeflateConfig;
+    let mode = flag_value("--deflate-mode").unwrap_or_else(|| "fast".into());
+    let parts: Vec<&str> = mode.split(':').collect();
+    let num = |i: usize, what: &str| -> u8 {
+        parts
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                eprintln!("--deflate-mode {mode}: {what} missing or not a number");
+                std::process::exit(2);
+            })
+    };
+    match parts[0] {
+        "fast" => DeflateConfig::default(),
+        "small" => DeflateConfig::small(),
+        "shared" => DeflateConfig::shared(),
+        "dedicated" => DeflateConfig::dedicated(num(1, "BITS"), num(2, "MEM")),
+        "window" => DeflateConfig::window(num(1, "BITS")),
+        other => {
+            eprintln!(
+                "--deflate-mode {other}: expected fast, small, shared, dedicated:BITS:MEM or window:BITS"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
 /// The compression settings the Autobahn programs test with (`--deflate`).
 #[cfg(feature = "deflate")]
 pub fn autobahn_deflate_config() -> silverback::proto::deflate::DeflateConfig {

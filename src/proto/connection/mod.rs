@@ -398,7 +398,12 @@ impl Connection {
         self.dec.set_rsv1_allowed(true);
         self.z = Some(Box::new(Compression {
             deflater: MessageDeflater::new(params, role, cfg),
-            inflater: MessageInflater::new(params, role, self.dec.max_message_size()),
+            inflater: MessageInflater::with_memory(
+                params,
+                role,
+                self.dec.max_message_size(),
+                cfg.memory,
+            ),
         }));
     }
 

@@ -20,6 +20,54 @@ mod codec;
 
 pub use codec::{INFLATE_CHUNK, MessageDeflater, MessageInflater};
 
+/// How a connection keeps its compression state between messages: the trade
+/// between memory per connection and CPU per message. Whatever the mode, a
+/// direction without context takeover keeps nothing between messages: it borrows a
+/// compressor or decompressor from a small per-thread pool for the length of one
+/// message and gives it back.
+///
+/// | mode | held per idle connection (context takeover) | cost |
+/// |---|---|---|
+/// | [`Dedicated`](Self::Dedicated) | zlib streams: about 300 KiB at 15 bits and `mem_level` 8 | none |
+/// | [`Window`](Self::Window) | the last 2^bits bytes each way: 1 KiB at 9 bits | a pooled stream is reset and primed with that history per message |
+/// | [`Shared`](Self::Shared) | nothing (negotiates no context takeover both ways) | messages compress independently |
+///
+/// Measured figures (memory at 10,000 connections, ratio, CPU) are in
+/// `docs/compression-modes.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeflateMemory {
+    /// Each connection keeps its own compressor and decompressor between messages
+    /// (zlib's model). `mem_level` (1-9, zlib's `memLevel`) sizes the compressor's
+    /// literal buffers: 8 (the default) holds 112 KiB of them, 1 holds 1 KiB. The
+    /// windows are `server_max_window_bits` / `client_max_window_bits`.
+    Dedicated {
+        /// zlib's `memLevel`, 1-9.
+        mem_level: u8,
+    },
+    /// Each connection keeps only the last 2^`bits` bytes it sent and received; a
+    /// per-thread compressor and decompressor are primed with them at the start of
+    /// each message. Outgoing messages still compress with the full negotiated
+    /// window inside a message (the peer's decoder keeps that much); only what they
+    /// may reuse from earlier messages is limited to 2^`bits` bytes. Incoming
+    /// messages need the peer's whole window as history, so a server asks the client
+    /// for `client_max_window_bits` ≤ `bits` (set by [`DeflateConfig::small`]), or, if
+    /// the offer lacks that parameter, for `client_no_context_takeover`.
+    Window {
+        /// log2 of the history kept each way, 9-15.
+        bits: u8,
+    },
+    /// No context takeover in either direction (negotiated), per-thread compressor and
+    /// decompressor: nothing at all per connection.
+    Shared,
+}
+
+impl Default for DeflateMemory {
+    fn default() -> Self {
+        DeflateMemory::Dedicated { mem_level: 8 }
+    }
+}
+
 /// The extension token.
 pub const EXTENSION: &str = "permessage-deflate";
 
@@ -51,6 +99,9 @@ pub struct DeflateConfig {
     /// Server: accept a client's request for a smaller `server_max_window_bits`.
     /// Default: true.
     pub accept_max_window_bits: bool,
+    /// How compression state is held between messages. Default:
+    /// [`DeflateMemory::Dedicated`] with `mem_level` 8.
+    pub memory: DeflateMemory,
 }
 
 impl Default for DeflateConfig {
@@ -64,11 +115,92 @@ impl Default for DeflateConfig {
             client_max_window_bits: None,
             accept_no_context_takeover: true,
             accept_max_window_bits: true,
+            memory: DeflateMemory::default(),
         }
     }
 }
 
 impl DeflateConfig {
+    /// Context takeover in both directions in about 1 KiB per idle connection:
+    /// [`DeflateMemory::Window`] keeping 512 bytes each way. Our messages compress
+    /// with a 15-bit window and may reuse the last 512 bytes we sent; the client is
+    /// asked for `client_max_window_bits=9` (or, if it cannot be limited, for
+    /// `client_no_context_takeover`). Costs a pooled compressor reset per message.
+    pub fn small() -> Self {
+        Self::window(9)
+    }
+
+    /// [`DeflateMemory::Window`] keeping 2^`bits` bytes (9-15) each way, with
+    /// `client_max_window_bits` = `bits`.
+    pub fn window(bits: u8) -> Self {
+        let bits = bits.clamp(9, 15);
+        DeflateConfig {
+            client_max_window_bits: Some(bits),
+            memory: DeflateMemory::Window { bits },
+            ..DeflateConfig::default()
+        }
+    }
+
+    /// No context takeover in either direction and per-thread compressors: nothing
+    /// is held per connection ([`DeflateMemory::Shared`]).
+    pub fn shared() -> Self {
+        DeflateConfig {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            memory: DeflateMemory::Shared,
+            ..DeflateConfig::default()
+        }
+    }
+
+    /// Dedicated per-connection streams with `window_bits` (9-15) in both
+    /// directions and zlib's `mem_level` (1-9) for our compressor.
+    pub fn dedicated(window_bits: u8, mem_level: u8) -> Self {
+        DeflateConfig {
+            server_max_window_bits: Some(window_bits.clamp(9, 15)),
+            client_max_window_bits: Some(window_bits.clamp(9, 15)),
+            memory: DeflateMemory::Dedicated {
+                mem_level: mem_level.clamp(1, 9),
+            },
+            ..DeflateConfig::default()
+        }
+    }
+
+    /// See [`DeflateConfig::memory`](#structfield.memory).
+    pub fn memory(mut self, memory: DeflateMemory) -> Self {
+        self.memory = match memory {
+            DeflateMemory::Dedicated { mem_level } => DeflateMemory::Dedicated {
+                mem_level: mem_level.clamp(1, 9),
+            },
+            DeflateMemory::Window { bits } => DeflateMemory::Window {
+                bits: bits.clamp(9, 15),
+            },
+            m => m,
+        };
+        if memory == DeflateMemory::Shared {
+            self.server_no_context_takeover = true;
+            self.client_no_context_takeover = true;
+        }
+        self
+    }
+
+    /// Whether our end must ask the peer to drop its context: a server in
+    /// [`DeflateMemory::Window`] mode whose client offered no window limit.
+    fn client_must_reset(&self, client_bits: u8) -> bool {
+        self.client_no_context_takeover
+            || matches!(self.memory, DeflateMemory::Window { bits } if client_bits > bits)
+    }
+
+    /// Client: the `server_max_window_bits` to ask for: the configured one, or in
+    /// [`DeflateMemory::Window`] mode the history size (our inbound history must
+    /// hold the server's whole window).
+    fn asked_server_bits(&self) -> Option<u8> {
+        match (self.server_max_window_bits, self.memory) {
+            (Some(b), _) => Some(b),
+            (None, DeflateMemory::Window { bits }) => Some(bits),
+            _ => None,
+        }
+    }
+
     /// zlib compression level, 0-9. Default: 6.
     pub fn level(mut self, level: u32) -> Self {
         self.level = level.min(9);
@@ -239,7 +371,7 @@ pub fn client_offer(cfg: &DeflateConfig) -> String {
     if cfg.client_no_context_takeover {
         s.push_str("; client_no_context_takeover");
     }
-    if let Some(b) = cfg.server_max_window_bits {
+    if let Some(b) = cfg.asked_server_bits() {
         s.push_str(&format!("; server_max_window_bits={}", b.clamp(9, 15)));
     }
     match cfg.client_max_window_bits {
@@ -300,7 +432,7 @@ fn accept_offer(offer: &Params, cfg: &DeflateConfig) -> Option<(DeflateParams, S
             || cfg.server_no_context_takeover,
         // Only our answer obliges the client; its own hint in the offer does not
         // make it safe to drop our inflater's context (a peer may ignore its hint).
-        client_no_context_takeover: cfg.client_no_context_takeover,
+        client_no_context_takeover: cfg.client_must_reset(client_bits),
         server_max_window_bits: server_bits,
         client_max_window_bits: client_bits,
     };
@@ -308,7 +440,7 @@ fn accept_offer(offer: &Params, cfg: &DeflateConfig) -> Option<(DeflateParams, S
     if params.server_no_context_takeover {
         resp.push_str("; server_no_context_takeover");
     }
-    if cfg.client_no_context_takeover {
+    if params.client_no_context_takeover {
         resp.push_str("; client_no_context_takeover");
     }
     if offer.server_max_window_bits.is_some() || server_bits < 15 {
@@ -348,7 +480,7 @@ pub fn client_check_response(
     let Some(p) = found else {
         return Ok(None);
     };
-    if let (Some(asked), Some(got)) = (cfg.server_max_window_bits, p.server_max_window_bits)
+    if let (Some(asked), Some(got)) = (cfg.asked_server_bits(), p.server_max_window_bits)
         && got > asked
     {
         return Err(bad_response(format!(
@@ -436,6 +568,66 @@ mod tests {
         };
         assert!(negotiate("permessage-deflate; server_no_context_takeover", &strict).is_none());
         assert!(negotiate("x-webkit-deflate-frame", &DeflateConfig::default()).is_none());
+    }
+
+    #[test]
+    fn memory_presets_negotiate_what_they_need() {
+        let small = DeflateConfig::small();
+        // A browser's offer: the client accepts a window limit.
+        let (p, resp) = negotiate("permessage-deflate; client_max_window_bits", &small).unwrap();
+        // Our messages keep a 15-bit window inside a message; only the client's
+        // window (our inbound history) is limited.
+        assert_eq!(resp, "permessage-deflate; client_max_window_bits=9");
+        assert_eq!(
+            (p.server_max_window_bits, p.client_max_window_bits),
+            (15, 9)
+        );
+        assert!(!p.server_no_context_takeover && !p.client_no_context_takeover);
+        // No window limit offered: the client is asked to drop its context instead.
+        let (p, resp) = negotiate("permessage-deflate", &small).unwrap();
+        assert_eq!(resp, "permessage-deflate; client_no_context_takeover");
+        assert!(p.client_no_context_takeover && !p.server_no_context_takeover);
+        // Our client in small mode asks the server for 9 bits (its inbound history)
+        // and compresses with 9, and accepts the answer.
+        let offer = client_offer(&small);
+        assert_eq!(
+            offer,
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"
+        );
+        let (p, resp) = negotiate(&offer, &small).unwrap();
+        assert_eq!(client_check_response(Some(&resp), &small).unwrap(), Some(p));
+
+        let shared = DeflateConfig::shared();
+        let (p, resp) = negotiate("permessage-deflate; client_max_window_bits", &shared).unwrap();
+        assert_eq!(
+            resp,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        assert!(p.server_no_context_takeover && p.client_no_context_takeover);
+        // Against a default server: it agrees to drop its context; our client drops
+        // its own regardless (the server merely keeps a context it will not need).
+        let offer = client_offer(&shared);
+        let (_, resp) = negotiate(&offer, &DeflateConfig::default()).unwrap();
+        let p = client_check_response(Some(&resp), &shared)
+            .unwrap()
+            .unwrap();
+        assert!(p.server_no_context_takeover && p.client_no_context_takeover);
+
+        let dedicated = DeflateConfig::dedicated(12, 4);
+        let (p, resp) =
+            negotiate("permessage-deflate; client_max_window_bits", &dedicated).unwrap();
+        assert_eq!(
+            resp,
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        );
+        assert_eq!(
+            (p.server_max_window_bits, p.client_max_window_bits),
+            (12, 12)
+        );
+        // Dedicated mode never asks a client for no context takeover.
+        let (p, _) = negotiate("permessage-deflate", &dedicated).unwrap();
+        assert!(!p.client_no_context_takeover);
+        assert_eq!(p.client_max_window_bits, 15);
     }
 
     #[test]

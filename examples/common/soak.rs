@@ -1,0 +1,576 @@
+//! `loadgen soak`: a long, churning load against an echo server that verifies every
+//! byte (examples/loadgen.rs; results in docs/soak.md).
+//!
+//! One event-loop client holds `--conns` connections. Each wakes at random (on
+//! average every `--interval` seconds) and sends a message of 0 B - 256 KiB
+//! (log-uniform sizes; text from the JSON corpus or random binary; a quarter of them
+//! fragmented), or pings, or closes and is replaced by a fresh connection. Every echo
+//! is compared with what was sent, in order. Beside it, threads misbehave: some
+//! reset their connection in the middle of a message (RST, half a frame sent), some
+//! read 256 KiB echoes 4 KiB at a time with pauses (slow readers). After
+//! `--duration` seconds everything drains and closes, and the server's RSS and open
+//! descriptors are compared with the start.
+//!
+//! Output: one JSON line per `--report-every` seconds and a summary line. The exit
+//! status is non-zero if any message was lost or corrupted, if RSS did not come back
+//! within 10 % of the start, or if the server's descriptors did not.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use silverback::event::{Client, Ctx, Handler, MessageRef};
+use silverback::{CloseCode, Error, MessageKind};
+
+use crate::corpus::{self, Rng};
+
+/// The largest message: 256 KiB.
+const MAX_SIZE: u64 = 256 * 1024;
+
+/// Settings from the command line.
+#[derive(Clone)]
+pub struct Settings {
+    /// ws:// URL of the echo server.
+    pub url: String,
+    /// Connections held by the event-loop client.
+    pub conns: usize,
+    /// Seconds of load (churn stops after this).
+    pub duration: f64,
+    /// Mean seconds between a connection's actions.
+    pub interval: f64,
+    /// Seconds between report lines.
+    pub report_every: f64,
+    /// Threads that reset mid-message, and threads that read slowly.
+    pub resetters: usize,
+    /// Slow-reader threads.
+    pub slow_readers: usize,
+    /// The server's pid (RSS, descriptors).
+    pub pid: Option<u32>,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Offer permessage-deflate.
+    pub deflate: bool,
+}
+
+/// The deterministic content of a message: regenerated to verify the echo.
+fn content(seed: u64, len: usize, text: bool) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    if text {
+        corpus::text(&mut rng, len)
+    } else {
+        let mut v = vec![0u8; len];
+        rng.fill(&mut v);
+        v
+    }
+}
+
+struct Sent {
+    seed: u64,
+    len: usize,
+    text: bool,
+    at: Instant,
+}
+
+#[derive(Default)]
+pub struct Data {
+    pending: VecDeque<Sent>,
+    pings: VecDeque<u64>,
+    closing: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    verified: u64,
+    verified_bytes: u64,
+    lost: u64,
+    corrupted: u64,
+    pings: u64,
+    pongs_lost: u64,
+    churned: u64,
+    errors: u64,
+    fragmented: u64,
+}
+
+struct Soak {
+    s: Settings,
+    rng: Rng,
+    stop_at: Instant,
+    start: Instant,
+    next_report: Instant,
+    open: usize,
+    t: Totals,
+    minute_lat_us: Vec<u32>,
+    minute: u32,
+    peak_rss: Arc<AtomicU64>,
+    misbehaving: Arc<Counters>,
+    stopping: bool,
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+fn p99(v: &mut [u32]) -> u32 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * 0.99).round() as usize]
+}
+
+impl Soak {
+    fn rearm(&mut self, ctx: &mut Ctx<'_, Data>) {
+        let mean = self.s.interval;
+        let after = mean * (0.5 + self.rng.below(1000) as f64 / 1000.0);
+        ctx.set_timer(Duration::from_secs_f64(after), 0);
+    }
+
+    fn report(&mut self, now: Instant) {
+        if now < self.next_report {
+            return;
+        }
+        self.next_report += Duration::from_secs_f64(self.s.report_every);
+        self.minute += 1;
+        let rss = self.s.pid.and_then(rss_kib);
+        let fd = self.s.pid.and_then(fds);
+        let p = p99(&mut self.minute_lat_us);
+        let n = self.minute_lat_us.len();
+        self.minute_lat_us.clear();
+        let m = self.misbehaving.snapshot();
+        println!(
+            "{{\"report\": {}, \"t_s\": {:.0}, \"open\": {}, \"verified\": {}, \"verified_mib\": {:.1}, \"lost\": {}, \"corrupted\": {}, \"churned\": {}, \"resets\": {}, \"slow_verified\": {}, \"msgs_this_period\": {n}, \"p99_ms\": {:.1}, \"server_rss_kib\": {}, \"server_fds\": {}}}",
+            self.minute,
+            now.duration_since(self.start).as_secs_f64(),
+            self.open,
+            self.t.verified,
+            self.t.verified_bytes as f64 / (1 << 20) as f64,
+            self.t.lost,
+            self.t.corrupted + m.corrupted,
+            self.t.churned,
+            m.resets,
+            m.verified,
+            p as f64 / 1000.0,
+            rss.map_or("null".into(), |v| v.to_string()),
+            fd.map_or("null".into(), |v| v.to_string()),
+        );
+    }
+
+    fn act(&mut self, ctx: &mut Ctx<'_, Data>) {
+        let r = self.rng.below(100);
+        if r < 3 && ctx.data().pending.is_empty() {
+            // Churn: a normal close; on_close connects a replacement.
+            ctx.data().closing = true;
+            let _ = ctx.close(CloseCode::NORMAL, "churn");
+            return;
+        }
+        if r < 12 {
+            let tag = self.rng.next();
+            if ctx.ping(&tag.to_le_bytes()).is_ok() {
+                ctx.data().pings.push_back(tag);
+                self.t.pings += 1;
+            }
+            self.rearm(ctx);
+            return;
+        }
+        // Log-uniform size, 0 B to 256 KiB.
+        let bits = self.rng.below(19);
+        let len = (self.rng.below(1 << bits) as usize).min(MAX_SIZE as usize);
+        let text = self.rng.below(2) == 0;
+        let seed = self.rng.next();
+        let data = content(seed, len, text);
+        let kind = if text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        let ok = if self.rng.below(4) == 0 && len > 1 {
+            // Fragmented: 2-8 pieces at random cuts.
+            self.t.fragmented += 1;
+            let pieces = 2 + self.rng.below(7) as usize;
+            let mut cuts: Vec<usize> = (1..pieces)
+                .map(|_| self.rng.below(len as u64) as usize)
+                .collect();
+            cuts.sort_unstable();
+            let mut at = 0;
+            let mut ok = true;
+            for (i, &c) in cuts.iter().chain(std::iter::once(&len)).enumerate() {
+                let c = c.max(at);
+                ok &= ctx
+                    .send_fragment(kind, &data[at..c], i + 1 == pieces)
+                    .is_ok();
+                at = c;
+            }
+            ok
+        } else {
+            ctx.send(kind, &data).is_ok()
+        };
+        if ok {
+            ctx.data().pending.push_back(Sent {
+                seed,
+                len,
+                text,
+                at: Instant::now(),
+            });
+        }
+        self.rearm(ctx);
+    }
+}
+
+impl Handler for Soak {
+    type Data = Data;
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Data>) {
+        self.open += 1;
+        self.rearm(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Data>, _: u64) {
+        let now = Instant::now();
+        self.report(now);
+        if now >= self.stop_at {
+            self.stopping = true;
+            // Drain: close once every echo is back.
+            if ctx.data().pending.is_empty() && !ctx.data().closing {
+                ctx.data().closing = true;
+                let _ = ctx.close(CloseCode::NORMAL, "done");
+            } else {
+                ctx.set_timer(Duration::from_millis(200), 0);
+            }
+            return;
+        }
+        self.act(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Data>, msg: MessageRef<'_>) {
+        let now = Instant::now();
+        let Some(sent) = ctx.data().pending.pop_front() else {
+            self.t.corrupted += 1;
+            return;
+        };
+        let want_kind = if sent.text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        if msg.kind != want_kind
+            || msg.data.len() != sent.len
+            || msg.data != content(sent.seed, sent.len, sent.text).as_slice()
+        {
+            self.t.corrupted += 1;
+        } else {
+            self.t.verified += 1;
+            self.t.verified_bytes += sent.len as u64;
+        }
+        self.minute_lat_us.push(
+            now.duration_since(sent.at)
+                .as_micros()
+                .min(u32::MAX as u128) as u32,
+        );
+        self.report(now);
+    }
+
+    fn on_pong(&mut self, ctx: &mut Ctx<'_, Data>, data: &[u8]) {
+        // Pongs answer pings in order; an unsolicited one (none here) would not match.
+        if let Some(tag) = ctx.data().pings.pop_front()
+            && data != tag.to_le_bytes()
+        {
+            self.t.corrupted += 1;
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Data>, code: CloseCode, _: &str) {
+        self.open = self.open.saturating_sub(1);
+        let d = ctx.data();
+        self.t.lost += d.pending.len() as u64;
+        self.t.pongs_lost += d.pings.len() as u64;
+        let ours = d.closing && code == CloseCode::NORMAL;
+        if !ours {
+            self.t.errors += 1;
+        }
+        if !self.stopping {
+            self.t.churned += 1;
+            let url = self.s.url.clone();
+            if ctx.lp().connect(&url, Data::default()).is_err() {
+                self.t.errors += 1;
+            }
+        }
+    }
+
+    fn on_error(&mut self, _: &mut Ctx<'_, Data>, _: &Error) {
+        self.t.errors += 1;
+    }
+}
+
+/// What the misbehaving threads did.
+#[derive(Default)]
+struct Counters {
+    resets: AtomicU64,
+    verified: AtomicU64,
+    corrupted: AtomicU64,
+    failures: AtomicU64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct CountersSnapshot {
+    resets: u64,
+    verified: u64,
+    corrupted: u64,
+    failures: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            resets: self.resets.load(Ordering::Relaxed),
+            verified: self.verified.load(Ordering::Relaxed),
+            corrupted: self.corrupted.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// host:port and path of a ws:// URL.
+fn split_url(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("ws://").unwrap_or(url);
+    match rest.find('/') {
+        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
+    }
+}
+
+/// Handshakes by hand on a raw socket, sends a frame header for a large masked
+/// message and part of its payload, then resets the connection (SO_LINGER 0).
+fn reset_once(url: &str, rng: &mut Rng) -> std::io::Result<()> {
+    let (host, path) = split_url(url);
+    let mut s = TcpStream::connect(&host)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 || head.len() > 8192 {
+            return Err(std::io::Error::other("no handshake response"));
+        }
+        head.push(b[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other("handshake refused"));
+    }
+    // A whole message first, so the server is echoing when the reset comes.
+    let len = 1024 + rng.below(MAX_SIZE - 1024) as usize;
+    let mut frame = vec![0x82, 0xFF];
+    frame.extend_from_slice(&(len as u64).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    let body_len = if rng.below(2) == 0 { len } else { len / 2 };
+    let mut body = vec![0u8; body_len];
+    rng.fill(&mut body);
+    frame.extend_from_slice(&body);
+    if body_len == len {
+        // Then the start of a second one, cut short.
+        frame.extend_from_slice(&[0x82, 0xFE, 0x10, 0x00, 9, 9, 9, 9, 1, 2, 3]);
+    }
+    s.write_all(&frame)?;
+    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO))?;
+    drop(s);
+    Ok(())
+}
+
+/// A blocking client that sends a batch of large messages (up to 1 MiB) and only
+/// then reads the echoes, 4 KiB at a time with pauses, verifying them: the server
+/// must queue its output and apply back-pressure rather than drop or stall.
+fn slow_reader(
+    url: &str,
+    rng: &mut Rng,
+    stop: &AtomicBool,
+    c: &Counters,
+) -> silverback::Result<()> {
+    let (mut conn, _) = silverback::blocking::Dialer::new().dial(url)?;
+    for _ in 0..4 {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut sent = Vec::new();
+        for _ in 0..4 {
+            let len = 64 * 1024 + rng.below(MAX_SIZE - 64 * 1024) as usize;
+            let seed = rng.next();
+            conn.write_message(MessageKind::Binary, &content(seed, len, false))?;
+            sent.push((seed, len));
+        }
+        for (seed, len) in sent {
+            let mut got = Vec::with_capacity(len);
+            let mut r = conn.next_reader()?;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = r.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if got == content(seed, len, false) {
+                c.verified.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.corrupted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    conn.close(CloseCode::NORMAL, "")?;
+    Ok(())
+}
+
+/// Runs the soak; returns the summary line and whether it passed.
+pub fn run(s: Settings) -> Result<(String, bool), Error> {
+    let pid = s.pid;
+    let rss_start = pid.and_then(rss_kib);
+    let fds_start = pid.and_then(fds);
+    let start = Instant::now();
+    let stop_at = start + Duration::from_secs_f64(s.duration);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let peak = Arc::new(AtomicU64::new(rss_start.unwrap_or(0)));
+
+    // RSS sampler (peak), every 200 ms until stopped.
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(r) = pid.and_then(rss_kib) {
+                    peak.fetch_max(r, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let mut threads = Vec::new();
+    for i in 0..s.resetters {
+        let (url, stop, c) = (s.url.clone(), stop.clone(), counters.clone());
+        let mut rng = Rng::new(s.seed ^ (0x1000 + i as u64));
+        threads.push(std::thread::spawn(move || {
+            while Instant::now() < stop_at && !stop.load(Ordering::Relaxed) {
+                match reset_once(&url, &mut rng) {
+                    Ok(()) => c.resets.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => c.failures.fetch_add(1, Ordering::Relaxed),
+                };
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }));
+    }
+    for i in 0..s.slow_readers {
+        let (url, stop, c) = (s.url.clone(), stop.clone(), counters.clone());
+        let mut rng = Rng::new(s.seed ^ (0x2000 + i as u64));
+        threads.push(std::thread::spawn(move || {
+            while Instant::now() < stop_at && !stop.load(Ordering::Relaxed) {
+                if slow_reader(&url, &mut rng, &stop, &c).is_err() {
+                    c.failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    #[allow(unused_mut)]
+    let mut builder = Client::builder()
+        .max_connections(s.conns + 64)
+        .max_message_size(MAX_SIZE + 1)
+        .max_output_buffer(64 << 20)
+        .handshake_timeout(Duration::from_secs(60));
+    if s.deflate {
+        #[cfg(feature = "deflate")]
+        {
+            builder = builder.deflate(crate::common::deflate_mode_config());
+        }
+    }
+    let mut client = builder.build(Soak {
+        s: s.clone(),
+        rng: Rng::new(s.seed),
+        stop_at,
+        start,
+        next_report: start + Duration::from_secs_f64(s.report_every),
+        open: 0,
+        t: Totals::default(),
+        minute_lat_us: Vec::new(),
+        minute: 0,
+        peak_rss: peak.clone(),
+        misbehaving: counters.clone(),
+        stopping: false,
+    })?;
+    for _ in 0..s.conns {
+        client.connect(&s.url, Data::default())?;
+    }
+    // The loop ends by itself once every connection has drained and closed; the
+    // watchdog stops it if that takes more than a minute past the end.
+    let handle = client.handle();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = stop_at + Duration::from_secs(60);
+            while !done.load(Ordering::Relaxed) {
+                if Instant::now() >= deadline {
+                    handle.shutdown(Duration::from_secs(5));
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        })
+    };
+    client.run()?;
+    done.store(true, Ordering::Relaxed);
+    let forced = watchdog.join().unwrap_or(true);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = sampler.join();
+    // Let the server finish closing, then compare with the start.
+    std::thread::sleep(Duration::from_secs(5));
+    let rss_end = pid.and_then(rss_kib);
+    let fds_end = pid.and_then(fds);
+    let h = client.handler();
+    let m = counters.snapshot();
+    let peak = h.peak_rss.load(Ordering::Relaxed);
+    let rss_ok = match (rss_start, rss_end) {
+        (Some(a), Some(b)) => (b as f64) <= a as f64 * 1.10,
+        _ => true,
+    };
+    let fds_ok = fds_start == fds_end;
+    let lost = h.t.lost;
+    let corrupted = h.t.corrupted + m.corrupted;
+    let pass = lost == 0 && corrupted == 0 && h.t.pongs_lost == 0 && rss_ok && fds_ok && !forced;
+    let line = format!(
+        "{{\"mode\": \"soak\", \"conns\": {}, \"duration_s\": {:.0}, \"compressed\": {}, \"verified\": {}, \"verified_mib\": {:.1}, \"fragmented_sent\": {}, \"lost\": {lost}, \"corrupted\": {corrupted}, \"pings\": {}, \"pongs_lost\": {}, \"churned\": {}, \"unexpected_closes_or_errors\": {}, \"resets\": {}, \"slow_verified\": {}, \"misbehaver_failures\": {}, \"server_rss_kib\": {{\"start\": {}, \"peak\": {peak}, \"end\": {}}}, \"server_fds\": {{\"start\": {}, \"end\": {}}}, \"forced_stop\": {forced}, \"pass\": {pass}}}",
+        s.conns,
+        start.elapsed().as_secs_f64(),
+        s.deflate,
+        h.t.verified,
+        h.t.verified_bytes as f64 / (1 << 20) as f64,
+        h.t.fragmented,
+        h.t.pings,
+        h.t.pongs_lost,
+        h.t.churned,
+        h.t.errors,
+        m.resets,
+        m.verified,
+        m.failures,
+        rss_start.map_or("null".into(), |v| v.to_string()),
+        rss_end.map_or("null".into(), |v| v.to_string()),
+        fds_start.map_or("null".into(), |v| v.to_string()),
+        fds_end.map_or("null".into(), |v| v.to_string()),
+    );
+    Ok((line, pass))
+}
