@@ -600,3 +600,21 @@ mod size_tests {
         );
     }
 }
+#[cfg(test)]
+mod tmp_sizes {
+    #[test]
+    fn tmp_sizes() {
+        use std::mem::size_of;
+        println!(
+            "Decoder {} Encoder {} State {} TxQueue {} Keepalive {} Outgoing {} Option<Instant> {} Arc {}",
+            size_of::<crate::proto::decoder::Decoder>(),
+            size_of::<crate::proto::encoder::Encoder>(),
+            size_of::<super::State>(),
+            size_of::<super::TxQueue>(),
+            size_of::<super::Keepalive>(),
+            size_of::<super::Outgoing>(),
+            size_of::<Option<std::time::Instant>>(),
+            size_of::<std::sync::Arc<u8>>()
+        );
+    }
+}

@@ -9,10 +9,44 @@ use crate::proto::encoder::EncodedHeader;
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::mask::apply_mask;
 
-/// Queued bytes past this capacity are given back to the allocator once the queue
-/// drains, so a burst does not stay allocated on an idle connection.
+use std::cell::RefCell;
+
+/// A queue that never quite drains gives back its sent prefix once it passes this.
 const KEEP_CAPACITY: usize = 256 * 1024;
 
+/// Drained buffers up to this capacity go to the thread's spare list; larger ones
+/// go back to the allocator.
+const SPARE_MAX_CAPACITY: usize = 64 * 1024;
+
+/// How many drained buffers a thread keeps for the next connection that sends.
+const SPARES: usize = 8;
+
+thread_local! {
+    /// Empty transmit buffers: a connection holds its buffer only while bytes are
+    /// queued, so an idle connection holds none, and a busy thread still does not
+    /// allocate per message.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn spare_buffer() -> Vec<u8> {
+    SPARE.with_borrow_mut(Vec::pop).unwrap_or_default()
+}
+
+fn give_back(mut b: Vec<u8>) {
+    if b.capacity() == 0 || b.capacity() > SPARE_MAX_CAPACITY {
+        return;
+    }
+    b.clear();
+    // During thread teardown the list may be gone; the buffer is then just freed.
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARES {
+            s.push(b);
+        }
+    });
+}
+
+/// Holds a buffer only while bytes are queued (see [`SPARE`]).
 #[derive(Debug, Default)]
 pub(super) struct TxQueue {
     buf: Vec<u8>,
@@ -23,7 +57,20 @@ pub(super) struct TxQueue {
     sent: u64,
 }
 
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
+    }
+}
+
 impl TxQueue {
+    /// Makes sure the queue has a buffer (a spare one if the thread has it).
+    fn ensure_buffer(&mut self) {
+        if self.buf.capacity() == 0 {
+            self.buf = spare_buffer();
+        }
+    }
+
     /// The bytes waiting to be transmitted.
     pub(super) fn pending(&self) -> &[u8] {
         &self.buf[self.pos..]
@@ -62,11 +109,7 @@ impl TxQueue {
         self.pos += n;
         if self.pos == self.buf.len() {
             self.pos = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf = Vec::new();
-            } else {
-                self.buf.clear();
-            }
+            give_back(std::mem::take(&mut self.buf));
         } else if self.pos > KEEP_CAPACITY && self.pos > self.buf.len() / 2 {
             // A queue that never quite drains must not keep its sent prefix.
             self.buf.drain(..self.pos);
@@ -80,7 +123,7 @@ impl TxQueue {
         let n = self.len();
         if dst.is_empty() && self.pos == 0 {
             std::mem::swap(dst, &mut self.buf);
-            self.buf.clear();
+            give_back(std::mem::take(&mut self.buf));
             self.sent += n as u64;
         } else {
             dst.extend_from_slice(&self.buf[self.pos..]);
@@ -92,6 +135,7 @@ impl TxQueue {
     /// queue (a driver could not write them).
     pub(super) fn push_front(&mut self, bytes: &[u8]) {
         let n = bytes.len();
+        self.ensure_buffer();
         if self.pos >= n {
             self.pos -= n;
             self.buf[self.pos..self.pos + n].copy_from_slice(bytes);
@@ -103,11 +147,13 @@ impl TxQueue {
 
     /// Appends raw bytes (a handshake response that precedes the frames).
     pub(super) fn push_raw(&mut self, bytes: &[u8]) {
+        self.ensure_buffer();
         self.buf.extend_from_slice(bytes);
     }
 
     /// Appends a whole frame; a client's payload is masked in place.
     pub(super) fn push_frame(&mut self, h: &EncodedHeader, payload: &[u8]) {
+        self.ensure_buffer();
         self.buf.reserve(h.as_bytes().len() + payload.len());
         self.buf.extend_from_slice(h.as_bytes());
         let start = self.buf.len();
@@ -122,6 +168,7 @@ impl TxQueue {
     /// [`commit`](Self::commit).
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(super) fn reserve(&mut self) -> usize {
+        self.ensure_buffer();
         let mark = self.buf.len();
         self.buf.resize(mark + MAX_HEADER_LEN, 0);
         mark
@@ -195,5 +242,36 @@ mod tests {
         q.take_into(&mut out);
         assert!(q.is_empty());
         assert_eq!(out, b"\x89\x00\x82\x02de");
+    }
+
+    /// A drained queue holds no buffer (an idle connection keeps nothing), and the
+    /// next frame reuses the thread's spare instead of allocating.
+    #[test]
+    fn a_drained_queue_holds_no_buffer() {
+        let mut enc = Encoder::new(Role::Server);
+        let mut q = TxQueue::default();
+        q.push_frame(
+            &enc.header(OpCode::Binary, true, false, 1000).unwrap(),
+            &[7; 1000],
+        );
+        let cap = q.buf.capacity();
+        assert!(cap >= 1004);
+        let ptr = q.buf.as_ptr();
+        q.advance(q.len());
+        assert_eq!(q.buf.capacity(), 0);
+        q.push_frame(
+            &enc.header(OpCode::Binary, true, false, 10).unwrap(),
+            &[7; 10],
+        );
+        assert_eq!(q.buf.as_ptr(), ptr, "the spare buffer was reused");
+        q.advance(q.len());
+        // A burst larger than a spare is freed, not kept.
+        q.push_frame(
+            &enc.header(OpCode::Binary, true, false, 300_000).unwrap(),
+            &vec![1; 300_000],
+        );
+        q.advance(q.len());
+        assert_eq!(q.buf.capacity(), 0);
+        assert!(SPARE.with_borrow(|s| s.iter().all(|b| b.capacity() <= SPARE_MAX_CAPACITY)));
     }
 }
