@@ -12,8 +12,10 @@
 //! descriptors are compared with the start.
 //!
 //! Output: one JSON line per `--report-every` seconds and a summary line. The exit
-//! status is non-zero if any message was lost or corrupted, if RSS did not come back
-//! within 10 % of the start, or if the server's descriptors did not.
+//! status is non-zero if any message or pong was lost or corrupted, if a connection
+//! closed or failed unexpectedly, if the server's RSS with every connection idle
+//! after the churn is not within 10 % of the same before it, or if the server's
+//! descriptors do not come back to their count before the first connection.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -107,6 +109,24 @@ struct Soak {
     peak_rss: Arc<AtomicU64>,
     misbehaving: Arc<Counters>,
     stopping: bool,
+    /// Echoes outstanding over all connections (read by the watcher).
+    outstanding: Arc<AtomicU64>,
+    /// Every connection has opened once (the ramp-up is over).
+    all_open: Arc<AtomicBool>,
+    /// The watcher has sampled the drained state: close everything.
+    close_now: Arc<AtomicBool>,
+    /// Unexpected closes and errors, by close code or message (the first 20 kinds).
+    unexpected: Vec<(String, u64)>,
+}
+
+impl Soak {
+    fn note(&mut self, what: String) {
+        if let Some(e) = self.unexpected.iter_mut().find(|(w, _)| *w == what) {
+            e.1 += 1;
+        } else if self.unexpected.len() < 20 {
+            self.unexpected.push((what, 1));
+        }
+    }
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -215,6 +235,7 @@ impl Soak {
             ctx.send(kind, &data).is_ok()
         };
         if ok {
+            self.outstanding.fetch_add(1, Ordering::Relaxed);
             ctx.data().pending.push_back(Sent {
                 seed,
                 len,
@@ -231,6 +252,9 @@ impl Handler for Soak {
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, Data>) {
         self.open += 1;
+        if self.open == self.s.conns {
+            self.all_open.store(true, Ordering::Relaxed);
+        }
         self.rearm(ctx);
     }
 
@@ -238,9 +262,13 @@ impl Handler for Soak {
         let now = Instant::now();
         self.report(now);
         if now >= self.stop_at {
+            // The churn is over: no new traffic; the connections stay open, idle,
+            // until the watcher has sampled the server, then close.
             self.stopping = true;
-            // Drain: close once every echo is back.
-            if ctx.data().pending.is_empty() && !ctx.data().closing {
+            if self.close_now.load(Ordering::Relaxed)
+                && ctx.data().pending.is_empty()
+                && !ctx.data().closing
+            {
                 ctx.data().closing = true;
                 let _ = ctx.close(CloseCode::NORMAL, "done");
             } else {
@@ -257,6 +285,7 @@ impl Handler for Soak {
             self.t.corrupted += 1;
             return;
         };
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
         let want_kind = if sent.text {
             MessageKind::Text
         } else {
@@ -292,10 +321,14 @@ impl Handler for Soak {
         self.open = self.open.saturating_sub(1);
         let d = ctx.data();
         self.t.lost += d.pending.len() as u64;
+        self.outstanding
+            .fetch_sub(d.pending.len() as u64, Ordering::Relaxed);
         self.t.pongs_lost += d.pings.len() as u64;
         let ours = d.closing && code == CloseCode::NORMAL;
+        let pending = d.pending.len();
         if !ours {
             self.t.errors += 1;
+            self.note(format!("close {} with {pending} pending", u16::from(code)));
         }
         if !self.stopping {
             self.t.churned += 1;
@@ -306,8 +339,9 @@ impl Handler for Soak {
         }
     }
 
-    fn on_error(&mut self, _: &mut Ctx<'_, Data>, _: &Error) {
+    fn on_error(&mut self, _: &mut Ctx<'_, Data>, e: &Error) {
         self.t.errors += 1;
+        self.note(format!("error: {e}"));
     }
 }
 
@@ -434,15 +468,24 @@ fn slow_reader(
 }
 
 /// Runs the soak; returns the summary line and whether it passed.
+///
+/// Server memory is compared idle with idle: RSS once every connection is open and
+/// before the churn (`idle_start`), and again after the churn stops and every echo
+/// is back, with the same number of connections open and idle (`idle_end`): it must
+/// be within 10 %. Descriptors are compared before the first connection and after
+/// the last one closes.
 pub fn run(s: Settings) -> Result<(String, bool), Error> {
     let pid = s.pid;
-    let rss_start = pid.and_then(rss_kib);
+    let rss_before = pid.and_then(rss_kib);
     let fds_start = pid.and_then(fds);
     let start = Instant::now();
     let stop_at = start + Duration::from_secs_f64(s.duration);
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
-    let peak = Arc::new(AtomicU64::new(rss_start.unwrap_or(0)));
+    let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
+    let outstanding = Arc::new(AtomicU64::new(0));
+    let all_open = Arc::new(AtomicBool::new(false));
+    let close_now = Arc::new(AtomicBool::new(false));
 
     // RSS sampler (peak), every 200 ms until stopped.
     let sampler = {
@@ -481,6 +524,34 @@ pub fn run(s: Settings) -> Result<(String, bool), Error> {
             }
         }));
     }
+    // The watcher: samples the idle baseline after the ramp-up; after the churn,
+    // waits for the misbehaving threads and every echo, samples again, then lets the
+    // connections close. Bounded: each wait gives up after a minute.
+    let watcher = {
+        let (all_open, outstanding, close_now) =
+            (all_open.clone(), outstanding.clone(), close_now.clone());
+        std::thread::spawn(move || {
+            let wait_for = |cond: &dyn Fn() -> bool| {
+                let give_up = Instant::now() + Duration::from_secs(60);
+                while !cond() && Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                cond()
+            };
+            let ramped = wait_for(&|| all_open.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_secs(1));
+            let idle_start = pid.and_then(rss_kib);
+            std::thread::sleep(stop_at.saturating_duration_since(Instant::now()));
+            for t in threads {
+                let _ = t.join();
+            }
+            let drained = wait_for(&|| outstanding.load(Ordering::Relaxed) == 0);
+            std::thread::sleep(Duration::from_secs(2));
+            let idle_end = pid.and_then(rss_kib);
+            close_now.store(true, Ordering::Relaxed);
+            (ramped, drained, idle_start, idle_end)
+        })
+    };
 
     #[allow(unused_mut)]
     let mut builder = Client::builder()
@@ -507,18 +578,22 @@ pub fn run(s: Settings) -> Result<(String, bool), Error> {
         peak_rss: peak.clone(),
         misbehaving: counters.clone(),
         stopping: false,
+        outstanding: outstanding.clone(),
+        all_open: all_open.clone(),
+        close_now: close_now.clone(),
+        unexpected: Vec::new(),
     })?;
     for _ in 0..s.conns {
         client.connect(&s.url, Data::default())?;
     }
     // The loop ends by itself once every connection has drained and closed; the
-    // watchdog stops it if that takes more than a minute past the end.
+    // watchdog stops it if that takes more than four minutes past the end.
     let handle = client.handle();
     let done = Arc::new(AtomicBool::new(false));
     let watchdog = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let deadline = stop_at + Duration::from_secs(60);
+            let deadline = stop_at + Duration::from_secs(240);
             while !done.load(Ordering::Relaxed) {
                 if Instant::now() >= deadline {
                     handle.shutdown(Duration::from_secs(5));
@@ -533,27 +608,34 @@ pub fn run(s: Settings) -> Result<(String, bool), Error> {
     done.store(true, Ordering::Relaxed);
     let forced = watchdog.join().unwrap_or(true);
     stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
+    let (ramped, drained, idle_start, idle_end) = watcher.join().unwrap_or_default();
     let _ = sampler.join();
-    // Let the server finish closing, then compare with the start.
-    std::thread::sleep(Duration::from_secs(5));
-    let rss_end = pid.and_then(rss_kib);
+    // Let the server finish closing, then count its descriptors.
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_closed = pid.and_then(rss_kib);
     let fds_end = pid.and_then(fds);
     let h = client.handler();
     let m = counters.snapshot();
     let peak = h.peak_rss.load(Ordering::Relaxed);
-    let rss_ok = match (rss_start, rss_end) {
+    let rss_ok = match (idle_start, idle_end) {
         (Some(a), Some(b)) => (b as f64) <= a as f64 * 1.10,
         _ => true,
     };
     let fds_ok = fds_start == fds_end;
     let lost = h.t.lost;
     let corrupted = h.t.corrupted + m.corrupted;
-    let pass = lost == 0 && corrupted == 0 && h.t.pongs_lost == 0 && rss_ok && fds_ok && !forced;
+    let pass = lost == 0
+        && corrupted == 0
+        && h.t.pongs_lost == 0
+        && h.t.errors == 0
+        && rss_ok
+        && fds_ok
+        && ramped
+        && drained
+        && !forced;
+    let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
     let line = format!(
-        "{{\"mode\": \"soak\", \"conns\": {}, \"duration_s\": {:.0}, \"compressed\": {}, \"verified\": {}, \"verified_mib\": {:.1}, \"fragmented_sent\": {}, \"lost\": {lost}, \"corrupted\": {corrupted}, \"pings\": {}, \"pongs_lost\": {}, \"churned\": {}, \"unexpected_closes_or_errors\": {}, \"resets\": {}, \"slow_verified\": {}, \"misbehaver_failures\": {}, \"server_rss_kib\": {{\"start\": {}, \"peak\": {peak}, \"end\": {}}}, \"server_fds\": {{\"start\": {}, \"end\": {}}}, \"forced_stop\": {forced}, \"pass\": {pass}}}",
+        "{{\"mode\": \"soak\", \"conns\": {}, \"duration_s\": {:.0}, \"compressed\": {}, \"verified\": {}, \"verified_mib\": {:.1}, \"fragmented_sent\": {}, \"lost\": {lost}, \"corrupted\": {corrupted}, \"pings\": {}, \"pongs_lost\": {}, \"churned\": {}, \"unexpected_closes_or_errors\": {}, \"resets\": {}, \"slow_verified\": {}, \"misbehaver_failures\": {}, \"server_rss_kib\": {{\"before\": {}, \"idle_start\": {}, \"peak\": {peak}, \"idle_end\": {}, \"all_closed\": {}}}, \"server_fds\": {{\"start\": {}, \"end\": {}}}, \"ramped\": {ramped}, \"drained\": {drained}, \"forced_stop\": {forced}, \"unexpected\": {:?}, \"pass\": {pass}}}",
         s.conns,
         start.elapsed().as_secs_f64(),
         s.deflate,
@@ -567,10 +649,16 @@ pub fn run(s: Settings) -> Result<(String, bool), Error> {
         m.resets,
         m.verified,
         m.failures,
-        rss_start.map_or("null".into(), |v| v.to_string()),
-        rss_end.map_or("null".into(), |v| v.to_string()),
-        fds_start.map_or("null".into(), |v| v.to_string()),
-        fds_end.map_or("null".into(), |v| v.to_string()),
+        opt(rss_before),
+        opt(idle_start),
+        opt(idle_end),
+        opt(rss_closed),
+        opt(fds_start.map(|v| v as u64)),
+        opt(fds_end.map(|v| v as u64)),
+        h.unexpected
+            .iter()
+            .map(|(w, n)| format!("{w}: {n}"))
+            .collect::<Vec<_>>(),
     );
     Ok((line, pass))
 }
