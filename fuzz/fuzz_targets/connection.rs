@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use silverback::proto::connection::{Connection, ConnectionConfig, Event};
-use silverback::proto::deflate::{DeflateConfig, DeflateParams, MessageDeflater, MessageInflater};
+use silverback::proto::deflate::{
+    DeflateConfig, DeflateMemory, DeflateParams, MessageDeflater, MessageInflater,
+};
 use silverback::proto::{CloseCode, Decoder, Encoder, Event as Frame, MessageKind, OpCode, Randomness, Role};
 
 #[derive(Arbitrary, Debug)]
@@ -105,8 +107,15 @@ fuzz_target!(|inp: Input| {
         client_max_window_bits: 9 + bits % 7,
     });
     let dcfg = DeflateConfig::default().min_message_size(usize::from(inp.seed as u8 % 64));
+    // The connection's memory mode (dedicated, window history, shared pools); the
+    // peer keeps the default, the wire does not depend on it.
+    let ours = dcfg.clone().memory(match (inp.seed >> 8) % 3 {
+        0 => DeflateMemory::default(),
+        1 => DeflateMemory::Window { bits: 9 + (inp.seed >> 10) as u8 % 7 },
+        _ => DeflateMemory::Shared,
+    });
     if let Some(p) = &params {
-        conn.enable_deflate(p, &dcfg);
+        conn.enable_deflate(p, &ours);
     }
 
     // The peer's byte stream.

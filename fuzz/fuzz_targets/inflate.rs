@@ -5,13 +5,16 @@
 //! Invariants: never a panic; decompressed output never passes the read limit (a
 //! bomb stops with 1009 at the limit); text that inflates successfully is UTF-8;
 //! every error maps to close code 1007 or 1009; the round trip is exact under any
-//! window size and context-takeover setting, across several messages.
+//! window size, context-takeover setting and memory mode (dedicated, window
+//! history, shared) on either side, across several messages.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use silverback::Error;
-use silverback::proto::deflate::{DeflateConfig, DeflateParams, MessageDeflater, MessageInflater};
+use silverback::proto::deflate::{
+    DeflateConfig, DeflateMemory, DeflateParams, MessageDeflater, MessageInflater,
+};
 use silverback::proto::{DataChunk, MessageKind, Role};
 
 #[derive(Arbitrary, Debug)]
@@ -22,11 +25,23 @@ struct Input {
     client_bits: u8,
     limit: u16,
     level: u8,
+    /// Memory modes of the inflater and of the deflater (each any of the three).
+    rx_mode: u8,
+    tx_mode: u8,
     text: bool,
     /// Raw compressed messages, each split into fragments at these lengths.
     raw: Vec<(Vec<u8>, Vec<u8>)>,
     /// Messages to compress and inflate back.
     plain: Vec<Vec<u8>>,
+}
+
+fn mode(m: u8) -> DeflateMemory {
+    match m % 4 {
+        0 => DeflateMemory::default(),
+        1 => DeflateMemory::Dedicated { mem_level: 1 + m / 4 % 9 },
+        2 => DeflateMemory::Window { bits: 9 + m / 4 % 7 },
+        _ => DeflateMemory::Shared,
+    }
 }
 
 fuzz_target!(|inp: Input| {
@@ -40,7 +55,8 @@ fuzz_target!(|inp: Input| {
     let kind = if inp.text { MessageKind::Text } else { MessageKind::Binary };
 
     // Arbitrary compressed input: bounded output, correct error codes.
-    let mut inf = MessageInflater::new(&params, Role::Server, limit);
+    let rx_mode = mode(inp.rx_mode);
+    let mut inf = MessageInflater::with_memory(&params, Role::Server, limit, rx_mode);
     for (data, cuts) in inp.raw.iter().take(8) {
         let mut pieces = Vec::new();
         let mut rest = &data[..];
@@ -76,15 +92,18 @@ fuzz_target!(|inp: Input| {
                     assert_eq!(l, limit);
                 }
                 // A failed connection is torn down: start a fresh inflater.
-                inf = MessageInflater::new(&params, Role::Server, limit);
+                inf = MessageInflater::with_memory(&params, Role::Server, limit, rx_mode);
             }
         }
     }
 
     // Differential: our deflater's output inflates back exactly, message after message.
-    let cfg = DeflateConfig::default().level(u32::from(inp.level % 10));
+    // Any memory mode on either side: the wire format does not depend on it.
+    let cfg = DeflateConfig::default()
+        .level(u32::from(inp.level % 10))
+        .memory(mode(inp.tx_mode));
     let mut def = MessageDeflater::new(&params, Role::Client, &cfg);
-    let mut inf = MessageInflater::new(&params, Role::Server, u64::MAX);
+    let mut inf = MessageInflater::with_memory(&params, Role::Server, u64::MAX, rx_mode);
     for m in inp.plain.iter().take(8) {
         let mut wire = Vec::new();
         def.compress_message(m, &mut wire).unwrap();

@@ -16,8 +16,10 @@ use super::worker::{Worker, interrupted, would_block};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
-/// Read buffers kept for reuse.
-const POOL_MAX: usize = 256;
+/// Read buffers kept for reuse by the loop (a buffer is lent to a connection only
+/// while it has input to process): at most 16 x 64 KiB (the default buffer size)
+/// stay allocated after a burst.
+const POOL_MAX: usize = 16;
 
 impl<H: Handler> Worker<H> {
     /// Pooled read buffers: the read buffer size plus room for a frame header, so a
