@@ -44,7 +44,8 @@ pub fn deflate_requested() -> bool {
     on
 }
 
-/// The compression settings `--deflate-mode MODE` names (default `fast`):
+/// The compression settings `--deflate-mode MODE` (or the `SILVERBACK_DEFLATE_MODE`
+/// environment variable) names (default `fast`):
 ///
 /// * `fast`: dedicated zlib streams per connection, 15-bit windows, memLevel 8 (the
 ///   library's default; about 300 KiB per connection with context takeover);
@@ -56,7 +57,11 @@ pub fn deflate_requested() -> bool {
 #[cfg(feature = "deflate")]
 pub fn deflate_mode_config() -> silverback::proto::deflate::DeflateConfig {
     use silverback::proto::deflate::DeflateConfig;
-    let mode = flag_value("--deflate-mode").unwrap_or_else(|| "fast".into());
+    // The flag, or (for programs started by a harness, e.g. autobahn/run.sh) the
+    // SILVERBACK_DEFLATE_MODE environment variable.
+    let mode = flag_value("--deflate-mode")
+        .or_else(|| std::env::var("SILVERBACK_DEFLATE_MODE").ok())
+        .unwrap_or_else(|| "fast".into());
     let parts: Vec<&str> = mode.split(':').collect();
     let num = |i: usize, what: &str| -> u8 {
         parts
@@ -91,7 +96,8 @@ pub fn autobahn_deflate_config() -> silverback::proto::deflate::DeflateConfig {
     let min = flag_value("--deflate-min")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    silverback::proto::deflate::DeflateConfig::default().min_message_size(min)
+    // The memory mode from --deflate-mode / SILVERBACK_DEFLATE_MODE (default fast).
+    deflate_mode_config().min_message_size(min)
 }
 
 /// The server's TLS configuration from `--tls-cert FILE --tls-key FILE`, or a fresh

@@ -156,7 +156,10 @@ impl Decoder {
 
     /// Sets the read limit: a message whose total payload would exceed `limit` bytes
     /// fails with [`Error::MessageTooBig`] (close 1009) as soon as a frame header
-    /// announces it, before its payload is read. Default: 64 MiB.
+    /// announces it, before its payload is read. Default: 64 MiB. A compressed
+    /// message may take up to zlib's `compressBound(limit)` bytes on the wire (an
+    /// incompressible message of `limit` bytes grows by a few bytes per 16 KiB); its
+    /// decompressed size is held to `limit` by the inflater.
     pub fn set_max_message_size(&mut self, limit: u64) {
         self.max_message_size = limit;
     }
@@ -360,7 +363,15 @@ impl Decoder {
             }
         };
         let size = msg.size.saturating_add(h.payload_len);
-        if size > self.max_message_size {
+        // A compressed message is limited by its decompressed size (the inflater
+        // enforces that exactly); its wire size may pass the limit by deflate's
+        // worst-case overhead on incompressible data, never by more.
+        let wire_limit = if msg.compressed {
+            compressed_bound(self.max_message_size)
+        } else {
+            self.max_message_size
+        };
+        if size > wire_limit {
             return Err(Failure::TooBig(self.max_message_size));
         }
         self.msg = Some(Message { size, ..msg });
@@ -425,4 +436,13 @@ impl Decoder {
             },
         }
     }
+}
+
+/// zlib's `compressBound`: the most a deflate stream of `n` input bytes can take
+/// (stored blocks, their headers, the flush).
+pub(crate) fn compressed_bound(n: u64) -> u64 {
+    n.saturating_add(n >> 12)
+        .saturating_add(n >> 14)
+        .saturating_add(n >> 25)
+        .saturating_add(13)
 }
