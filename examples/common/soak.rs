@@ -1,7 +1,8 @@
 //! `loadgen soak`: a long, churning load against an echo server that verifies every
 //! byte (examples/loadgen.rs; results in docs/soak.md).
 //!
-//! One event-loop client holds `--conns` connections. Each wakes at random (on
+//! One event-loop client holds `--conns` connections. Each first echoes a 1 KiB
+//! warm-up message, then wakes at random (on
 //! average every `--interval` seconds) and sends a message of 0 B - 256 KiB
 //! (log-uniform sizes; text from the JSON corpus or random binary; a quarter of them
 //! fragmented), or pings, or closes and is replaced by a fresh connection. Every echo
@@ -83,6 +84,8 @@ pub struct Data {
     pending: VecDeque<Sent>,
     pings: VecDeque<u64>,
     closing: bool,
+    /// The warm-up echo is still outstanding.
+    warming: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -113,8 +116,11 @@ struct Soak {
     stopping: bool,
     /// Echoes outstanding over all connections (read by the watcher).
     outstanding: Arc<AtomicU64>,
-    /// Every connection has opened once (the ramp-up is over).
+    /// Every connection has opened and echoed its warm-up message (the ramp-up is
+    /// over; with compression, every connection holds its context).
     all_open: Arc<AtomicBool>,
+    /// Warm-up echoes verified.
+    warmed: usize,
     /// The watcher has sampled the drained state: close everything.
     close_now: Arc<AtomicBool>,
     /// Unexpected closes and errors, by close code or message (the first 20 kinds).
@@ -254,8 +260,22 @@ impl Handler for Soak {
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, Data>) {
         self.open += 1;
-        if self.open == self.s.conns {
-            self.all_open.store(true, Ordering::Relaxed);
+        // A warm-up: one 1 KiB corpus message, so that the idle baseline sampled
+        // after the ramp-up already includes what a connection keeps once it has
+        // talked (compression context, in the modes that keep one).
+        let seed = self.rng.next();
+        if ctx
+            .send(MessageKind::Text, &content(seed, 1024, true))
+            .is_ok()
+        {
+            self.outstanding.fetch_add(1, Ordering::Relaxed);
+            ctx.data().pending.push_back(Sent {
+                seed,
+                len: 1024,
+                text: true,
+                at: Instant::now(),
+            });
+            ctx.data().warming = true;
         }
         self.rearm(ctx);
     }
@@ -301,6 +321,12 @@ impl Handler for Soak {
         } else {
             self.t.verified += 1;
             self.t.verified_bytes += sent.len as u64;
+        }
+        if std::mem::take(&mut ctx.data().warming) && !self.stopping {
+            self.warmed += 1;
+            if self.warmed == self.s.conns {
+                self.all_open.store(true, Ordering::Relaxed);
+            }
         }
         self.minute_lat_us.push(
             now.duration_since(sent.at)
@@ -582,6 +608,7 @@ pub fn run(s: Settings) -> Result<(String, bool), Error> {
         stopping: false,
         outstanding: outstanding.clone(),
         all_open: all_open.clone(),
+        warmed: 0,
         close_now: close_now.clone(),
         unexpected: Vec::new(),
     })?;

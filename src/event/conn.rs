@@ -528,5 +528,17 @@ mod size_tests {
             std::mem::size_of::<crate::proto::Connection>(),
             std::mem::size_of::<super::Phase>(),
         );
+        println!(
+            "ConnIo besides Phase: sock {}, id {}, peer {}, deadlines 2 x {}, deferred {} + {}, user_timers {}, alive {}",
+            std::mem::size_of::<Option<super::Transport>>(),
+            std::mem::size_of::<super::ConnId>(),
+            std::mem::size_of::<std::net::SocketAddr>(),
+            std::mem::size_of::<Option<std::time::Instant>>(),
+            std::mem::size_of::<std::collections::VecDeque<super::Deferred>>(),
+            std::mem::size_of::<usize>(),
+            std::mem::size_of::<Vec<super::UserTimer>>(),
+            std::mem::size_of::<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>(),
+        );
+        crate::proto::Connection::print_sizes();
     }
 }

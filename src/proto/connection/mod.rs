@@ -601,20 +601,22 @@ mod size_tests {
     }
 }
 #[cfg(test)]
-mod tmp_sizes {
-    #[test]
-    fn tmp_sizes() {
+impl Connection {
+    /// The layout behind docs/idle-memory.md.
+    pub(crate) fn print_sizes() {
         use std::mem::size_of;
         println!(
-            "Decoder {} Encoder {} State {} TxQueue {} Keepalive {} Outgoing {} Option<Instant> {} Arc {}",
-            size_of::<crate::proto::decoder::Decoder>(),
-            size_of::<crate::proto::encoder::Encoder>(),
-            size_of::<super::State>(),
-            size_of::<super::TxQueue>(),
-            size_of::<super::Keepalive>(),
-            size_of::<super::Outgoing>(),
-            size_of::<Option<std::time::Instant>>(),
-            size_of::<std::sync::Arc<u8>>()
+            "Connection: config {}, Decoder {}, Encoder {}, TxQueue {}, Keepalive {}, close_deadline {}, echo_at {}, out {}, end {}, subprotocol {}",
+            size_of::<Arc<ConnectionConfig>>(),
+            size_of::<Decoder>(),
+            size_of::<Encoder>(),
+            size_of::<TxQueue>(),
+            size_of::<Keepalive>(),
+            size_of::<Option<Instant>>(),
+            size_of::<Option<u64>>(),
+            size_of::<Option<Box<Outgoing>>>(),
+            size_of::<Option<Box<(CloseCode, String)>>>(),
+            size_of::<Option<Box<str>>>(),
         );
     }
 }
