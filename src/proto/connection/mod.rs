@@ -591,16 +591,6 @@ impl Connection {
 }
 
 #[cfg(test)]
-mod size_tests {
-    #[test]
-    fn print_size() {
-        println!(
-            "Connection: {} bytes",
-            std::mem::size_of::<super::Connection>()
-        );
-    }
-}
-#[cfg(test)]
 impl Connection {
     /// The layout behind docs/idle-memory.md.
     pub(crate) fn print_sizes() {
@@ -617,6 +607,17 @@ impl Connection {
             size_of::<Option<Box<Outgoing>>>(),
             size_of::<Option<Box<(CloseCode, String)>>>(),
             size_of::<Option<Box<str>>>(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_size() {
+        println!(
+            "Connection: {} bytes",
+            std::mem::size_of::<super::Connection>()
         );
     }
 }
