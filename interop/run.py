@@ -117,6 +117,26 @@ def our_clients_against(peer_servers, base, extra, suffix):
                         "--against", name] + extra, 14)
 
 
+def deflate_checks(node):
+    """Python websockets and Node ws (both offer permessage-deflate by default, like
+    browsers) against examples/echo --deflate in each memory mode."""
+    print("== peers' clients against examples/echo --deflate, each memory mode")
+    for mode in ("fast", "small", "shared"):
+        port = free_port()
+        p = start([str(EX / "echo"), "--addr", f"127.0.0.1:{port}", "--quiet", "--ping", "0.3",
+                   "--deflate", "--deflate-mode", mode], f"echo-deflate-{mode}")
+        if not wait_port(port, p):
+            results.append((f"echo --deflate-mode {mode}", "echo", "server starts", False, "did not listen"))
+            print(f"FAIL examples/echo --deflate-mode {mode} did not start")
+            continue
+        url = f"ws://127.0.0.1:{port}/websocket"
+        run_checks(f"python client -> echo --deflate-mode {mode}",
+                   [str(PY), str(HERE / "python" / "peer.py"), "client", "--url", url,
+                    "--expect-extension", "permessage-deflate"], 14)
+        run_checks(f"node client -> echo --deflate-mode {mode}",
+                   node + ["client", "--url", url, "--expect-extension", "permessage-deflate"], 14)
+
+
 def make_cert():
     """A self-signed certificate for localhost and 127.0.0.1 (openssl), for wss://."""
     d = HERE / ".logs"
@@ -197,6 +217,7 @@ def main():
                 "--stream-echo", f"ws://127.0.0.1:{ports['stream_echo_blocking']}/websocket",
                 "--control", f"ws://127.0.0.1:{ports['control_blocking']}/websocket"], 3)
     run_checks("chromium -> examples/ticker", browser + ["ticker", "--base", f"http://127.0.0.1:{ports['ticker']}"], 2)
+    deflate_checks(node)
     print("== silverback's clients against peers' servers")
     peer_servers = {
         "python": [str(PY), str(HERE / "python" / "peer.py"), "server", "--port"],

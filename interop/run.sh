@@ -37,6 +37,6 @@ mkdir -p "$HERE/.bin"
 GO111MODULE=off GOPATH="/usr/share/gocode:$HERE/go" GOCACHE="$HERE/.gocache" \
   go build -o "$HERE/.bin/peer-go" peer || die "building the gorilla/websocket peer failed"
 
-(cd "$ROOT" && cargo build --release --features json,tls --example echo --example push --example ticker \
+(cd "$ROOT" && cargo build --release --features json,tls,deflate --example echo --example push --example ticker \
   --example interop_client --example echo_blocking --example stream_echo_blocking --example control_blocking)
 exec "$HERE/.venv/bin/python" "$HERE/run.py"

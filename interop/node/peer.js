@@ -44,10 +44,16 @@ function same(a, b) {
   return Buffer.compare(a, b) === 0;
 }
 
-async function client(url) {
+async function client(url, expectExtension) {
   const ws = new WebSocket(url, { maxPayload: 0 });
   const recv = inbox(ws);
+  let upgradeExtensions;
+  ws.once('upgrade', res => { upgradeExtensions = res.headers['sec-websocket-extensions']; });
   await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
+  if (expectExtension !== undefined) {
+    report(`negotiated ${expectExtension}`, typeof upgradeExtensions === 'string' && upgradeExtensions.startsWith(expectExtension),
+      `Sec-WebSocket-Extensions: ${upgradeExtensions}`);
+  }
   for (const kind of ['text', 'binary']) {
     for (const n of SIZES) {
       const data = payload(kind, n);
@@ -124,7 +130,7 @@ function server(port, cert, key) {
 const args = process.argv.slice(2);
 const opt = k => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
 if (args[0] === 'client') {
-  client(opt('--url')).then(() => process.exit(failures ? 1 : 0), e => { report('client', false, e); process.exit(1); });
+  client(opt('--url'), opt('--expect-extension')).then(() => process.exit(failures ? 1 : 0), e => { report('client', false, e); process.exit(1); });
 } else {
   server(Number(opt('--port')), opt('--cert'), opt('--key'));
 }

@@ -44,9 +44,13 @@ def payload(kind, n):
     return bytes((i * 31 + 7) & 0xFF for i in range(n)) if n < 1 << 20 else bytes(n)
 
 
-async def client(url, cafile=None):
+async def client(url, cafile=None, expect_extension=None):
     ctx = ssl.create_default_context(cafile=cafile) if url.startswith("wss:") else None
     async with websockets.connect(url, max_size=None, max_queue=None, ping_interval=None, ssl=ctx) as ws:
+        if expect_extension is not None:
+            got = ws.response.headers.get("Sec-WebSocket-Extensions")
+            report(f"negotiated {expect_extension}", got is not None and got.startswith(expect_extension),
+                   f"Sec-WebSocket-Extensions: {got}")
         for kind in ("text", "binary"):
             for n in SIZES:
                 data = payload(kind, n)
@@ -157,11 +161,12 @@ def main():
     ap.add_argument("--control")
     ap.add_argument("--port", type=int)
     ap.add_argument("--cafile", help="client: trust this PEM for wss://")
+    ap.add_argument("--expect-extension", help="client: check the server's extensions answer starts with this")
     ap.add_argument("--certfile", help="server: serve wss:// with this certificate (PEM)")
     ap.add_argument("--keyfile", help="server: its key (PEM)")
     a = ap.parse_args()
     if a.mode == "client":
-        asyncio.run(client(a.url, a.cafile))
+        asyncio.run(client(a.url, a.cafile, a.expect_extension))
         sys.exit(1 if failures else 0)
     if a.mode == "tutorial":
         asyncio.run(tutorial(a.echo_blocking, a.stream_echo, a.control))
