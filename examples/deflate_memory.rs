@@ -18,15 +18,27 @@ mod counting;
 #[path = "common/corpus.rs"]
 mod corpus;
 
+/// One whole compressed text message, as the decoder hands it over.
+#[cfg(feature = "deflate")]
+fn whole(payload: &[u8]) -> silverback::proto::DataChunk<'_> {
+    silverback::proto::DataChunk {
+        kind: silverback::proto::MessageKind::Text,
+        payload,
+        first: true,
+        last: true,
+        compressed: true,
+    }
+}
+
 #[cfg(feature = "deflate")]
 fn main() {
     use std::sync::atomic::Ordering;
 
     use counting::CURRENT;
+    use silverback::proto::Role;
     use silverback::proto::deflate::{
         DeflateConfig, MessageDeflater, MessageInflater, server_accept,
     };
-    use silverback::proto::{DataChunk, MessageKind, Role};
 
     let mut rng = corpus::Rng::new(42);
     let msgs: Vec<String> = (0..2000)
@@ -85,13 +97,7 @@ fn main() {
                     wire.clear();
                     client_tx.compress_message(m.as_bytes(), &mut wire).unwrap();
                     let t = std::time::Instant::now();
-                    let chunk = DataChunk {
-                        kind: MessageKind::Text,
-                        payload: &wire,
-                        first: true,
-                        last: true,
-                        compressed: true,
-                    };
+                    let chunk = whole(&wire);
                     out.clear();
                     server_rx
                         .push(&chunk, &mut |p| {
@@ -105,13 +111,7 @@ fn main() {
                     server_tx.compress_message(m.as_bytes(), &mut wire).unwrap();
                     server_us += t.elapsed().as_secs_f64() * 1e6;
                     compressed += wire.len();
-                    let chunk = DataChunk {
-                        kind: MessageKind::Text,
-                        payload: &wire,
-                        first: true,
-                        last: true,
-                        compressed: true,
-                    };
+                    let chunk = whole(&wire);
                     out.clear();
                     client_rx
                         .push(&chunk, &mut |p| {
@@ -136,13 +136,7 @@ fn main() {
                         MessageDeflater::new(&params, Role::Client, browser)
                             .compress_message(m.as_bytes(), &mut w2)
                             .unwrap();
-                        let c2 = DataChunk {
-                            kind: MessageKind::Text,
-                            payload: &w2,
-                            first: true,
-                            last: true,
-                            compressed: true,
-                        };
+                        let c2 = whole(&w2);
                         r2.push(&c2, &mut |_| Ok(())).unwrap();
                         let mut w3 = Vec::new();
                         t2.compress_message(m.as_bytes(), &mut w3).unwrap();

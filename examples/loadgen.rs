@@ -162,21 +162,13 @@ fn echo(
     corpus: bool,
     pid: Option<u32>,
 ) -> Result<String, Error> {
-    #[allow(unused_mut)]
-    let mut builder = tls(Client::builder())
-        .max_connections(conns + 16)
-        .max_message_size(64 << 20)
-        .max_output_buffer(64 << 20);
-    if common::flag("--deflate") {
-        #[cfg(feature = "deflate")]
-        {
-            builder = builder.deflate(common::deflate_mode_config());
-        }
-        #[cfg(not(feature = "deflate"))]
-        return Err(Error::Io(std::io::Error::other(
-            "--deflate needs a build with --features deflate",
-        )));
-    }
+    let builder = deflate(
+        tls(Client::builder())
+            .max_connections(conns + 16)
+            .max_message_size(64 << 20)
+            .max_output_buffer(64 << 20),
+        common::flag("--deflate"),
+    )?;
     let mut rng = corpus::Rng::new(1);
     let mut client = builder.build(Echo {
         payloads: if corpus {
@@ -274,6 +266,23 @@ fn tls(b: silverback::event::ClientBuilder) -> silverback::event::ClientBuilder 
     b
 }
 
+/// `--deflate`: offer permessage-deflate (`--deflate-mode` as in examples/echo);
+/// an error in a build without the `deflate` feature.
+fn deflate(
+    b: silverback::event::ClientBuilder,
+    on: bool,
+) -> Result<silverback::event::ClientBuilder, Error> {
+    if !on {
+        return Ok(b);
+    }
+    #[cfg(feature = "deflate")]
+    return Ok(b.deflate(common::deflate_mode_config()));
+    #[cfg(not(feature = "deflate"))]
+    Err(Error::Io(std::io::Error::other(
+        "--deflate needs a build with --features deflate",
+    )))
+}
+
 fn idle(
     url: &str,
     conns: usize,
@@ -282,20 +291,12 @@ fn idle(
     pid: Option<u32>,
 ) -> Result<String, Error> {
     let before = pid.and_then(rss_kib);
-    #[allow(unused_mut)]
-    let mut builder = tls(Client::builder())
-        .max_connections(conns + 16)
-        .handshake_timeout(Duration::from_secs(60));
-    if common::flag("--deflate") {
-        #[cfg(feature = "deflate")]
-        {
-            builder = builder.deflate(common::deflate_mode_config());
-        }
-        #[cfg(not(feature = "deflate"))]
-        return Err(Error::Io(std::io::Error::other(
-            "--deflate needs a build with --features deflate",
-        )));
-    }
+    let builder = deflate(
+        tls(Client::builder())
+            .max_connections(conns + 16)
+            .handshake_timeout(Duration::from_secs(60)),
+        common::flag("--deflate"),
+    )?;
     let mut client = builder.build(Idle {
         want: conns,
         open: 0,

@@ -581,18 +581,14 @@ pub fn run(s: Settings) -> Result<(String, bool), Error> {
         })
     };
 
-    #[allow(unused_mut)]
-    let mut builder = Client::builder()
-        .max_connections(s.conns + 64)
-        .max_message_size(MAX_SIZE + 1)
-        .max_output_buffer(64 << 20)
-        .handshake_timeout(Duration::from_secs(60));
-    if s.deflate {
-        #[cfg(feature = "deflate")]
-        {
-            builder = builder.deflate(crate::common::deflate_mode_config());
-        }
-    }
+    let builder = crate::deflate(
+        Client::builder()
+            .max_connections(s.conns + 64)
+            .max_message_size(MAX_SIZE + 1)
+            .max_output_buffer(64 << 20)
+            .handshake_timeout(Duration::from_secs(60)),
+        s.deflate,
+    )?;
     let mut client = builder.build(Soak {
         s: s.clone(),
         rng: Rng::new(s.seed),
