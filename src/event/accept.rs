@@ -93,15 +93,7 @@ impl<H: Handler> Worker<H> {
             if tls.is_tls() { " (TLS)" } else { "" }
         );
         let hs = ServerHandshake::new(self.server.clone(), self.core.now);
-        let deadline = hs.poll_timeout();
-        let io = ConnIo::new(
-            Some(sock),
-            id,
-            peer,
-            Role::Server,
-            Phase::Request(hs),
-            deadline,
-        );
+        let io = ConnIo::new(Some(sock), id, peer, Role::Server, Phase::Request(hs));
         self.insert(
             slot,
             Slot {

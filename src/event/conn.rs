@@ -57,10 +57,12 @@ pub(crate) enum Phase {
         head: Box<Request>,
         head_len: usize,
         body_len: usize,
+        /// The handshake deadline (the request's).
+        deadline: Option<Instant>,
     },
-    /// Server: a plain HTTP answer (or a refusal) is being written; the connection
-    /// closes once it is out.
-    Answer(Outbox),
+    /// Server: a plain HTTP answer (or a refusal) is being written, before the
+    /// handshake deadline; the connection closes once it is out.
+    Answer(Outbox, Option<Instant>),
     /// Client: connecting, sending the request, reading the response head.
     Client(Box<ClientStart>),
     /// WebSocket frames, through the protocol state machine.
@@ -89,6 +91,17 @@ pub(crate) struct UserTimer {
     pub(crate) period: Option<std::time::Duration>,
 }
 
+/// The part of a connection few connections use (user timers, a `Sender`, messages
+/// deferred behind an open fragmented message): out of line, so that an idle
+/// connection that uses none of it does not carry it.
+#[derive(Default)]
+pub(crate) struct Cold {
+    deferred: VecDeque<Deferred>,
+    deferred_bytes: usize,
+    pub(crate) user_timers: Vec<UserTimer>,
+    pub(crate) alive: Option<Arc<AtomicBool>>,
+}
+
 /// The state callbacks reach through [`Ctx`](super::Ctx).
 pub(crate) struct ConnIo {
     pub(crate) sock: Option<Transport>,
@@ -96,14 +109,10 @@ pub(crate) struct ConnIo {
     pub(crate) peer: SocketAddr,
     pub(crate) role: Role,
     pub(crate) phase: Phase,
-    /// The handshake deadline, until the connection opens.
-    pub(crate) handshake_deadline: Option<Instant>,
     /// The protocol deadline registered in the timer heap.
     pub(crate) timer_at: Option<Instant>,
-    deferred: VecDeque<Deferred>,
-    deferred_bytes: usize,
-    pub(crate) user_timers: Vec<UserTimer>,
-    pub(crate) alive: Option<Arc<AtomicBool>>,
+    /// What few connections use, allocated on first use.
+    pub(crate) cold: Option<Box<Cold>>,
     /// Reading is suspended for back-pressure.
     pub(crate) paused: bool,
     /// Call `on_drain` when the queue falls below the low watermark.
@@ -121,7 +130,6 @@ impl ConnIo {
         peer: SocketAddr,
         role: Role,
         phase: Phase,
-        handshake_deadline: Option<Instant>,
     ) -> ConnIo {
         ConnIo {
             sock,
@@ -129,17 +137,22 @@ impl ConnIo {
             peer,
             role,
             phase,
-            handshake_deadline,
             timer_at: None,
-            deferred: VecDeque::new(),
-            deferred_bytes: 0,
-            user_timers: Vec::new(),
-            alive: None,
+            cold: None,
             paused: false,
             drain_wanted: false,
             dirty: false,
             dead: false,
         }
+    }
+
+    /// The cold part, allocated on first use.
+    pub(crate) fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    fn deferred_bytes(&self) -> usize {
+        self.cold.as_deref().map_or(0, |c| c.deferred_bytes)
     }
 
     /// The protocol connection, once open.
@@ -176,7 +189,9 @@ impl ConnIo {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Open(c) => c.poll_timeout(),
-            _ => self.handshake_deadline,
+            Phase::Request(hs) => hs.poll_timeout(),
+            Phase::Client(s) => s.hs.poll_timeout(),
+            Phase::HttpBody { deadline, .. } | Phase::Answer(_, deadline) => *deadline,
         }
     }
 
@@ -184,17 +199,17 @@ impl ConnIo {
     pub(crate) fn buffered(&self) -> usize {
         let queued = match &self.phase {
             Phase::Open(c) => c.buffered(),
-            Phase::Answer(o) => o.buf.len() - o.pos,
+            Phase::Answer(o, _) => o.buf.len() - o.pos,
             Phase::Client(s) => s.request.buf.len() - s.request.pos,
             _ => 0,
         };
-        queued + self.deferred_bytes
+        queued + self.deferred_bytes()
     }
 
     pub(crate) fn out_is_empty(&self) -> bool {
         let phase_empty = match &self.phase {
             Phase::Open(c) => c.buffered() == 0,
-            Phase::Answer(o) => o.pos == o.buf.len(),
+            Phase::Answer(o, _) => o.pos == o.buf.len(),
             Phase::Client(s) => s.request.pos == s.request.buf.len(),
             _ => true,
         };
@@ -211,7 +226,8 @@ impl ConnIo {
     /// Answers a plain HTTP request (or refuses an upgrade): the connection closes
     /// once the answer is out.
     pub(crate) fn answer(&mut self, shared: &mut LoopShared, bytes: Vec<u8>) {
-        self.phase = Phase::Answer(Outbox { buf: bytes, pos: 0 });
+        let deadline = self.next_deadline();
+        self.phase = Phase::Answer(Outbox { buf: bytes, pos: 0 }, deadline);
         self.mark_dirty(shared);
     }
 
@@ -336,8 +352,9 @@ impl ConnIo {
         let open_message = conn.in_message();
         self.backpressure_check(shared)?;
         if open_message {
-            self.deferred_bytes += d.len();
-            self.deferred.push_back(d);
+            let cold = self.cold();
+            cold.deferred_bytes += d.len();
+            cold.deferred.push_back(d);
             return Ok(());
         }
         match d {
@@ -348,19 +365,22 @@ impl ConnIo {
 
     /// Once no fragmented message of ours is open, deferred messages go out.
     fn after_message(&mut self, shared: &mut LoopShared) {
-        if self.deferred.is_empty() || self.conn().is_none_or(Connection::in_message) {
+        if self.cold.as_ref().is_none_or(|c| c.deferred.is_empty())
+            || self.conn().is_none_or(Connection::in_message)
+        {
             return;
         }
-        while let Some(d) = self.deferred.pop_front() {
-            self.deferred_bytes -= d.len();
+        while let Some(d) = self.cold().deferred.pop_front() {
+            self.cold().deferred_bytes -= d.len();
             let r = match &d {
                 Deferred::Owned(k, v) => self.queue_message(shared, *k, v),
                 Deferred::Prepared(p) => self.queue_prepared(shared, p),
             };
             if r.is_err() {
                 // Closed meanwhile: the rest cannot be sent either.
-                self.deferred.clear();
-                self.deferred_bytes = 0;
+                let cold = self.cold();
+                cold.deferred.clear();
+                cold.deferred_bytes = 0;
                 return;
             }
         }
@@ -408,7 +428,7 @@ impl ConnIo {
                 }
                 Ok(())
             }
-            Phase::Answer(o) => flush_outbox(sock, o),
+            Phase::Answer(o, _) => flush_outbox(sock, o),
             Phase::Client(s) if s.connected => flush_outbox(sock, &mut s.request),
             _ => Ok(()),
         }
@@ -529,15 +549,13 @@ mod size_tests {
             std::mem::size_of::<super::Phase>(),
         );
         println!(
-            "ConnIo besides Phase: sock {}, id {}, peer {}, deadlines 2 x {}, deferred {} + {}, user_timers {}, alive {}",
+            "ConnIo besides Phase: sock {}, id {}, peer {}, timer_at {}, cold {} (Cold {}), flags and role 5",
             std::mem::size_of::<Option<super::Transport>>(),
             std::mem::size_of::<super::ConnId>(),
             std::mem::size_of::<std::net::SocketAddr>(),
             std::mem::size_of::<Option<std::time::Instant>>(),
-            std::mem::size_of::<std::collections::VecDeque<super::Deferred>>(),
-            std::mem::size_of::<usize>(),
-            std::mem::size_of::<Vec<super::UserTimer>>(),
-            std::mem::size_of::<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>(),
+            std::mem::size_of::<Option<Box<super::Cold>>>(),
+            std::mem::size_of::<super::Cold>(),
         );
         crate::proto::Connection::print_sizes();
     }

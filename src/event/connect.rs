@@ -50,7 +50,6 @@ impl<H: Handler> Worker<H> {
             self.core.now,
             &mut request,
         );
-        let deadline = hs.poll_timeout();
         let (sock, peer, failed) = match sock {
             Ok((s, a)) => (Some(s), a, None),
             Err(e) => (None, SocketAddr::from(([0, 0, 0, 0], 0)), Some(e)),
@@ -63,14 +62,7 @@ impl<H: Handler> Worker<H> {
             },
             connected: false,
         };
-        let io = ConnIo::new(
-            sock,
-            id,
-            peer,
-            Role::Client,
-            Phase::Client(Box::new(start)),
-            deadline,
-        );
+        let io = ConnIo::new(sock, id, peer, Role::Client, Phase::Client(Box::new(start)));
         self.insert(
             slot,
             Slot {

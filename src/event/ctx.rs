@@ -244,7 +244,10 @@ impl<'a, D> Ctx<'a, D> {
     fn add_timer(&mut self, after: Duration, period: Option<Duration>, token: u64) -> TimerId {
         self.core.next_timer_id += 1;
         let id = self.core.next_timer_id;
-        self.io.user_timers.push(UserTimer { id, token, period });
+        self.io
+            .cold()
+            .user_timers
+            .push(UserTimer { id, token, period });
         self.core.timers.add(
             self.core.now + after,
             self.io.id.slot(),
@@ -269,14 +272,21 @@ impl<'a, D> Ctx<'a, D> {
     /// Cancels a timer; returns false if it had already fired (one-shot) or was
     /// cancelled.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        let before = self.io.user_timers.len();
-        self.io.user_timers.retain(|t| t.id != id.0);
-        self.io.user_timers.len() != before
+        let Some(cold) = self.io.cold.as_deref_mut() else {
+            return false;
+        };
+        let before = cold.user_timers.len();
+        cold.user_timers.retain(|t| t.id != id.0);
+        let cancelled = cold.user_timers.len() != before;
+        if cancelled {
+            self.core.timers.forget(1);
+        }
+        cancelled
     }
 
     /// A [`Sender`] for this connection, for other threads (or to keep in a registry).
     pub fn sender(&mut self) -> Sender {
-        let alive = self.io.alive.get_or_insert_with(new_alive).clone();
+        let alive = self.io.cold().alive.get_or_insert_with(new_alive).clone();
         Sender {
             id: self.io.id,
             worker: self.core.me.clone(),

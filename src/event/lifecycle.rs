@@ -70,7 +70,7 @@ impl<H: Handler> Worker<H> {
                 Some(c) if !c.io.paused && !c.io.dead => (
                     c.rd.buf.is_empty(),
                     match &c.io.phase {
-                        Phase::Answer(_) => true,
+                        Phase::Answer(..) => true,
                         Phase::Client(s) => !s.connected,
                         _ => false,
                     },
@@ -226,15 +226,49 @@ impl<H: Handler> Worker<H> {
         let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        if let Some(d) = c.io.next_deadline()
-            && c.io.timer_at.is_none_or(|t| d < t)
-        {
-            let id = c.io.id;
-            self.core
-                .timers
-                .add(d, id.slot(), id.generation(), TimerKind::Conn);
-            c.io.timer_at = Some(d);
+        match c.io.next_deadline() {
+            Some(d) if c.io.timer_at.is_none_or(|t| d < t) => {
+                if c.io.timer_at.is_some() {
+                    // The earlier entry is superseded.
+                    self.core.timers.forget(1);
+                }
+                let id = c.io.id;
+                self.core
+                    .timers
+                    .add(d, id.slot(), id.generation(), TimerKind::Conn);
+                c.io.timer_at = Some(d);
+            }
+            // No deadline any more (a connection without keepalive timers opened):
+            // the registered entry is dead and the next compaction drops it.
+            None => {
+                if c.io.timer_at.take().is_some() {
+                    self.core.timers.forget(1);
+                }
+            }
+            Some(_) => {}
         }
+    }
+
+    /// Drops timer entries that can no longer fire anything (see
+    /// [`Timers::compact`](super::timers::Timers::compact)).
+    pub(crate) fn compact_timers(&mut self) {
+        let slots = &self.slots;
+        self.core.timers.compact(|e| {
+            let Some(Some(c)) = slots.get(e.slot) else {
+                return false;
+            };
+            if c.io.id.generation() != e.generation {
+                return false;
+            }
+            match e.kind {
+                TimerKind::Conn => c.io.timer_at == Some(e.at),
+                TimerKind::User(id) => {
+                    c.io.cold
+                        .as_deref()
+                        .is_some_and(|cold| cold.user_timers.iter().any(|t| t.id == id))
+                }
+            }
+        });
     }
 
     /// The end of every event for a connection: flush, back-pressure, drain, the
@@ -296,7 +330,7 @@ impl<H: Handler> Worker<H> {
                 Phase::Open(conn) => conn.should_close_transport(),
                 // TLS records of the answer still to write keep it (bounded by the
                 // handshake deadline).
-                Phase::Answer(_) => c.io.out_is_empty(),
+                Phase::Answer(..) => c.io.out_is_empty(),
                 _ => false,
             };
         if done {
@@ -336,7 +370,7 @@ impl<H: Handler> Worker<H> {
             let _ = self.poll.registry().deregister(sock.tcp());
             sock.shutdown();
         }
-        if let Some(a) = c.io.alive.take() {
+        if let Some(a) = c.io.cold.as_mut().and_then(|cold| cold.alive.take()) {
             a.store(false, Ordering::Release);
         }
         c.io.dead = true;
@@ -364,6 +398,15 @@ impl<H: Handler> Worker<H> {
             };
             self.handler.on_close(&mut ctx, code, &reason);
         }
+        // Its timer entries are dead now (counted after `on_close`, which may still
+        // set timers).
+        let user_timers =
+            c.io.cold
+                .as_deref()
+                .map_or(0, |cold| cold.user_timers.len());
+        self.core
+            .timers
+            .forget(usize::from(c.io.timer_at.is_some()) + user_timers);
         let size = self.buffer_size();
         let buf = std::mem::take(&mut c.rd.buf);
         if buf.len() == size && self.pool.len() < POOL_MAX {
@@ -376,33 +419,44 @@ impl<H: Handler> Worker<H> {
         while let Some(e) = self.core.timers.pop_due(now) {
             let slot = e.slot;
             let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                self.core.timers.popped_dead();
                 continue;
             };
             if c.io.id.generation() != e.generation {
+                self.core.timers.popped_dead();
                 continue;
             }
             match e.kind {
                 TimerKind::Conn => {
                     if c.io.timer_at == Some(e.at) {
                         c.io.timer_at = None;
+                    } else {
+                        self.core.timers.popped_dead();
                     }
                     if c.io.next_deadline().is_some_and(|d| d <= now) {
                         self.conn_timeout(slot);
                     }
                 }
                 TimerKind::User(id) => {
-                    let Some(pos) = c.io.user_timers.iter().position(|t| t.id == id) else {
+                    let Some(pos) =
+                        c.io.cold
+                            .as_deref()
+                            .and_then(|cold| cold.user_timers.iter().position(|t| t.id == id))
+                    else {
+                        // Cancelled.
+                        self.core.timers.popped_dead();
                         continue;
                     };
-                    let token = c.io.user_timers[pos].token;
-                    match c.io.user_timers[pos].period {
+                    let cold = c.io.cold();
+                    let token = cold.user_timers[pos].token;
+                    match cold.user_timers[pos].period {
                         Some(p) => {
                             self.core
                                 .timers
                                 .add(now + p, slot, e.generation, TimerKind::User(id))
                         }
                         None => {
-                            c.io.user_timers.swap_remove(pos);
+                            cold.user_timers.swap_remove(pos);
                         }
                     }
                     let open = self.slots[slot].as_ref().is_some_and(|c| c.io.is_open());

@@ -7,6 +7,13 @@
 //! wait). It is re-armed only when that deadline moves earlier; a deadline that
 //! moved later (traffic) lets the old entry fire, find nothing due, and re-arm.
 //! Time is passed in; nothing here reads a clock.
+//!
+//! Entries that can no longer do anything (their connection is gone, its deadline
+//! moved earlier or went away, the user timer was cancelled) are counted as they
+//! die and dropped in one pass once they are half the heap, so the heap stays
+//! proportional to the timers that exist, not to the connections that ever had one
+//! (10,000 handshakes would otherwise leave 10,000 dead handshake deadlines behind,
+//! 56 bytes each, until they came due).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -31,10 +38,15 @@ pub(crate) struct Entry {
     pub(crate) kind: TimerKind,
 }
 
+/// The heap is never compacted below this many entries.
+const COMPACT_MIN: usize = 1024;
+
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     seq: u64,
+    /// Entries known to be dead (see [`forget`](Self::forget)).
+    dead: usize,
 }
 
 impl Timers {
@@ -52,6 +64,28 @@ impl Timers {
     /// The earliest deadline, if any (for the poll timeout).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
+    /// `n` entries can no longer do anything (their connection went, its deadline
+    /// went away or moved earlier, a user timer was cancelled).
+    pub(crate) fn forget(&mut self, n: usize) {
+        self.dead += n;
+    }
+
+    /// A popped entry turned out dead (it was counted by `forget`).
+    pub(crate) fn popped_dead(&mut self) {
+        self.dead = self.dead.saturating_sub(1);
+    }
+
+    /// Once dead entries are half the heap (and the heap is not small), keeps only
+    /// the entries `live` accepts: amortised O(1) per dead entry.
+    pub(crate) fn compact(&mut self, mut live: impl FnMut(&Entry) -> bool) {
+        if self.heap.len() < COMPACT_MIN || self.dead * 2 < self.heap.len() {
+            return;
+        }
+        self.heap.retain(|Reverse(e)| live(e));
+        self.dead = 0;
+        self.heap.shrink_to((self.heap.len() * 2).max(COMPACT_MIN));
     }
 
     /// Pops the next entry due at `now`.
@@ -87,5 +121,32 @@ mod tests {
                 .collect();
         assert_eq!(due, vec![2, 3]);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn compaction_drops_dead_entries_once_they_are_half_the_heap() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let at = |i: usize| t0 + Duration::from_millis(i as u64);
+        for i in 0..COMPACT_MIN {
+            t.add(at(i), i, 0, TimerKind::Conn);
+        }
+        // Odd slots die; until half the heap is known dead nothing is looked at.
+        t.forget(COMPACT_MIN / 2 - 1);
+        t.compact(|_| panic!("compacted too early"));
+        t.forget(1);
+        t.compact(|e| e.slot % 2 == 0);
+        assert_eq!(t.len(), COMPACT_MIN / 2);
+        // Below the minimum size nothing is looked at, dead or not.
+        t.forget(COMPACT_MIN / 2);
+        t.compact(|_| panic!("compacted a small heap"));
+        let due: Vec<usize> =
+            std::iter::from_fn(|| t.pop_due(at(10_000)).map(|e| e.slot)).collect();
+        assert_eq!(due.len(), COMPACT_MIN / 2);
+        assert!(due.iter().all(|s| s % 2 == 0));
+        assert!(
+            due.windows(2).all(|w| w[0] < w[1]),
+            "still in deadline order"
+        );
     }
 }

@@ -99,7 +99,8 @@ impl<H: Handler> Worker<H> {
                 false
             }
             Decision::Accept { protocol, headers } => {
-                let phase = std::mem::replace(&mut c.io.phase, Phase::Answer(Outbox::default()));
+                let phase =
+                    std::mem::replace(&mut c.io.phase, Phase::Answer(Outbox::default(), None));
                 let Phase::Request(hs) = phase else {
                     c.io.phase = phase;
                     return false;
@@ -175,10 +176,12 @@ impl<H: Handler> Worker<H> {
             return false;
         }
         if let Some(c) = self.slots[slot].as_mut() {
+            let deadline = c.io.next_deadline();
             c.io.phase = Phase::HttpBody {
                 head: Box::new(req),
                 head_len,
                 body_len,
+                deadline,
             };
         }
         true
@@ -199,6 +202,7 @@ impl<H: Handler> Worker<H> {
             head,
             head_len,
             body_len,
+            ..
         } = &c.io.phase
         else {
             return false;

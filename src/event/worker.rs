@@ -204,6 +204,7 @@ impl<H: Handler> Worker<H> {
                 self.conn_event(slot, true, false, false);
             }
             self.fire_timers();
+            self.compact_timers();
             self.run_ops();
             self.flush_dirty();
             self.publish_stats();

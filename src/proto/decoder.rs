@@ -192,6 +192,11 @@ impl Decoder {
         self.msg.is_some()
     }
 
+    /// True between frames of no message: nothing partly received, open.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.state == State::Open && self.msg.is_none() && self.frame.is_none()
+    }
+
     /// True once a close frame has been received.
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed

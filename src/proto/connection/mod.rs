@@ -314,7 +314,6 @@ struct Compression {
 #[derive(Debug)]
 pub struct Connection {
     config: Arc<ConnectionConfig>,
-    dec: Decoder,
     enc: Encoder,
     state: State,
     /// The peer's close frame was received.
@@ -323,12 +322,11 @@ pub struct Connection {
     auto_pong: bool,
     /// A write of ours failed mid-frame: nothing more can be sent.
     broken: bool,
-    /// When a close-related wait ends (see [`State`]).
-    close_deadline: Option<Instant>,
-    /// Where the echo of the peer's close starts in the queue (it may be replaced
-    /// until transmitted).
-    echo_at: Option<u64>,
-    tx: TxQueue,
+    /// The state of frames and messages in flight; `None` while the connection is
+    /// at rest (see [`Active`]).
+    active: Option<Box<Active>>,
+    /// Read limits set on this connection, when they differ from the config's.
+    limits: Option<Box<Limits>>,
     keepalive: Keepalive,
     out: Option<Box<Outgoing>>,
     /// How the connection ended (or is ending): the peer's close, ours, or 1006.
@@ -336,8 +334,103 @@ pub struct Connection {
     subprotocol: Option<Box<str>>,
     #[cfg(feature = "deflate")]
     z: Option<Box<Compression>>,
+}
+
+/// Read limits of one connection (see [`Connection::set_max_message_size`]).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_message_size: u64,
+    whole_frame_max: usize,
+}
+
+/// What a connection holds only while something is in flight: a frame or message
+/// partly received, bytes queued for the transport, the closing handshake.
+///
+/// An idle open connection (between messages, nothing queued) holds none of it: the
+/// box goes back to a per-thread pool ([`ACTIVE_SPARES`]) and the next read or send
+/// takes one, so thousands of idle connections cost only their small fixed part.
+#[derive(Debug)]
+struct Active {
+    dec: Decoder,
+    tx: TxQueue,
+    /// When a close-related wait ends (see [`State`]).
+    close_deadline: Option<Instant>,
+    /// Where the echo of the peer's close starts in the queue (it may be replaced
+    /// until transmitted).
+    echo_at: Option<u64>,
     #[cfg(feature = "deflate")]
     inflating: Option<Inflating>,
+}
+
+/// How many resting [`Active`] boxes a thread keeps for its next busy connection.
+const ACTIVE_SPARES: usize = 16;
+
+thread_local! {
+    // Boxes, not values: a connection takes and returns the allocation itself.
+    #[allow(clippy::vec_box)]
+    static ACTIVE_POOL: std::cell::RefCell<Vec<Box<Active>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `active`, taken from the pool with a decoder set up by `setup` if it is empty
+/// (a free function so that callers can borrow other fields beside it).
+fn activate(active: &mut Option<Box<Active>>, setup: DecoderSetup) -> &mut Active {
+    active.get_or_insert_with(|| Active::take(setup))
+}
+
+/// What a fresh decoder of a connection is set up with.
+#[derive(Debug, Clone, Copy)]
+struct DecoderSetup {
+    role: Role,
+    limits: Limits,
+    rsv1: bool,
+}
+
+impl Active {
+    /// A box from the thread's pool (or a new one), its decoder set up afresh.
+    fn take(setup: DecoderSetup) -> Box<Active> {
+        let mut dec = Decoder::new(setup.role);
+        dec.set_max_message_size(setup.limits.max_message_size);
+        dec.set_whole_frame_max(setup.limits.whole_frame_max);
+        dec.set_rsv1_allowed(setup.rsv1);
+        let fresh = Active {
+            dec,
+            tx: TxQueue::default(),
+            close_deadline: None,
+            echo_at: None,
+            #[cfg(feature = "deflate")]
+            inflating: None,
+        };
+        match ACTIVE_POOL.try_with(|p| p.borrow_mut().pop()) {
+            Ok(Some(mut b)) => {
+                *b = fresh;
+                b
+            }
+            _ => Box::new(fresh),
+        }
+    }
+
+    /// Nothing in flight: the box can go back to the pool.
+    fn at_rest(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.inflating.is_some() {
+            return false;
+        }
+        self.dec.at_rest()
+            && self.tx.is_empty()
+            && self.close_deadline.is_none()
+            && self.echo_at.is_none()
+    }
+
+    fn give_back(b: Box<Active>) {
+        // During thread teardown the pool may be gone; the box is then just freed.
+        let _ = ACTIVE_POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < ACTIVE_SPARES {
+                p.push(b);
+            }
+        });
+    }
 }
 
 impl Connection {
@@ -355,21 +448,16 @@ impl Connection {
         rng: Randomness,
         now: Instant,
     ) -> Self {
-        let mut dec = Decoder::new(role);
         let auto_pong = config.auto_pong;
-        dec.set_max_message_size(config.max_message_size);
-        dec.set_whole_frame_max(config.whole_frame_max);
         Connection {
             config,
-            dec,
             enc: Encoder::with_randomness(role, rng),
             state: State::Open,
             peer_closed: false,
             auto_pong,
             broken: false,
-            close_deadline: None,
-            echo_at: None,
-            tx: TxQueue::default(),
+            active: None,
+            limits: None,
             keepalive: Keepalive {
                 last_rx: now,
                 last_ping: now,
@@ -380,8 +468,6 @@ impl Connection {
             subprotocol: None,
             #[cfg(feature = "deflate")]
             z: None,
-            #[cfg(feature = "deflate")]
-            inflating: None,
         }
     }
 
@@ -395,16 +481,68 @@ impl Connection {
     ) {
         use crate::proto::deflate::{MessageDeflater, MessageInflater};
         let role = self.role();
-        self.dec.set_rsv1_allowed(true);
+        if let Some(a) = self.active.as_mut() {
+            a.dec.set_rsv1_allowed(true);
+        }
         self.z = Some(Box::new(Compression {
             deflater: MessageDeflater::new(params, role, cfg),
             inflater: MessageInflater::with_memory(
                 params,
                 role,
-                self.dec.max_message_size(),
+                self.max_message_size(),
                 cfg.memory,
             ),
         }));
+    }
+
+    /// The read limits in force.
+    fn limits(&self) -> Limits {
+        self.limits.as_deref().copied().unwrap_or(Limits {
+            max_message_size: self.config.max_message_size,
+            whole_frame_max: self.config.whole_frame_max,
+        })
+    }
+
+    fn decoder_setup(&self) -> DecoderSetup {
+        DecoderSetup {
+            role: self.role(),
+            limits: self.limits(),
+            rsv1: self.is_compressed(),
+        }
+    }
+
+    /// The in-flight state, taken from the pool if the connection was at rest.
+    fn act(&mut self) -> &mut Active {
+        let setup = self.decoder_setup();
+        activate(&mut self.active, setup)
+    }
+
+    /// Gives the in-flight state back to the pool once nothing is in flight.
+    fn settle(&mut self) {
+        if self.state == State::Open
+            && self.active.as_deref().is_some_and(Active::at_rest)
+            && let Some(b) = self.active.take()
+        {
+            Active::give_back(b);
+        }
+    }
+
+    /// The transmit queue, if the connection holds one.
+    fn tx(&self) -> Option<&TxQueue> {
+        self.active.as_deref().map(|a| &a.tx)
+    }
+
+    fn close_deadline(&self) -> Option<Instant> {
+        self.active.as_deref().and_then(|a| a.close_deadline)
+    }
+
+    fn echo_at(&self) -> Option<u64> {
+        self.active.as_deref().and_then(|a| a.echo_at)
+    }
+
+    #[cfg(feature = "deflate")]
+    fn inflating(&self) -> Option<Inflating> {
+        self.active.as_deref().and_then(|a| a.inflating)
     }
 
     /// Turns automatic pongs on or off for this connection (a driver whose
@@ -473,7 +611,9 @@ impl Connection {
     pub fn should_close_transport(&self) -> bool {
         match self.state {
             State::Done => true,
-            State::Closed | State::Failed => self.role() == Role::Server && self.tx.is_empty(),
+            State::Closed | State::Failed => {
+                self.role() == Role::Server && self.tx().is_none_or(TxQueue::is_empty)
+            }
             State::Open | State::CloseSent => false,
         }
     }
@@ -502,7 +642,7 @@ impl Connection {
     /// the call when this is false.
     pub fn wants_read(&self) -> bool {
         #[cfg(feature = "deflate")]
-        return self.inflating.is_some_and(|i| i.active);
+        return self.inflating().is_some_and(|i| i.active);
         #[cfg(not(feature = "deflate"))]
         false
     }
@@ -519,17 +659,24 @@ impl Connection {
 
     /// True while a message from the peer is partly received.
     pub fn receiving_message(&self) -> bool {
-        self.dec.in_message()
+        self.active.as_deref().is_some_and(|a| a.dec.in_message())
     }
 
     /// The read limit (largest message accepted).
     pub fn max_message_size(&self) -> u64 {
-        self.dec.max_message_size()
+        self.limits().max_message_size
     }
 
     /// Sets the read limit: a larger message fails the connection with 1009.
     pub fn set_max_message_size(&mut self, limit: u64) {
-        self.dec.set_max_message_size(limit);
+        let limits = Limits {
+            max_message_size: limit,
+            ..self.limits()
+        };
+        self.limits = Some(Box::new(limits));
+        if let Some(a) = self.active.as_mut() {
+            a.dec.set_max_message_size(limit);
+        }
         #[cfg(feature = "deflate")]
         if let Some(z) = self.z.as_mut() {
             z.inflater.set_limit(limit);
@@ -539,47 +686,64 @@ impl Connection {
     /// Sets the largest payload delivered whole (see
     /// [`ConnectionConfig::whole_frame_max`]).
     pub fn set_whole_frame_max(&mut self, n: usize) {
-        self.dec.set_whole_frame_max(n);
+        let limits = Limits {
+            whole_frame_max: n,
+            ..self.limits()
+        };
+        self.limits = Some(Box::new(limits));
+        if let Some(a) = self.active.as_mut() {
+            a.dec.set_whole_frame_max(n);
+        }
     }
 
     /// Payload bytes still to come of a data frame being delivered piece by piece
     /// (0 otherwise): a driver can size its next read with it.
     pub fn streaming_remaining(&self) -> u64 {
-        self.dec.streaming_remaining()
+        self.active
+            .as_deref()
+            .map_or(0, |a| a.dec.streaming_remaining())
     }
 
     // ---- transmit ----
 
     /// The bytes waiting to be transmitted, in order.
     pub fn transmit(&self) -> &[u8] {
-        self.tx.pending()
+        self.tx().map_or(&[], TxQueue::pending)
     }
 
     /// Marks the first `n` bytes of [`transmit`](Self::transmit) as transmitted.
     pub fn advance_transmit(&mut self, n: usize) {
-        self.tx.advance(n);
+        if let Some(a) = self.active.as_mut() {
+            a.tx.advance(n);
+        }
+        self.settle();
     }
 
     /// Moves every byte waiting to be transmitted to the end of `dst` (for a driver
     /// that writes them while another thread uses the connection).
     pub fn take_transmit(&mut self, dst: &mut Vec<u8>) {
-        self.tx.take_into(dst);
+        if let Some(a) = self.active.as_mut() {
+            a.tx.take_into(dst);
+        }
+        self.settle();
     }
 
     /// Queues raw bytes ahead of the frames (the `101` response of a handshake).
     pub(crate) fn queue_preamble(&mut self, bytes: &[u8]) {
-        self.tx.push_raw(bytes);
+        self.act().tx.push_raw(bytes);
     }
 
     /// Puts bytes taken with [`take_transmit`](Self::take_transmit) that could not be
     /// written back in front of the queue, so the stream stays whole.
     pub fn requeue_front(&mut self, bytes: &[u8]) {
-        self.tx.push_front(bytes);
+        if !bytes.is_empty() {
+            self.act().tx.push_front(bytes);
+        }
     }
 
     /// Number of bytes waiting to be transmitted.
     pub fn buffered(&self) -> usize {
-        self.tx.len()
+        self.tx().map_or(0, TxQueue::len)
     }
 
     /// The driver could not transmit bytes it had taken (the transport failed, or a
@@ -596,14 +760,15 @@ impl Connection {
     pub(crate) fn print_sizes() {
         use std::mem::size_of;
         println!(
-            "Connection: config {}, Decoder {}, Encoder {}, TxQueue {}, Keepalive {}, close_deadline {}, echo_at {}, out {}, end {}, subprotocol {}",
+            "Connection: config {}, Encoder {}, Keepalive {}, active {} (Active {}: Decoder {}, TxQueue {}), limits {}, out {}, end {}, subprotocol {}",
             size_of::<Arc<ConnectionConfig>>(),
-            size_of::<Decoder>(),
             size_of::<Encoder>(),
-            size_of::<TxQueue>(),
             size_of::<Keepalive>(),
-            size_of::<Option<Instant>>(),
-            size_of::<Option<u64>>(),
+            size_of::<Option<Box<Active>>>(),
+            size_of::<Active>(),
+            size_of::<Decoder>(),
+            size_of::<TxQueue>(),
+            size_of::<Option<Box<Limits>>>(),
             size_of::<Option<Box<Outgoing>>>(),
             size_of::<Option<Box<(CloseCode, String)>>>(),
             size_of::<Option<Box<str>>>(),

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::tx::TxQueue;
 use super::{Chunk, Connection, Event, State};
 use crate::error::Error;
 use crate::proto::MessageKind;
@@ -82,7 +83,7 @@ impl Connection {
         let mut off = 0;
         let found = loop {
             #[cfg(feature = "deflate")]
-            if self.inflating.is_some_and(|i| i.active) {
+            if self.inflating().is_some_and(|i| i.active) {
                 match self.inflate_next(&input[off..], scratch) {
                     Ok((used, found)) => {
                         off += used;
@@ -94,7 +95,7 @@ impl Connection {
                     Err(e) => return Err(self.fail(e, now)),
                 }
             }
-            let (n, ev) = match self.dec.decode(&mut input[off..]) {
+            let (n, ev) = match self.act().dec.decode(&mut input[off..]) {
                 Ok(r) => r,
                 Err(e) => return Err(self.fail(e, now)),
             };
@@ -150,6 +151,7 @@ impl Connection {
                 }
             }
         };
+        self.settle();
         let input: &'a [u8] = input;
         #[cfg(feature = "deflate")]
         let scratch: &'a [u8] = scratch;
@@ -203,11 +205,13 @@ impl Connection {
             self.set_end(CloseCode::ABNORMAL, "", false);
         }
         self.state = State::Done;
-        self.close_deadline = None;
         self.out = None;
-        #[cfg(feature = "deflate")]
-        {
-            self.inflating = None;
+        if let Some(a) = self.active.as_mut() {
+            a.close_deadline = None;
+            #[cfg(feature = "deflate")]
+            {
+                a.inflating = None;
+            }
         }
     }
 
@@ -216,10 +220,10 @@ impl Connection {
     fn peer_close(&mut self, code: CloseCode, reason: &str, now: Instant) {
         self.peer_closed = true;
         if self.state == State::Open && !self.enc.is_close_sent() && !self.broken {
-            let mark = self.tx.end();
+            let mark = self.tx().map_or(0, TxQueue::end);
             let echo = (code != CloseCode::NO_STATUS).then_some((code, ""));
             if self.queue_close(echo).is_ok() {
-                self.echo_at = Some(mark);
+                self.act().echo_at = Some(mark);
             }
         }
         if matches!(self.state, State::Open | State::CloseSent) {
@@ -232,14 +236,16 @@ impl Connection {
     /// No more messages either way: a client waits (bounded) for the server to close
     /// the transport, the server closes it once its close is out (§7.1.1).
     fn await_transport_close(&mut self, now: Instant) {
-        self.close_deadline = match self.role() {
+        let deadline = match self.role() {
             Role::Client => Some(now + self.config.close_timeout),
             Role::Server => None,
         };
         self.out = None;
+        let a = self.act();
+        a.close_deadline = deadline;
         #[cfg(feature = "deflate")]
         {
-            self.inflating = None;
+            a.inflating = None;
         }
     }
 
@@ -260,7 +266,7 @@ impl Connection {
     /// inflated by the next steps.
     #[cfg(feature = "deflate")]
     fn begin_piece(&mut self, kind: MessageKind, first: bool, last: bool, len: usize) {
-        let i = match (first, self.inflating) {
+        let i = match (first, self.inflating()) {
             (false, Some(i)) => i,
             _ => {
                 if let Some(z) = self.z.as_mut() {
@@ -275,7 +281,7 @@ impl Connection {
                 }
             }
         };
-        self.inflating = Some(super::Inflating {
+        self.act().inflating = Some(super::Inflating {
             pending: len,
             last,
             active: true,
@@ -290,7 +296,7 @@ impl Connection {
         input: &[u8],
         scratch: &mut Vec<u8>,
     ) -> Result<(usize, Option<Found>), Error> {
-        let (Some(mut i), Some(z)) = (self.inflating, self.z.as_mut()) else {
+        let (Some(mut i), Some(z)) = (self.inflating(), self.z.as_mut()) else {
             return Err(crate::error::ProtocolError::InvalidCompressedData.into());
         };
         let piece = input.get(..i.pending).unwrap_or(input);
@@ -314,7 +320,7 @@ impl Connection {
         if piece_over {
             i.active = false;
         }
-        self.inflating = (!done).then_some(i);
+        self.act().inflating = (!done).then_some(i);
         Ok((used, found))
     }
 }

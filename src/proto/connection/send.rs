@@ -88,7 +88,7 @@ impl Connection {
             return self.queue_compressed(op, true, true, data, true);
         }
         let h = self.enc.header(op, true, false, data.len() as u64)?;
-        self.tx.push_frame(&h, data);
+        self.act().tx.push_frame(&h, data);
         Ok(())
     }
 
@@ -104,11 +104,13 @@ impl Connection {
         end: bool,
     ) -> Result<(), Error> {
         self.enc.check(op, fin, 0)?;
+        let setup = self.decoder_setup();
         let Some(z) = self.z.as_mut() else {
             return Err(UsageError::MessageSequence.into());
         };
-        let mark = self.tx.reserve();
-        let buf = self.tx.payload_buf();
+        let tx = &mut super::activate(&mut self.active, setup).tx;
+        let mark = tx.reserve();
+        let buf = tx.payload_buf();
         let r = z
             .deflater
             .compress(data, buf)
@@ -116,13 +118,13 @@ impl Connection {
         if let Err(e) = r {
             // The compressor's context no longer matches the peer's: nothing more
             // can be sent on this stream.
-            self.tx.cancel(mark);
+            tx.cancel(mark);
             self.broken = true;
             return Err(e);
         }
-        let len = self.tx.reserved_len(mark) as u64;
+        let len = tx.reserved_len(mark) as u64;
         let h = self.enc.header(op, fin, first, len)?;
-        self.tx.commit(mark, &h);
+        tx.commit(mark, &h);
         Ok(())
     }
 
@@ -158,10 +160,11 @@ impl Connection {
     pub fn queue_unsent(&mut self, frame: &DirectFrame<'_>, written: usize) {
         let h = frame.header();
         if written < h.len() {
-            self.tx.push_raw(&h[written..]);
-            self.tx.push_raw(frame.payload);
+            let tx = &mut self.act().tx;
+            tx.push_raw(&h[written..]);
+            tx.push_raw(frame.payload);
         } else if written < frame.len() {
-            self.tx.push_raw(&frame.payload[written - h.len()..]);
+            self.act().tx.push_raw(&frame.payload[written - h.len()..]);
         }
     }
 
@@ -183,7 +186,7 @@ impl Connection {
         }
         self.enc
             .header(kind.opcode(), true, false, payload.len() as u64)?;
-        self.tx.push_raw(server_frame);
+        self.act().tx.push_raw(server_frame);
         Ok(())
     }
 
@@ -225,7 +228,7 @@ impl Connection {
             self.queue_compressed(op, fin, !started, data, fin)?;
         } else {
             let h = self.enc.header(op, fin, false, data.len() as u64)?;
-            self.tx.push_frame(&h, data);
+            self.act().tx.push_frame(&h, data);
         }
         self.out = (!fin).then(|| {
             Box::new(Outgoing {
@@ -377,6 +380,7 @@ impl Connection {
     /// Queues the stage as one fragment of the streamed message.
     fn emit(&mut self, fin: bool) -> Result<(), Error> {
         let compress = self.is_compressed();
+        let setup = self.decoder_setup();
         let Some(o) = self.out.as_deref_mut() else {
             return Err(UsageError::MessageSequence.into());
         };
@@ -396,7 +400,9 @@ impl Connection {
         let h = self
             .enc
             .header(op, fin, compress && !o.started, end as u64)?;
-        self.tx.push_frame(&h, &o.stage[..end]);
+        super::activate(&mut self.active, setup)
+            .tx
+            .push_frame(&h, &o.stage[..end]);
         o.stage.drain(..end);
         o.started = true;
         if fin {
@@ -426,7 +432,7 @@ impl Connection {
             return Err(Error::AlreadyClosed);
         }
         let h = self.enc.header(op, true, false, payload.len() as u64)?;
-        self.tx.push_frame(&h, payload);
+        self.act().tx.push_frame(&h, payload);
         Ok(())
     }
 
@@ -462,7 +468,9 @@ impl Connection {
     }
 
     fn echo_replaceable(&self) -> bool {
-        self.echo_at.is_some_and(|m| self.tx.untransmitted(m))
+        self.active
+            .as_deref()
+            .is_some_and(|a| a.echo_at.is_some_and(|m| a.tx.untransmitted(m)))
     }
 
     /// Starts the closing handshake with `code` and `reason`
@@ -474,10 +482,11 @@ impl Connection {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
         let n = encode_close_payload(close, &mut payload)?;
-        if let Some(mark) = self.echo_at.filter(|_| self.echo_replaceable()) {
-            self.tx.truncate(mark);
+        if let Some(mark) = self.echo_at().filter(|_| self.echo_replaceable()) {
             let h = self.enc.replacement_close_header(n as u64);
-            self.tx.push_frame(&h, &payload[..n]);
+            let tx = &mut self.act().tx;
+            tx.truncate(mark);
+            tx.push_frame(&h, &payload[..n]);
             return Ok(());
         }
         if self.enc.is_close_sent() || self.state != State::Open {
@@ -487,9 +496,11 @@ impl Connection {
             return Err(UsageError::BrokenWriter.into());
         }
         let h = self.enc.header(OpCode::Close, true, false, n as u64)?;
-        self.tx.push_frame(&h, &payload[..n]);
+        let deadline = now + self.config.close_timeout;
+        let a = self.act();
+        a.tx.push_frame(&h, &payload[..n]);
+        a.close_deadline = Some(deadline);
         self.state = State::CloseSent;
-        self.close_deadline = Some(now + self.config.close_timeout);
         self.set_end(code, reason, false);
         self.out = None;
         Ok(())
@@ -500,7 +511,7 @@ impl Connection {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let n = encode_close_payload(close, &mut payload)?;
         let h = self.enc.header(OpCode::Close, true, false, n as u64)?;
-        self.tx.push_frame(&h, &payload[..n]);
+        self.act().tx.push_frame(&h, &payload[..n]);
         Ok(())
     }
 }

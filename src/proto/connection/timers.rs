@@ -12,7 +12,7 @@ impl Connection {
     /// Changes after `read`, sends, closes and `handle_timeout`: ask again after
     /// each.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.close_deadline;
+        let mut next = self.close_deadline();
         if self.state == State::Open {
             let cfg = &self.config;
             let k = &self.keepalive;
@@ -37,9 +37,11 @@ impl Connection {
     /// heartbeat ping unanswered for `pong_timeout`: the connection is done, ended
     /// as 1006 "pong timeout".
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        if self.close_deadline.is_some_and(|d| now >= d) {
+        if self.close_deadline().is_some_and(|d| now >= d) {
             // Our close went unanswered, or the server never closed the transport.
-            self.close_deadline = None;
+            if let Some(a) = self.active.as_mut() {
+                a.close_deadline = None;
+            }
             self.state = State::Done;
             return Ok(());
         }

@@ -143,7 +143,9 @@ impl TxQueue {
         } else {
             self.buf.splice(self.pos..self.pos, bytes.iter().copied());
         }
-        self.sent -= n as u64;
+        // A queue the connection took afresh after resting has counted nothing;
+        // no marks exist then.
+        self.sent = self.sent.saturating_sub(n as u64);
     }
 
     /// Appends raw bytes (a handshake response that precedes the frames).
