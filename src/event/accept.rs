@@ -9,7 +9,7 @@ use mio::{Interest, Token};
 use crate::proto::Role;
 use crate::proto::handshake::{ServerHandshake, write_http_response};
 
-use super::conn::{ConnIo, Phase, ReadState, Slot};
+use super::conn::{ConnIo, Phase, Slot};
 use super::handler::Handler;
 use super::id::ConnId;
 use super::mailbox::Command;
@@ -98,7 +98,7 @@ impl<H: Handler> Worker<H> {
             slot,
             Slot {
                 io,
-                rd: ReadState::new(),
+                rd: None,
                 data: H::Data::default(),
             },
         );

@@ -502,7 +502,10 @@ pub(crate) fn write_through(sock: &mut Transport, head: &[u8], body: &[u8]) -> u
     done
 }
 
-/// The read side: pooled read buffer, message accumulator, delivery mode.
+/// The read side: pooled read buffer, message accumulator, delivery mode. A
+/// connection holds one only while it has input or a message in progress (the box
+/// comes from the loop's spares, the buffer from its pool).
+#[derive(Default)]
 pub(crate) struct ReadState {
     /// Empty (no allocation) while the connection has no pending input.
     pub(crate) buf: Vec<u8>,
@@ -514,26 +517,44 @@ pub(crate) struct ReadState {
 }
 
 impl ReadState {
-    pub(crate) fn new() -> Self {
-        ReadState {
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            msg: Vec::new(),
-            delivery: None,
-        }
-    }
-
     pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
+    }
+
+    /// Nothing buffered and no message being assembled: the connection can give the
+    /// box back.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.buf.is_empty() && self.msg.capacity() == 0 && self.delivery.is_none()
     }
 }
 
 /// A connection: what callbacks reach, what the reader owns, and the user's data.
 pub(crate) struct Slot<D> {
     pub(crate) io: ConnIo,
-    pub(crate) rd: ReadState,
+    /// `None` while the connection has nothing to read (see [`ReadState`]).
+    pub(crate) rd: Option<Box<ReadState>>,
     pub(crate) data: D,
+}
+
+impl<D> Slot<D> {
+    /// Input received and not yet processed.
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.rd.as_deref().map_or(&[], ReadState::pending)
+    }
+
+    /// The first `n` pending bytes were processed.
+    pub(crate) fn consume(&mut self, n: usize) {
+        if let Some(rd) = self.rd.as_deref_mut() {
+            rd.start = (rd.start + n).min(rd.end);
+        }
+    }
+
+    /// Drops the pending input.
+    pub(crate) fn discard_pending(&mut self) {
+        if let Some(rd) = self.rd.as_deref_mut() {
+            rd.start = rd.end;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -544,7 +565,7 @@ mod size_tests {
             "Slot<()>: {} bytes (ConnIo {}, ReadState {}, Connection {}, Phase {})",
             std::mem::size_of::<Option<super::Slot<()>>>(),
             std::mem::size_of::<super::ConnIo>(),
-            std::mem::size_of::<super::ReadState>(),
+            std::mem::size_of::<Option<Box<super::ReadState>>>(),
             std::mem::size_of::<crate::proto::Connection>(),
             std::mem::size_of::<super::Phase>(),
         );

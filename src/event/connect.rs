@@ -67,7 +67,7 @@ impl<H: Handler> Worker<H> {
             slot,
             Slot {
                 io,
-                rd: ReadState::new(),
+                rd: None,
                 data,
             },
         );
@@ -146,12 +146,12 @@ impl<H: Handler> Worker<H> {
         let Phase::Client(s) = &mut c.io.phase else {
             return false;
         };
-        let pending = &c.rd.buf[c.rd.start..c.rd.end];
+        let pending = c.rd.as_deref().map_or(&[][..], ReadState::pending);
         match s.hs.read(pending, now) {
             Ok(None) => false,
             Ok(Some((_response, head_len, conn))) => {
                 c.io.phase = Phase::Open(conn);
-                c.rd.start += head_len;
+                c.consume(head_len);
                 self.open(slot);
                 true
             }

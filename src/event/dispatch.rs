@@ -23,7 +23,7 @@ impl<H: Handler> Worker<H> {
             // Without new input only a plain HTTP body (complete already) or an open
             // connection (decompressed data still to deliver) has anything to do.
             let idle_ok = matches!(c.io.phase, Phase::HttpBody { .. } | Phase::Open(_));
-            if c.io.dead || (c.rd.start == c.rd.end && !idle_ok) {
+            if c.io.dead || (c.pending().is_empty() && !idle_ok) {
                 return;
             }
             let more = match &c.io.phase {
@@ -63,20 +63,24 @@ impl<H: Handler> Worker<H> {
             let Phase::Open(conn) = &mut io.phase else {
                 break;
             };
-            if rd.start == rd.end && !conn.wants_read() {
+            let has_input = rd.as_deref().is_some_and(|r| r.start < r.end);
+            if !has_input && !conn.wants_read() {
                 break;
             }
+            // Decompressed data to deliver with no input held: a read state for the
+            // message's delivery (rare; given back with the next read's buffer).
+            let rs = &mut **rd.get_or_insert_with(Box::default);
             // The loop's policy: after the handler's close, the peer's data is not
             // delivered (the handler asked to end the conversation).
             let closing = conn.close_sent();
-            let (n, ev) = match conn.read(&mut rd.buf[rd.start..rd.end], inflated, now) {
+            let (n, ev) = match conn.read(&mut rs.buf[rs.start..rs.end], inflated, now) {
                 Ok(r) => r,
                 Err(e) => {
                     // The connection failed itself (RFC 6455 §7.1.7): its close is
                     // queued; the transport closes as it says.
-                    rd.start = rd.end;
-                    rd.delivery = None;
-                    rd.msg = Vec::new();
+                    rs.start = rs.end;
+                    rs.delivery = None;
+                    rs.msg = Vec::new();
                     crate::logging::info!("{}: {} failed the connection: {e}", io.id, io.peer);
                     let mut ctx = Ctx {
                         io: &mut *io,
@@ -88,7 +92,7 @@ impl<H: Handler> Worker<H> {
                 }
             };
             let Some(ev) = ev else {
-                rd.start += n;
+                rs.start += n;
                 break;
             };
             let mut ctx = Ctx {
@@ -104,9 +108,9 @@ impl<H: Handler> Worker<H> {
                     if !closing {
                         if chunk.first {
                             let mode = handler.on_message_start(&mut ctx, chunk.kind);
-                            rd.delivery = Some((chunk.kind, mode));
+                            rs.delivery = Some((chunk.kind, mode));
                         }
-                        if let Some((kind, mode)) = rd.delivery {
+                        if let Some((kind, mode)) = rs.delivery {
                             if chunk.first && chunk.last && mode == Delivery::Whole {
                                 // Arrived whole: straight from the buffer, no copy.
                                 let msg = MessageRef {
@@ -121,12 +125,12 @@ impl<H: Handler> Worker<H> {
                                     mode,
                                     kind,
                                 };
-                                deliver_piece(handler, &mut ctx, &mut rd.msg, piece);
+                                deliver_piece(handler, &mut ctx, &mut rs.msg, piece);
                             }
                         }
                     }
                     if chunk.last {
-                        rd.delivery = None;
+                        rs.delivery = None;
                     }
                     // Back-pressure takes effect as soon as a callback passes the
                     // limit, not after the rest of the buffered input.
@@ -136,13 +140,13 @@ impl<H: Handler> Worker<H> {
                 Event::Pong(p) => handler.on_pong(&mut ctx, p),
                 Event::Close { .. } => {
                     // The echo is queued; nothing after a close frame matters.
-                    rd.start = rd.end;
-                    rd.delivery = None;
-                    rd.msg = Vec::new();
+                    rs.start = rs.end;
+                    rs.delivery = None;
+                    rs.msg = Vec::new();
                     break;
                 }
             }
-            rd.start += n;
+            rs.start += n;
         }
         if !io.out_is_empty() {
             io.mark_dirty(&mut core.shared);

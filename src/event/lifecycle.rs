@@ -21,6 +21,9 @@ const READ_BUDGET: usize = 16;
 /// stay allocated after a burst.
 const POOL_MAX: usize = 16;
 
+/// Read states (without buffers) a loop keeps for connections that start reading.
+const RD_SPARES: usize = 64;
+
 impl<H: Handler> Worker<H> {
     /// Pooled read buffers: the read buffer size plus room for a frame header, so a
     /// frame of exactly `read_buffer_size` that arrives into an empty buffer is
@@ -60,7 +63,7 @@ impl<H: Handler> Worker<H> {
         // deliver) goes first.
         let backlog = self.slots[slot].as_ref().is_some_and(|c| {
             !c.io.paused
-                && (c.rd.start < c.rd.end || c.io.conn().is_some_and(|conn| conn.wants_read()))
+                && (!c.pending().is_empty() || c.io.conn().is_some_and(|conn| conn.wants_read()))
         });
         if backlog {
             self.process(slot);
@@ -68,7 +71,7 @@ impl<H: Handler> Worker<H> {
         for round in 0..READ_BUDGET {
             let (needs_buffer, discard) = match self.slots[slot].as_ref() {
                 Some(c) if !c.io.paused && !c.io.dead => (
-                    c.rd.buf.is_empty(),
+                    c.rd.as_deref().is_none_or(|rd| rd.buf.is_empty()),
                     match &c.io.phase {
                         Phase::Answer(..) => true,
                         Phase::Client(s) => !s.connected,
@@ -83,14 +86,17 @@ impl<H: Handler> Worker<H> {
             }
             if needs_buffer {
                 let b = self.take_buffer(size);
+                let spare = &mut self.rd_spares;
                 if let Some(c) = self.slots[slot].as_mut() {
-                    c.rd.buf = b;
+                    c.rd.get_or_insert_with(|| spare.pop().unwrap_or_default()).buf = b;
                 }
             }
             let Some(c) = self.slots[slot].as_mut() else {
                 return;
             };
-            let rd = &mut c.rd;
+            let Some(rd) = c.rd.as_deref_mut() else {
+                return;
+            };
             if rd.end == rd.buf.len() {
                 if rd.start > 0 {
                     rd.buf.copy_within(rd.start..rd.end, 0);
@@ -168,19 +174,29 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Gives the read buffer back to the pool when nothing is pending.
+    /// Gives the read buffer back to the pool when nothing is pending, and the read
+    /// state back to the spares when no message is being assembled either.
     fn release_buffer(&mut self, slot: usize) {
         let size = self.buffer_size();
         let Some(c) = self.slots[slot].as_mut() else {
             return;
         };
-        if c.rd.start == c.rd.end && !c.rd.buf.is_empty() {
-            c.rd.start = 0;
-            c.rd.end = 0;
-            let b = std::mem::take(&mut c.rd.buf);
+        let Some(rd) = c.rd.as_deref_mut() else {
+            return;
+        };
+        if rd.start == rd.end && !rd.buf.is_empty() {
+            rd.start = 0;
+            rd.end = 0;
+            let b = std::mem::take(&mut rd.buf);
             if b.len() == size && self.pool.len() < POOL_MAX {
                 self.pool.push(b);
             }
+        }
+        if rd.at_rest()
+            && let Some(b) = c.rd.take()
+            && self.rd_spares.len() < RD_SPARES
+        {
+            self.rd_spares.push(b);
         }
     }
 
@@ -408,9 +424,11 @@ impl<H: Handler> Worker<H> {
             .timers
             .forget(usize::from(c.io.timer_at.is_some()) + user_timers);
         let size = self.buffer_size();
-        let buf = std::mem::take(&mut c.rd.buf);
-        if buf.len() == size && self.pool.len() < POOL_MAX {
-            self.pool.push(buf);
+        if let Some(rd) = c.rd.take() {
+            let buf = rd.buf;
+            if buf.len() == size && self.pool.len() < POOL_MAX {
+                self.pool.push(buf);
+            }
         }
     }
 

@@ -25,7 +25,7 @@ impl<H: Handler> Worker<H> {
         let Worker { slots, core, .. } = self;
         if let Some(c) = slots[slot].as_mut() {
             c.io.answer(&mut core.shared, bytes);
-            c.rd.start = c.rd.end;
+            c.discard_pending();
         }
     }
 
@@ -53,7 +53,7 @@ impl<H: Handler> Worker<H> {
             let Phase::Request(hs) = &c.io.phase else {
                 return false;
             };
-            match hs.parse(c.rd.pending()) {
+            match hs.parse(c.pending()) {
                 Ok(None) => Head::NeedMore,
                 Err(e) => Head::Bad(e),
                 Ok(Some((req, n))) if !req.is_websocket_upgrade() => Head::Plain(req, n),
@@ -122,7 +122,7 @@ impl<H: Handler> Worker<H> {
                     c.io.mark_dirty(&mut core.shared);
                 }
                 c.io.phase = Phase::Open(conn);
-                c.rd.start += head_len;
+                c.consume(head_len);
                 self.open(slot);
                 true
             }
@@ -207,7 +207,7 @@ impl<H: Handler> Worker<H> {
         else {
             return false;
         };
-        let pending = c.rd.pending();
+        let pending = c.pending();
         if pending.len() < head_len + body_len {
             return false;
         }

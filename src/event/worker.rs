@@ -65,6 +65,10 @@ pub(crate) struct Worker<H: Handler> {
     pub(crate) core: LoopCore<H::Data>,
     /// Read buffers kept for reuse.
     pub(crate) pool: Vec<Vec<u8>>,
+    /// Spare read states (see [`ReadState`](super::conn::ReadState)); boxes, since
+    /// a connection holds the allocation itself.
+    #[allow(clippy::vec_box)]
+    pub(crate) rd_spares: Vec<Box<super::conn::ReadState>>,
     /// Connections to read again without waiting for an event (read budget spent,
     /// or back-pressure lifted).
     pub(crate) ready: Vec<usize>,
@@ -115,6 +119,7 @@ impl<H: Handler> Worker<H> {
             client: Arc::new(config.client(connection)),
             core: LoopCore::new(config, me, peers),
             pool: Vec::new(),
+            rd_spares: Vec::new(),
             ready: Vec::new(),
             shutdown: None,
             inflated: Vec::new(),
