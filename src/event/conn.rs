@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -102,11 +102,26 @@ pub(crate) struct Cold {
     pub(crate) alive: Option<Arc<AtomicBool>>,
 }
 
+/// A peer address in 16 bytes (a `SocketAddr` takes 32): IPv4 inline, IPv6 boxed.
+enum PeerAddr {
+    V4(SocketAddrV4),
+    V6(Box<SocketAddrV6>),
+}
+
+impl PeerAddr {
+    fn new(a: SocketAddr) -> PeerAddr {
+        match a {
+            SocketAddr::V4(a) => PeerAddr::V4(a),
+            SocketAddr::V6(a) => PeerAddr::V6(Box::new(a)),
+        }
+    }
+}
+
 /// The state callbacks reach through [`Ctx`](super::Ctx).
 pub(crate) struct ConnIo {
     pub(crate) sock: Option<Transport>,
     pub(crate) id: ConnId,
-    pub(crate) peer: SocketAddr,
+    peer: PeerAddr,
     pub(crate) role: Role,
     pub(crate) phase: Phase,
     /// The protocol deadline registered in the timer heap.
@@ -134,7 +149,7 @@ impl ConnIo {
         ConnIo {
             sock,
             id,
-            peer,
+            peer: PeerAddr::new(peer),
             role,
             phase,
             timer_at: None,
@@ -144,6 +159,18 @@ impl ConnIo {
             dirty: false,
             dead: false,
         }
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        match &self.peer {
+            PeerAddr::V4(a) => SocketAddr::V4(*a),
+            PeerAddr::V6(a) => SocketAddr::V6(**a),
+        }
+    }
+
+    pub(crate) fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = PeerAddr::new(peer);
     }
 
     /// The cold part, allocated on first use.
@@ -573,7 +600,7 @@ mod size_tests {
             "ConnIo besides Phase: sock {}, id {}, peer {}, timer_at {}, cold {} (Cold {}), flags and role 5",
             std::mem::size_of::<Option<super::Transport>>(),
             std::mem::size_of::<super::ConnId>(),
-            std::mem::size_of::<std::net::SocketAddr>(),
+            std::mem::size_of::<super::PeerAddr>(),
             std::mem::size_of::<Option<std::time::Instant>>(),
             std::mem::size_of::<Option<Box<super::Cold>>>(),
             std::mem::size_of::<super::Cold>(),

@@ -63,14 +63,7 @@ impl<H: Handler> Worker<H> {
             connected: false,
         };
         let io = ConnIo::new(sock, id, peer, Role::Client, Phase::Client(Box::new(start)));
-        self.insert(
-            slot,
-            Slot {
-                io,
-                rd: None,
-                data,
-            },
-        );
+        self.insert(slot, Slot { io, rd: None, data });
         if let Some(e) = failed {
             self.io_failed(slot, e);
             self.finalize(slot);
@@ -121,7 +114,7 @@ impl<H: Handler> Worker<H> {
                 if core.shared.config.nodelay {
                     let _ = sock.set_nodelay(true);
                 }
-                c.io.peer = peer;
+                c.io.set_peer(peer);
                 if let Phase::Client(s) = &mut c.io.phase {
                     s.connected = true;
                 }

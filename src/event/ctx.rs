@@ -131,7 +131,7 @@ impl<'a, D> Ctx<'a, D> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.io.peer
+        self.io.peer()
     }
 
     /// The negotiated subprotocol, if any.

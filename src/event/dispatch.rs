@@ -81,7 +81,7 @@ impl<H: Handler> Worker<H> {
                     rs.start = rs.end;
                     rs.delivery = None;
                     rs.msg = Vec::new();
-                    crate::logging::info!("{}: {} failed the connection: {e}", io.id, io.peer);
+                    crate::logging::info!("{}: {} failed the connection: {e}", io.id, io.peer());
                     let mut ctx = Ctx {
                         io: &mut *io,
                         data: &mut *data,

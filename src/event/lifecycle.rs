@@ -88,7 +88,8 @@ impl<H: Handler> Worker<H> {
                 let b = self.take_buffer(size);
                 let spare = &mut self.rd_spares;
                 if let Some(c) = self.slots[slot].as_mut() {
-                    c.rd.get_or_insert_with(|| spare.pop().unwrap_or_default()).buf = b;
+                    c.rd.get_or_insert_with(|| spare.pop().unwrap_or_default())
+                        .buf = b;
                 }
             }
             let Some(c) = self.slots[slot].as_mut() else {
@@ -406,7 +407,7 @@ impl<H: Handler> Worker<H> {
         };
         if let Some((code, reason)) = end {
             self.core.shared.stats.closes.count(code.as_u16());
-            crate::logging::debug!("{}: {} closed ({code} {reason:?})", c.io.id, c.io.peer);
+            crate::logging::debug!("{}: {} closed ({code} {reason:?})", c.io.id, c.io.peer());
             let mut ctx = Ctx {
                 io: &mut c.io,
                 data: &mut c.data,
@@ -504,7 +505,7 @@ impl<H: Handler> Worker<H> {
             _ => {
                 c.io.dead = true;
                 core.shared.stats.handshake_timeouts += 1;
-                crate::logging::info!("{}: {} handshake timed out", c.io.id, c.io.peer);
+                crate::logging::info!("{}: {} handshake timed out", c.io.id, c.io.peer());
                 (c.io.role == Role::Client).then_some(Error::Handshake(HandshakeError::Timeout))
             }
         };

@@ -36,7 +36,7 @@ impl<H: Handler> Worker<H> {
         };
         self.core.shared.stats.refuse(status);
         if let Some(c) = self.slots.get(slot).and_then(Option::as_ref) {
-            crate::logging::info!("{}: refused {} ({status}): {e}", c.io.id, c.io.peer);
+            crate::logging::info!("{}: refused {} ({status}): {e}", c.io.id, c.io.peer());
         }
         let mut out = Vec::new();
         ServerHandshake::reject(e, &mut out);
@@ -85,13 +85,13 @@ impl<H: Handler> Worker<H> {
         let Some(c) = slots[slot].as_mut() else {
             return false;
         };
-        match handler.on_request(&req, &mut c.data, c.io.peer) {
+        match handler.on_request(&req, &mut c.data, c.io.peer()) {
             Decision::Reject { status, body } => {
                 core.shared.stats.refuse(status);
                 crate::logging::info!(
                     "{}: refused {} ({status}) by the handler",
                     c.io.id,
-                    c.io.peer
+                    c.io.peer()
                 );
                 let mut out = Vec::new();
                 ServerHandshake::refuse(status, &body, &mut out);
@@ -214,7 +214,7 @@ impl<H: Handler> Worker<H> {
         let req = HttpRequest {
             head,
             body: &pending[*head_len..head_len + body_len],
-            peer: c.io.peer,
+            peer: c.io.peer(),
         };
         let mut lp = LoopCtx { core };
         let resp = handler.on_http(&req, &mut lp);

@@ -78,6 +78,7 @@ use crate::proto::rng::Randomness;
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{MessageKind, Role};
 
+use timers::Stamp;
 use tx::TxQueue;
 
 pub use send::{check_close, check_control, check_message};
@@ -261,12 +262,15 @@ enum State {
     Done,
 }
 
-/// The keepalive clock: what was received and pinged when.
+/// The keepalive clock: what was received and pinged when (compact stamps: every
+/// connection carries this).
 #[derive(Debug, Clone, Copy)]
 struct Keepalive {
-    last_rx: Instant,
-    last_ping: Instant,
-    ping_sent: Option<Instant>,
+    last_rx: Stamp,
+    /// When the heartbeat last pinged (or tried to).
+    last_ping: Stamp,
+    /// Our heartbeat ping (sent at `last_ping`) has had no answer yet.
+    awaiting_pong: bool,
 }
 
 /// A message being sent piece by piece: its kind, UTF-8 state and staged bytes.
@@ -459,9 +463,9 @@ impl Connection {
             active: None,
             limits: None,
             keepalive: Keepalive {
-                last_rx: now,
-                last_ping: now,
-                ping_sent: None,
+                last_rx: Stamp::of(now),
+                last_ping: Stamp::of(now),
+                awaiting_pong: false,
             },
             out: None,
             end: None,

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::timers::Stamp;
 use super::tx::TxQueue;
 use super::{Chunk, Connection, Event, State};
 use crate::error::Error;
@@ -74,8 +75,8 @@ impl Connection {
     ) -> Result<(usize, Option<Event<'a>>), Error> {
         scratch.clear();
         if !input.is_empty() {
-            self.keepalive.last_rx = now;
-            self.keepalive.ping_sent = None;
+            self.keepalive.last_rx = Stamp::of(now);
+            self.keepalive.awaiting_pong = false;
         }
         if matches!(self.state, State::Failed | State::Done) {
             return Ok((input.len(), None));

@@ -1,7 +1,8 @@
 //! The connection's timers: heartbeat ping and pong timeout, idle timeout, and the
 //! waits of the closing handshake. Time is passed in; nothing here reads a clock.
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use super::{Connection, State};
 use crate::error::Error;
@@ -17,14 +18,16 @@ impl Connection {
             let cfg = &self.config;
             let k = &self.keepalive;
             if let Some(interval) = cfg.ping_interval {
-                let due = match k.ping_sent {
-                    Some(sent) => sent + cfg.pong_timeout,
-                    None => k.last_ping + interval,
+                let wait = if k.awaiting_pong {
+                    cfg.pong_timeout
+                } else {
+                    interval
                 };
+                let due = k.last_ping.instant() + wait;
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
             if let Some(idle) = cfg.idle_timeout {
-                let due = k.last_rx + idle;
+                let due = k.last_rx.instant() + idle;
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
@@ -51,26 +54,81 @@ impl Connection {
         let cfg = self.config.clone();
         if let Some(interval) = cfg.ping_interval {
             let k = self.keepalive;
-            if let Some(sent) = k.ping_sent
-                && now >= sent + cfg.pong_timeout
-            {
+            if k.awaiting_pong && now >= k.last_ping.instant() + cfg.pong_timeout {
                 // Nothing at all from the peer since our ping: it is gone.
                 self.set_end(CloseCode::ABNORMAL, "pong timeout", true);
                 self.state = State::Done;
                 return Err(Error::Timeout);
             }
-            if k.ping_sent.is_none() && now >= k.last_ping + interval {
-                if self.ping(b"").is_ok() {
-                    self.keepalive.ping_sent = Some(now);
-                }
-                self.keepalive.last_ping = now;
+            if !k.awaiting_pong && now >= k.last_ping.instant() + interval {
+                self.keepalive.awaiting_pong = self.ping(b"").is_ok();
+                self.keepalive.last_ping = Stamp::of(now);
             }
         }
         if let Some(idle) = cfg.idle_timeout
-            && now >= self.keepalive.last_rx + idle
+            && now >= self.keepalive.last_rx.instant() + idle
         {
             self.close(now, CloseCode::GOING_AWAY, "idle timeout")?;
         }
         Ok(())
+    }
+}
+
+/// An instant in 8 bytes (an [`Instant`] takes 16): signed nanoseconds from a
+/// process-wide origin, so instants taken before the origin was fixed are exact
+/// too. Covers ±292 years around the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Stamp(i64);
+
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl Stamp {
+    pub(super) fn of(t: Instant) -> Stamp {
+        let o = origin();
+        match t.checked_duration_since(o) {
+            Some(after) => Stamp(nanos(after)),
+            None => Stamp(-nanos(o - t)),
+        }
+    }
+
+    pub(super) fn instant(self) -> Instant {
+        let o = origin();
+        let d = Duration::from_nanos(self.0.unsigned_abs());
+        let t = if self.0 >= 0 {
+            o.checked_add(d)
+        } else {
+            o.checked_sub(d)
+        };
+        // A stamp comes from an instant, so it converts back; never panic if not.
+        t.unwrap_or(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip_before_and_after_the_origin() {
+        let before = Instant::now();
+        let o = origin();
+        for t in [
+            before,
+            o,
+            o + Duration::from_nanos(1),
+            o + Duration::from_secs(86_400 * 365),
+            o + Duration::from_millis(1234),
+        ] {
+            assert_eq!(Stamp::of(t).instant(), t);
+        }
+        assert!(Stamp::of(before) <= Stamp::of(o));
+        assert!(Stamp::of(o + Duration::from_nanos(1)) > Stamp::of(o));
     }
 }
