@@ -116,19 +116,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamps_round_trip_before_and_after_the_origin() {
-        let before = Instant::now();
+    fn stamps_round_trip_before_and_after_the_origin_and_keep_order() {
+        let now = Instant::now();
         let o = origin();
-        for t in [
-            before,
+        let mut ts = vec![
+            now,
             o,
             o + Duration::from_nanos(1),
             o + Duration::from_secs(86_400 * 365),
             o + Duration::from_millis(1234),
-        ] {
+        ];
+        // Instants before the origin (negative stamps), where the clock allows.
+        ts.extend(o.checked_sub(Duration::from_nanos(1)));
+        ts.extend(o.checked_sub(Duration::from_millis(5)));
+        for &t in &ts {
             assert_eq!(Stamp::of(t).instant(), t);
         }
-        assert!(Stamp::of(before) <= Stamp::of(o));
-        assert!(Stamp::of(o + Duration::from_nanos(1)) > Stamp::of(o));
+        for &a in &ts {
+            for &b in &ts {
+                assert_eq!(Stamp::of(a).cmp(&Stamp::of(b)), a.cmp(&b));
+            }
+        }
     }
 }
