@@ -21,6 +21,8 @@ pub mod encoder;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+#[cfg(feature = "raw")]
+pub mod raw;
 pub mod rng;
 pub mod utf8;
 
