@@ -70,6 +70,8 @@ pub mod event;
 pub mod json;
 mod logging;
 pub mod message;
+#[cfg(feature = "probe")]
+pub mod probe;
 pub mod proto;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -148,6 +148,14 @@ fn refusals_carry_their_status() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
     assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    // Two keys (§11.3.1: the key MUST NOT appear more than once): 400.
+    let twice = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n\r\n";
+    let (req, _) = server.parse(twice).unwrap().unwrap();
+    let err = server.check(&req).unwrap_err();
+    assert_eq!(err, HandshakeError::InvalidKey);
+    assert_eq!(err.status(), 400);
     // A wrong accept key is refused by the client.
     let mut request = Vec::new();
     let mut client = ClientHandshake::new(

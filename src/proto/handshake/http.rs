@@ -160,6 +160,10 @@ impl Request {
         if self.headers.get("Sec-WebSocket-Version").map(str::trim) != Some("13") {
             return Err(HandshakeError::UnsupportedVersion);
         }
+        // §11.3.1: the key MUST NOT appear more than once (two keys are no key).
+        if self.headers.get_all("Sec-WebSocket-Key").nth(1).is_some() {
+            return Err(HandshakeError::InvalidKey);
+        }
         let key = self.key().ok_or(HandshakeError::InvalidKey)?;
         match B64.decode(key.trim()) {
             Ok(raw) if raw.len() == 16 => Ok(()),
