@@ -355,3 +355,38 @@ fn reports_name_every_probe_and_count_failures() {
         "{xml}"
     );
 }
+
+// ---- fuzz and replay ----
+
+#[test]
+fn fuzzing_our_server_finds_nothing() {
+    let t = target(loop_server());
+    let mut judged = 0;
+    let findings = probe::fuzz::run(&t, &opts(), 7, 150, 3, |_, _, _| judged += 1);
+    assert_eq!(judged, 150);
+    let shown: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{:?}: {:?} {:?}", f.case.mutations, f.model, f.verdict))
+        .collect();
+    assert!(findings.is_empty(), "{shown:#?}");
+}
+
+#[test]
+fn fuzzing_a_mutant_finds_it_shrinks_the_case_and_replays_it() {
+    let upstream = loop_server();
+    let bad = target(mutant_proxy(upstream, Mutant::CloseAs1000));
+    let findings = probe::fuzz::run(&bad, &opts(), 7, 100, 1, |_, _, _| {});
+    let f = findings
+        .first()
+        .expect("the mutant rewrites every close code: found");
+    assert!(f.verdict.is_failure(), "{:?}", f.verdict);
+    assert!(f.bytes.len() <= f.case.bytes.len());
+    let file = probe::fuzz::reproducer("ws://mutant/", &f.case, f.model, &f.verdict, &f.bytes);
+    let bytes = probe::fuzz::parse_reproducer(&file).unwrap();
+    assert_eq!(bytes, f.bytes);
+    let mut ev = probe::Evidence::default();
+    let (_, again) = probe::fuzz::judge(&bad, &opts(), &bytes, &mut ev);
+    assert!(again.is_failure(), "replay against the mutant: {again:?}");
+    let (_, good) = probe::fuzz::judge(&target(upstream), &opts(), &bytes, &mut ev);
+    assert_eq!(good, Verdict::Held, "replay against the real server");
+}

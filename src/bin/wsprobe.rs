@@ -3,6 +3,9 @@
 //! ```text
 //! wsprobe check ws://HOST:PORT/PATH [--pid PID] [--deadline SECS] [--only NAME[,NAME]]
 //!               [--fast] [--json FILE] [--junit FILE] [--format table|json|junit]
+//! wsprobe fuzz ws://HOST:PORT/PATH [--seed N] [--cases N] [--out DIR] [--max-findings N]
+//!              [--pid PID] [--deadline SECS]
+//! wsprobe replay FILE ws://HOST:PORT/PATH [--pid PID] [--deadline SECS]
 //! wsprobe list
 //! ```
 //!
@@ -13,7 +16,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use silverback::probe::{self, Options, PROBES, Target};
+use silverback::probe::fuzz::{self as pfuzz, Model};
+use silverback::probe::{self, Evidence, Options, PROBES, Target};
 
 const USAGE: &str = "usage:
   wsprobe check ws://HOST:PORT/PATH [options]
@@ -25,6 +29,14 @@ const USAGE: &str = "usage:
       --format F          stdout as table (default), json or junit
       --json FILE         also write the JSON report to FILE
       --junit FILE        also write a JUnit XML report to FILE
+  wsprobe fuzz ws://HOST:PORT/PATH [options]
+      --seed N            the run's seed (default: from the clock; printed)
+      --cases N           how many mutated conversations (default 200)
+      --out DIR           where reproducers go (default .)
+      --max-findings N    stop after N failures (default 5)
+      --pid, --deadline   as for check
+  wsprobe replay FILE ws://HOST:PORT/PATH [--pid PID] [--deadline SECS]
+                          send a reproducer's bytes again and judge the answer
   wsprobe list            the catalogue
 exit status: 0 all probes held, 1 a violation / hang / dead server, 2 usage";
 
@@ -51,6 +63,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("check") => check(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("replay") => replay(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -138,6 +152,148 @@ fn check(args: &[String]) -> ExitCode {
         }
     }
     if results.iter().any(|r| r.verdict.is_failure()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Options shared by the commands, and the rest of the arguments.
+struct Common {
+    opts: Options,
+    rest: Vec<String>,
+}
+
+fn common(args: &[String], extra: &[&str]) -> Result<(Common, Vec<(String, String)>), String> {
+    let mut opts = Options::default();
+    let mut rest = Vec::new();
+    let mut named = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--pid" => opts.pid = Some(value()?.parse().map_err(|e| format!("--pid: {e}"))?),
+            "--deadline" => {
+                let s: f64 = value()?.parse().map_err(|e| format!("--deadline: {e}"))?;
+                if !(s > 0.0 && s < 3600.0) {
+                    return Err("--deadline: between 0 and 3600 seconds".into());
+                }
+                opts.deadline = Duration::from_secs_f64(s);
+            }
+            n if extra.contains(&n) => named.push((n.to_owned(), value()?)),
+            u if !u.starts_with('-') => rest.push(u.to_owned()),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok((Common { opts, rest }, named))
+}
+
+fn fuzz(args: &[String]) -> ExitCode {
+    let (c, named) = match common(args, &["--seed", "--cases", "--out", "--max-findings"]) {
+        Ok(x) => x,
+        Err(e) => return usage(&e),
+    };
+    let [url] = c.rest.as_slice() else {
+        return usage("fuzz needs one ws:// URL");
+    };
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs());
+    let (mut cases, mut out, mut max) = (200u64, ".".to_owned(), 5usize);
+    for (n, v) in named {
+        let bad = |e: std::num::ParseIntError| format!("{n}: {e}");
+        match n.as_str() {
+            "--seed" => {
+                seed = match v.parse().map_err(bad) {
+                    Ok(x) => x,
+                    Err(e) => return usage(&e),
+                }
+            }
+            "--cases" => {
+                cases = match v.parse().map_err(bad) {
+                    Ok(x) => x,
+                    Err(e) => return usage(&e),
+                }
+            }
+            "--max-findings" => {
+                max = match v.parse().map_err(bad) {
+                    Ok(x) => x,
+                    Err(e) => return usage(&e),
+                }
+            }
+            _ => out = v,
+        }
+    }
+    let target = match Target::new(url) {
+        Ok(t) => t,
+        Err(e) => return usage(&format!("{url}: {e}")),
+    };
+    eprintln!("wsprobe fuzz {url}: seed {seed}, {cases} cases");
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let findings = pfuzz::run(&target, &c.opts, seed, cases, max.max(1), |_, model, v| {
+        let key = match model {
+            Model::Continues => "valid",
+            Model::Fails(_) => "breaks a rule",
+            Model::Closes => "ends with a close",
+            Model::Incomplete => "ends inside a frame",
+        };
+        *counts.entry(format!("{key}: {}", v.name())).or_default() += 1;
+    });
+    for (k, n) in &counts {
+        println!("{n:>6}  {k}");
+    }
+    let mut status = ExitCode::SUCCESS;
+    for f in &findings {
+        let path = format!("{out}/wsprobe-{}-{}.repro", f.case.seed, f.case.index);
+        let text = pfuzz::reproducer(url, &f.case, f.model, &f.verdict, &f.bytes);
+        if let Err(e) = std::fs::write(&path, &text) {
+            eprintln!("wsprobe: cannot write {path}: {e}");
+            return ExitCode::from(2);
+        }
+        println!(
+            "finding: case {} ({}): {} — {}; model: {}; reproducer {path} ({} bytes)",
+            f.case.index,
+            f.case.mutations.join(", "),
+            f.verdict.name(),
+            f.verdict.detail(),
+            f.model.describe(),
+            f.bytes.len()
+        );
+        status = ExitCode::FAILURE;
+    }
+    println!("{} findings (seed {seed})", findings.len());
+    status
+}
+
+fn replay(args: &[String]) -> ExitCode {
+    let (c, _) = match common(args, &[]) {
+        Ok(x) => x,
+        Err(e) => return usage(&e),
+    };
+    let [file, url] = c.rest.as_slice() else {
+        return usage("replay needs a reproducer FILE and a ws:// URL");
+    };
+    let bytes = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| pfuzz::parse_reproducer(&t))
+    {
+        Ok(b) => b,
+        Err(e) => return usage(&format!("{file}: {e}")),
+    };
+    let target = match Target::new(url) {
+        Ok(t) => t,
+        Err(e) => return usage(&format!("{url}: {e}")),
+    };
+    let mut ev = Evidence::default();
+    let (model, v) = pfuzz::judge(&target, &c.opts, &bytes, &mut ev);
+    println!(
+        "{}: {} ({} bytes; model: {})",
+        v.name(),
+        v.detail(),
+        bytes.len(),
+        model.describe()
+    );
+    if v.is_failure() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

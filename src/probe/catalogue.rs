@@ -1206,9 +1206,14 @@ fn closes(t: &Target, o: &Options, ev: &mut Evidence, wire: &[u8]) -> Verdict {
         Ok(s) => s,
         Err(v) => return v,
     };
+    let v = judge_closes(&mut s, o, wire);
+    *ev = s.evidence.clone();
+    v
+}
+
+fn judge_closes(s: &mut Session, o: &Options, wire: &[u8]) -> Verdict {
     let _ = s.send(wire, &Chunking::Whole, Duration::ZERO);
     let frames = s.drain_until_end(Instant::now() + o.deadline);
-    *ev = s.evidence.clone();
     let mut closed = None;
     for f in &frames {
         if let Some(bad) = bad_server_frame(f, false) {
@@ -1336,4 +1341,59 @@ fn never_reads(t: &Target, o: &Options, ev: &mut Evidence) -> Verdict {
     *ev = s.evidence.clone();
     s.reset();
     Verdict::Held
+}
+
+/// True if some frame of `bytes` writes its length in a longer form than needed
+/// (§5.2 puts that MUST on the sender; a receiver may refuse or accept it).
+fn non_minimal_length(bytes: &[u8]) -> bool {
+    let mut off = 0;
+    while let Some((f, n)) = RawFrame::parse(&bytes[off..]) {
+        if f.len_form != LenForm::Minimal {
+            return true;
+        }
+        off += n;
+    }
+    false
+}
+
+/// Judges a fuzz case: `wire` on a fresh connection, against what the model says
+/// a conforming server does with it.
+pub(super) fn judge_bytes(
+    t: &Target,
+    o: &Options,
+    ev: &mut Evidence,
+    wire: &[u8],
+    model: super::fuzz::Model,
+) -> Verdict {
+    use super::fuzz::Model;
+    let (mut s, _) = match open(t, o, "") {
+        Ok(s) => s,
+        Err(v) => return v,
+    };
+    let v = match model {
+        Model::Continues => match judge_continues(&mut s, o, wire, None) {
+            Verdict::Violated(why) if why.contains("code 1002") && non_minimal_length(wire) => {
+                Verdict::Held
+            }
+            v => v,
+        },
+        Model::Fails(code) => {
+            let codes: &[u16] = match code {
+                1002 => &[1002],
+                1007 => &[1007, 1002],
+                1009 => TOO_BIG,
+                1003 => &[1003, 1002],
+                _ => &[1002, 1007, 1009, 1003, 1008],
+            };
+            judge_fail(&mut s, o, wire, codes, false)
+        }
+        Model::Closes => judge_closes(&mut s, o, wire),
+        Model::Incomplete => {
+            let _ = s.send(wire, &Chunking::Whole, Duration::ZERO);
+            std::thread::sleep(o.deadline / 4);
+            Verdict::Held
+        }
+    };
+    *ev = s.evidence.clone();
+    v
 }

@@ -25,6 +25,7 @@
 //! the yardstick servers and `examples/echo` are.
 
 mod catalogue;
+pub mod fuzz;
 mod report;
 mod session;
 
@@ -180,7 +181,7 @@ pub fn run_probe(t: &Target, p: &'static Probe, opts: &Options) -> ProbeResult {
 
 /// Why the server is unreachable, if it is: its process ended (with `--pid`) or a
 /// valid upgrade fails.
-fn server_gone(t: &Target, opts: &Options) -> Option<String> {
+pub(crate) fn server_gone(t: &Target, opts: &Options) -> Option<String> {
     if let Some(pid) = opts.pid
         && !alive(pid)
     {

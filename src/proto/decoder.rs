@@ -192,6 +192,12 @@ impl Decoder {
         self.msg.is_some()
     }
 
+    /// True while a frame's header has been read and its payload has not all
+    /// arrived.
+    pub(crate) fn mid_frame(&self) -> bool {
+        self.frame.is_some()
+    }
+
     /// True between frames of no message: nothing partly received, open.
     pub(crate) fn at_rest(&self) -> bool {
         self.state == State::Open && self.msg.is_none() && self.frame.is_none()
