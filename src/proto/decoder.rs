@@ -193,7 +193,8 @@ impl Decoder {
     }
 
     /// True while a frame's header has been read and its payload has not all
-    /// arrived.
+    /// arrived (wsprobe's fuzz model).
+    #[cfg(feature = "probe")]
     pub(crate) fn mid_frame(&self) -> bool {
         self.frame.is_some()
     }
