@@ -390,3 +390,78 @@ fn fuzzing_a_mutant_finds_it_shrinks_the_case_and_replays_it() {
     let (_, good) = probe::fuzz::judge(&target(upstream), &opts(), &bytes, &mut ev);
     assert_eq!(good, Verdict::Held, "replay against the real server");
 }
+
+// ---- serve: probing clients ----
+
+/// `wsprobe serve` on a free port, for `count` connections, in a thread.
+fn serving(count: usize) -> (SocketAddr, thread::JoinHandle<Vec<probe::ProbeResult>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = thread::spawn(move || probe::serve(&listener, &opts(), count, |_| {}));
+    (addr, h)
+}
+
+fn failures(results: &[probe::ProbeResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Held)
+        .map(|r| format!("{}: {:?}", r.probe.name, r.verdict))
+        .collect()
+}
+
+#[test]
+fn our_blocking_client_holds_every_client_probe() {
+    let (addr, server) = serving(probe::CLIENT_PROBES.len());
+    for p in probe::CLIENT_PROBES {
+        let url = format!("ws://{addr}/{}", p.name);
+        if let Ok((mut conn, _)) = silverback::Dialer::new().dial(&url) {
+            conn.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(5)));
+            while conn.read_message().is_ok() {}
+        }
+    }
+    let results = server.join().unwrap();
+    assert_eq!(results.len(), probe::CLIENT_PROBES.len());
+    let failed = failures(&results);
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// A client that checks nothing: it takes any answer, sends a message, and then
+/// neither fails nor answers anything.
+fn careless_client(addr: SocketAddr, name: &str) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "GET /{name} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+        head.push(b[0]);
+    }
+    let _ = s.write_all(&RawFrame::text("hi").masked([1, 2, 3, 4]).encode());
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let mut sink = [0u8; 4096];
+    while std::time::Instant::now() < until {
+        if let Ok(0) = s.read(&mut sink) {
+            break;
+        }
+    }
+}
+
+#[test]
+fn every_client_probe_catches_a_careless_client() {
+    let (addr, server) = serving(probe::CLIENT_PROBES.len());
+    for p in probe::CLIENT_PROBES {
+        careless_client(addr, p.name);
+    }
+    let results = server.join().unwrap();
+    let missed: Vec<String> = results
+        .iter()
+        .filter(|r| !r.verdict.is_failure())
+        .map(|r| format!("{}: {:?}", r.probe.name, r.verdict))
+        .collect();
+    assert!(missed.is_empty(), "{missed:#?}");
+}

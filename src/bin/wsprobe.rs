@@ -6,6 +6,7 @@
 //! wsprobe fuzz ws://HOST:PORT/PATH [--seed N] [--cases N] [--out DIR] [--max-findings N]
 //!              [--pid PID] [--deadline SECS]
 //! wsprobe replay FILE ws://HOST:PORT/PATH [--pid PID] [--deadline SECS]
+//! wsprobe serve [--addr HOST:PORT] [--count N] [--deadline SECS] [--json FILE] [--junit FILE]
 //! wsprobe list
 //! ```
 //!
@@ -37,7 +38,11 @@ const USAGE: &str = "usage:
       --pid, --deadline   as for check
   wsprobe replay FILE ws://HOST:PORT/PATH [--pid PID] [--deadline SECS]
                           send a reproducer's bytes again and judge the answer
-  wsprobe list            the catalogue
+  wsprobe serve [--addr HOST:PORT] [--count N] [--deadline SECS] [--json FILE] [--junit FILE]
+                          a hostile server for testing clients: connect the client under
+                          test to ws://ADDR/NAME for probe NAME, or to ws://ADDR/ for the
+                          next one; ends after N connections (default: one per probe)
+  wsprobe list            the catalogue (server probes, then client probes)
 exit status: 0 all probes held, 1 a violation / hang / dead server, 2 usage";
 
 fn usage(msg: &str) -> ExitCode {
@@ -49,7 +54,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("list") => {
-            for p in PROBES {
+            for p in PROBES.iter().chain(probe::CLIENT_PROBES) {
                 println!(
                     "{:<34} §{:<10} {:<10} {}{} -> {}",
                     p.name,
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Some("check") => check(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("replay") => replay(&args[1..]),
+        Some("serve") => serve(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -294,6 +300,63 @@ fn replay(args: &[String]) -> ExitCode {
         model.describe()
     );
     if v.is_failure() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn serve(args: &[String]) -> ExitCode {
+    let (c, named) = match common(args, &["--addr", "--count", "--json", "--junit"]) {
+        Ok(x) => x,
+        Err(e) => return usage(&e),
+    };
+    if !c.rest.is_empty() {
+        return usage("serve takes no URL (clients connect to it)");
+    }
+    let mut addr = "127.0.0.1:9300".to_owned();
+    let mut count = probe::CLIENT_PROBES.len();
+    let (mut json_file, mut junit_file) = (None, None);
+    for (n, v) in named {
+        match n.as_str() {
+            "--addr" => addr = v,
+            "--count" => {
+                count = match v.parse() {
+                    Ok(x) => x,
+                    Err(e) => return usage(&format!("--count: {e}")),
+                }
+            }
+            "--json" => json_file = Some(v),
+            _ => junit_file = Some(v),
+        }
+    }
+    let listener = match std::net::TcpListener::bind(&addr) {
+        Ok(l) => l,
+        Err(e) => return usage(&format!("--addr {addr}: {e}")),
+    };
+    let local = listener
+        .local_addr()
+        .map_or(addr.clone(), |a| a.to_string());
+    eprintln!(
+        "wsprobe serve: connect the client under test to ws://{local}/NAME (or ws://{local}/ for the next probe); {count} connections"
+    );
+    let results = probe::serve(&listener, &c.opts, count, |r| {
+        eprintln!("{:<11} {}", r.verdict.name(), r.probe.name);
+    });
+    let name = format!("clients of ws://{local}/");
+    print!("{}", probe::table(&results));
+    for (file, text) in [
+        (json_file, probe::json(&name, &results)),
+        (junit_file, probe::junit(&name, &results)),
+    ] {
+        if let Some(f) = file
+            && let Err(e) = std::fs::write(&f, text)
+        {
+            eprintln!("wsprobe: cannot write {f}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if results.iter().any(|r| r.verdict.is_failure()) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

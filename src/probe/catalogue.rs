@@ -80,7 +80,18 @@ pub struct Probe {
     /// Takes longer than the deadline (run unless `--fast`).
     pub slow: bool,
     /// Runs the probe.
-    pub run: fn(&Target, &Options, &mut Evidence) -> Verdict,
+    pub run: Run,
+}
+
+/// How a probe runs: against a server (`check`), or as the server a client under
+/// test connected to (`serve`).
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// Opens its own connection to the target.
+    Server(fn(&Target, &Options, &mut Evidence) -> Verdict),
+    /// Answers the client's upgrade request (`key` is its `Sec-WebSocket-Key`) on
+    /// the accepted connection and judges what the client does.
+    Client(fn(&mut Session, &Options, &str) -> Verdict),
 }
 
 impl std::fmt::Debug for Probe {
@@ -432,7 +443,7 @@ macro_rules! probe {
             summary: $summary,
             expect: $expect,
             slow: false,
-            run: $run,
+            run: Run::Server($run),
         }
     };
 }

@@ -27,12 +27,14 @@
 mod catalogue;
 pub mod fuzz;
 mod report;
+mod serve;
 mod session;
 
 use std::time::{Duration, Instant};
 
-pub use catalogue::{Expect, PROBES, Probe, Requirement};
+pub use catalogue::{Expect, PROBES, Probe, Requirement, Run};
 pub use report::{json, junit, table};
+pub use serve::{CLIENT_PROBES, serve};
 pub use session::{End, Evidence, HttpAnswer, Session, Target};
 
 /// How a probe ended.
@@ -155,7 +157,10 @@ pub fn run_probe(t: &Target, p: &'static Probe, opts: &Options) -> ProbeResult {
     let started = Instant::now();
     let before = opts.pid.and_then(rss_kib);
     let mut evidence = Evidence::default();
-    let mut verdict = (p.run)(t, opts, &mut evidence);
+    let mut verdict = match p.run {
+        Run::Server(run) => run(t, opts, &mut evidence),
+        Run::Client(_) => Verdict::Violated("a client probe: run it with `wsprobe serve`".into()),
+    };
     let after = opts.pid.and_then(rss_kib);
     if let (Some(b), Some(a)) = (before, after)
         && a.saturating_sub(b) > opts.rss_growth_kib

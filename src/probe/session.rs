@@ -101,6 +101,15 @@ impl HttpAnswer {
     }
 }
 
+/// A client's request head, as `wsprobe serve` read it.
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    /// The request target.
+    pub path: String,
+    /// The header fields.
+    pub headers: Vec<(String, String)>,
+}
+
 /// A probe's connection.
 pub struct Session {
     sock: TcpStream,
@@ -122,6 +131,47 @@ impl Session {
             evidence: Evidence::default(),
             end: End::Open,
         })
+    }
+
+    /// A session on a connection a client opened to us (`wsprobe serve`).
+    pub fn accepted(sock: TcpStream) -> io::Result<Session> {
+        sock.set_nodelay(true)?;
+        Ok(Session {
+            sock,
+            rx: Vec::new(),
+            evidence: Evidence::default(),
+            end: End::Open,
+        })
+    }
+
+    /// Reads a client's request head: its target and header fields (`None`: the
+    /// connection ended or the deadline passed first).
+    pub fn read_request(&mut self, deadline: Instant) -> io::Result<Option<ClientRequest>> {
+        self.read_until(deadline, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&self.rx) {
+            Ok(httparse::Status::Complete(n)) => {
+                let path = req.path.unwrap_or("/").to_owned();
+                let headers = req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                self.rx.drain(..n);
+                Ok(Some(ClientRequest { path, headers }))
+            }
+            Ok(httparse::Status::Partial) => Ok(None),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad HTTP request: {e}"),
+            )),
+        }
     }
 
     /// A connection upgraded with a valid request (`extra` header lines added).
