@@ -465,3 +465,29 @@ fn every_client_probe_catches_a_careless_client() {
         .collect();
     assert!(missed.is_empty(), "{missed:#?}");
 }
+
+// ---- wss:// ----
+
+#[cfg(feature = "tls")]
+#[test]
+fn every_probe_holds_against_the_event_loop_server_over_tls() {
+    use silverback::tls;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+    let server = Server::builder()
+        .addr("127.0.0.1:0")
+        .workers(1)
+        .handshake_timeout(Duration::from_secs(1))
+        .tls(tls::server_config(cert.as_bytes(), key.as_bytes()).unwrap())
+        .build(|_| Echo)
+        .unwrap();
+    let (handle, _) = server.spawn().unwrap();
+    let port = handle.local_addr().port();
+    std::mem::forget(handle);
+    let roots = tls::client_config(tls::roots_from_pem(cert.as_bytes()).unwrap());
+    let t = Target::with_tls(&format!("wss://localhost:{port}/"), roots).unwrap();
+    let results = probe::check(&t, &opts(), |_| {});
+    assert_eq!(results.len(), PROBES.len());
+    let failed = failures(&results);
+    assert!(failed.is_empty(), "{failed:#?}");
+}

@@ -30,6 +30,8 @@ const USAGE: &str = "usage:
       --format F          stdout as table (default), json or junit
       --json FILE         also write the JSON report to FILE
       --junit FILE        also write a JUnit XML report to FILE
+      --ca FILE           wss://: trust the CA certificates in this PEM file
+      --insecure          wss://: accept any certificate (a test server's own)
   wsprobe fuzz ws://HOST:PORT/PATH [options]
       --seed N            the run's seed (default: from the clock; printed)
       --cases N           how many mutated conversations (default 200)
@@ -85,6 +87,7 @@ fn check(args: &[String]) -> ExitCode {
     let mut format = "table".to_owned();
     let mut json_file = None;
     let mut junit_file = None;
+    let mut tls = TlsArgs::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -113,6 +116,8 @@ fn check(args: &[String]) -> ExitCode {
                 "--format" => format = value("--format")?,
                 "--json" => json_file = Some(value("--json")?),
                 "--junit" => junit_file = Some(value("--junit")?),
+                "--ca" => tls.ca = Some(value("--ca")?),
+                "--insecure" => tls.insecure = true,
                 u if !u.starts_with('-') && url.is_none() => url = Some(u.to_owned()),
                 other => return Err(format!("unknown option {other:?}")),
             }
@@ -128,7 +133,7 @@ fn check(args: &[String]) -> ExitCode {
     if !matches!(format.as_str(), "table" | "json" | "junit") {
         return usage("--format is table, json or junit");
     }
-    let target = match Target::new(&url) {
+    let target = match make_target(&url, &tls) {
         Ok(t) => t,
         Err(e) => return usage(&format!("{url}: {e}")),
     };
@@ -168,12 +173,52 @@ fn check(args: &[String]) -> ExitCode {
 struct Common {
     opts: Options,
     rest: Vec<String>,
+    tls: TlsArgs,
+}
+
+/// How `wss://` targets are verified.
+#[derive(Default)]
+struct TlsArgs {
+    ca: Option<String>,
+    insecure: bool,
+}
+
+/// The target for `url`: `wss://` needs the `tls` feature and `--ca` or
+/// `--insecure` (or the `tls-webpki-roots` feature for public servers).
+fn make_target(url: &str, tls: &TlsArgs) -> Result<Target, String> {
+    if !url.starts_with("wss://") {
+        return Target::new(url).map_err(|e| e.to_string());
+    }
+    #[cfg(feature = "tls")]
+    {
+        use silverback::tls;
+        let cfg = if tls.insecure {
+            tls::dangerous_client_config_accepting_any_certificate()
+        } else if let Some(f) = &tls.ca {
+            let pem = std::fs::read(f).map_err(|e| format!("--ca {f}: {e}"))?;
+            tls::client_config(tls::roots_from_pem(&pem).map_err(|e| format!("--ca {f}: {e}"))?)
+        } else {
+            #[cfg(feature = "tls-webpki-roots")]
+            {
+                tls::client_config_webpki_roots()
+            }
+            #[cfg(not(feature = "tls-webpki-roots"))]
+            return Err("wss:// needs --ca FILE (the server's CA in PEM) or --insecure".into());
+        };
+        Target::with_tls(url, cfg).map_err(|e| e.to_string())
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = tls;
+        Err("wss:// needs a build with --features probe,tls".into())
+    }
 }
 
 fn common(args: &[String], extra: &[&str]) -> Result<(Common, Vec<(String, String)>), String> {
     let mut opts = Options::default();
     let mut rest = Vec::new();
     let mut named = Vec::new();
+    let mut tls = TlsArgs::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -186,12 +231,14 @@ fn common(args: &[String], extra: &[&str]) -> Result<(Common, Vec<(String, Strin
                 }
                 opts.deadline = Duration::from_secs_f64(s);
             }
+            "--ca" => tls.ca = Some(value()?),
+            "--insecure" => tls.insecure = true,
             n if extra.contains(&n) => named.push((n.to_owned(), value()?)),
             u if !u.starts_with('-') => rest.push(u.to_owned()),
             other => return Err(format!("unknown option {other:?}")),
         }
     }
-    Ok((Common { opts, rest }, named))
+    Ok((Common { opts, rest, tls }, named))
 }
 
 fn fuzz(args: &[String]) -> ExitCode {
@@ -230,7 +277,7 @@ fn fuzz(args: &[String]) -> ExitCode {
             _ => out = v,
         }
     }
-    let target = match Target::new(url) {
+    let target = match make_target(url, &c.tls) {
         Ok(t) => t,
         Err(e) => return usage(&format!("{url}: {e}")),
     };
@@ -286,7 +333,7 @@ fn replay(args: &[String]) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(&format!("{file}: {e}")),
     };
-    let target = match Target::new(url) {
+    let target = match make_target(url, &c.tls) {
         Ok(t) => t,
         Err(e) => return usage(&format!("{url}: {e}")),
     };

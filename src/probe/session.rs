@@ -19,24 +19,48 @@ pub struct Target {
     pub url: WsUrl,
     /// The address connected to.
     pub addr: SocketAddr,
+    /// For `wss://`: the TLS client settings (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+fn resolve(u: &WsUrl) -> io::Result<SocketAddr> {
+    (u.host.as_str(), u.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other("no address"))
+}
+
+fn parse_url(url: &str) -> io::Result<WsUrl> {
+    WsUrl::parse(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
 }
 
 impl Target {
-    /// Resolves a `ws://` URL.
+    /// Resolves a `ws://` URL (`wss://` needs `Target::with_tls`, feature `tls`).
     pub fn new(url: &str) -> io::Result<Target> {
-        let u = WsUrl::parse(url)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let u = parse_url(url)?;
         if u.secure {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "wss:// targets are not supported yet",
+                "wss:// needs TLS settings (a build with the `tls` feature; --ca FILE or --insecure)",
             ));
         }
-        let addr = (u.host.as_str(), u.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::other("no address"))?;
-        Ok(Target { url: u, addr })
+        let addr = resolve(&u)?;
+        Ok(Target {
+            url: u,
+            addr,
+            #[cfg(feature = "tls")]
+            tls: None,
+        })
+    }
+
+    /// Resolves a `ws://` or `wss://` URL; `wss://` connections use `tls`.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> io::Result<Target> {
+        let u = parse_url(url)?;
+        let addr = resolve(&u)?;
+        let tls = u.secure.then_some(tls);
+        Ok(Target { url: u, addr, tls })
     }
 
     /// A valid upgrade request with `key`, plus `extra` header lines (each ending
@@ -110,9 +134,54 @@ pub struct ClientRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// The transport: plain TCP, or TLS over it (`wss://`).
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A probe's connection.
 pub struct Session {
-    sock: TcpStream,
+    sock: Stream,
     rx: Vec<u8>,
     /// What went each way.
     pub evidence: Evidence,
@@ -123,8 +192,23 @@ pub struct Session {
 impl Session {
     /// A TCP connection to the target.
     pub fn connect(t: &Target, timeout: Duration) -> io::Result<Session> {
-        let sock = TcpStream::connect_timeout(&t.addr, timeout)?;
-        sock.set_nodelay(true)?;
+        let tcp = TcpStream::connect_timeout(&t.addr, timeout)?;
+        tcp.set_nodelay(true)?;
+        #[cfg(feature = "tls")]
+        let sock = match &t.tls {
+            Some(cfg) => {
+                let name = rustls::pki_types::ServerName::try_from(t.url.host.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                let conn =
+                    rustls::ClientConnection::new(cfg.clone(), name).map_err(io::Error::other)?;
+                // The TLS handshake runs within the first write or read.
+                tcp.set_read_timeout(Some(timeout))?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+            }
+            None => Stream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let sock = Stream::Plain(tcp);
         Ok(Session {
             sock,
             rx: Vec::new(),
@@ -137,7 +221,7 @@ impl Session {
     pub fn accepted(sock: TcpStream) -> io::Result<Session> {
         sock.set_nodelay(true)?;
         Ok(Session {
-            sock,
+            sock: Stream::Plain(sock),
             rx: Vec::new(),
             evidence: Evidence::default(),
             end: End::Open,
@@ -216,9 +300,9 @@ impl Session {
     /// Sends `bytes` in one write that gives up after `timeout` (a server that
     /// stopped reading).
     pub fn send_with_timeout(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-        self.sock.set_write_timeout(Some(timeout))?;
+        self.sock.tcp().set_write_timeout(Some(timeout))?;
         let r = self.sock.write_all(bytes);
-        let _ = self.sock.set_write_timeout(None);
+        let _ = self.sock.tcp().set_write_timeout(None);
         Evidence::record(
             &mut self.evidence.sent,
             &mut self.evidence.sent_total,
@@ -238,7 +322,12 @@ impl Session {
 
     /// Closes our sending side (TCP half-close).
     pub fn shutdown_write(&mut self) {
-        let _ = self.sock.shutdown(Shutdown::Write);
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = &mut self.sock {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        let _ = self.sock.tcp().shutdown(Shutdown::Write);
     }
 
     /// Reads what arrives until `deadline`, the end of the connection, or `enough`
@@ -258,6 +347,7 @@ impl Session {
             }
             let _ = self
                 .sock
+                .tcp()
                 .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
             match self.sock.read(&mut buf) {
                 Ok(0) => self.end = End::Eof,
@@ -281,6 +371,8 @@ impl Session {
                     ) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.end = End::Reset,
+                // TLS without close_notify: the TCP connection ended all the same.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.end = End::Eof,
                 Err(_) => self.end = End::Reset,
             }
         }
@@ -348,7 +440,7 @@ impl Session {
 
     /// Resets the connection (RST instead of FIN): linger 0, then close.
     pub fn reset(self) {
-        let _ = socket2::SockRef::from(&self.sock).set_linger(Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(self.sock.tcp()).set_linger(Some(Duration::ZERO));
         drop(self.sock);
     }
 }
