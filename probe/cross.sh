@@ -9,12 +9,17 @@
 # it needs golang-go, golang-github-gorilla-websocket-dev and libwebsockets-dev from
 # Debian for gorilla and libwebsockets), our echo servers and wsprobe. A server
 # that is missing is reported as such, not skipped silently. DEADLINE (default 5)
-# is passed to wsprobe --deadline.
+# is passed to wsprobe --deadline. After each check, a bounded `wsprobe fuzz`
+# (FUZZ_CASES=100 cases of seed 1, --deadline 2, at most 2 findings, each shrunk;
+# reproducers in probe/results/NAME-repro/). CHECK=0 runs the fuzz part alone,
+# FUZZ_CASES=0 the check part alone.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="${1:-$ROOT/../shared/bench}"
 WORK="${BENCH_WORK:-/tmp/silverback-bench}"
 DEADLINE="${DEADLINE:-5}"
+FUZZ_CASES="${FUZZ_CASES:-100}"
+CHECK="${CHECK:-1}"
 [ -f "$SRC/run.sh" ] || { echo "cross.sh: no yardstick at $SRC" >&2; exit 2; }
 if [ ! -f "$WORK/run.sh" ]; then mkdir -p "$WORK"; cp -r "$SRC"/. "$WORK"/; fi
 (cd "$WORK" && ./build.sh)
@@ -54,8 +59,16 @@ for s in "${servers[@]}"; do
     sleep 0.1
   done
   echo "== $name (pid $pid, port $port)"
-  target/release/wsprobe check "ws://127.0.0.1:$port/" --pid "$pid" --deadline "$DEADLINE" \
-    --json "$OUT/$name.json" 2>/dev/null | tail -1 || true
+  if [ "$CHECK" = 1 ]; then
+    target/release/wsprobe check "ws://127.0.0.1:$port/" --pid "$pid" --deadline "$DEADLINE" \
+      --json "$OUT/$name.json" 2>/dev/null | tail -1 || true
+  fi
+  if [ "$FUZZ_CASES" -gt 0 ]; then
+    rm -rf "$OUT/$name-repro"; mkdir -p "$OUT/$name-repro"
+    target/release/wsprobe fuzz "ws://127.0.0.1:$port/" --pid "$pid" --deadline 2 --seed 1 \
+      --cases "$FUZZ_CASES" --max-findings 2 --out "$OUT/$name-repro" > "$OUT/$name.fuzz.txt" 2>/dev/null || true
+    tail -1 "$OUT/$name.fuzz.txt"
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done

@@ -48,3 +48,21 @@ for n in names:
             rss = q.get("rss") or {}
             extra = f" (RSS {rss.get('before_kib')} → {rss.get('after_kib')} KiB)" if rss else ""
             print(f"- **{n}** `{q['name']}`: {q['verdict']} — {q['detail'] or '(no detail)'}{extra}")
+
+print("\n## Fuzz\n")
+print("`wsprobe fuzz --seed 1 --cases 100 --deadline 2 --max-findings 2` after each check "
+      "(the run stops at the second finding; each finding shrunk, its reproducer in "
+      "probe/results/NAME-repro/):\n")
+for n in names:
+    p = os.path.join(d, n + ".fuzz.txt")
+    if not os.path.exists(p):
+        print(f"- **{n}**: not fuzzed")
+        continue
+    lines = [l.rstrip() for l in open(p)]
+    counts = [l.strip() for l in lines if l[:6].strip().isdigit()]
+    finds = [l for l in lines if l.startswith("finding:")]
+    last = lines[-1] if lines else "(no output)"
+    print(f"- **{n}**: {last}; cases by model and verdict: {', '.join(counts)}")
+    for f in finds:
+        f = f.replace(os.path.dirname(os.path.dirname(os.path.abspath(d))) + "/", "")
+        print(f"  - {f}")
