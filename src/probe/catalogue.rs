@@ -1372,6 +1372,15 @@ fn non_minimal_length(bytes: &[u8]) -> bool {
     false
 }
 
+/// True if `bytes` end inside a frame (the lenient reader leaves a tail).
+fn ends_inside_frame(bytes: &[u8]) -> bool {
+    let mut off = 0;
+    while let Some((_, n)) = RawFrame::parse(&bytes[off..]) {
+        off += n;
+    }
+    off < bytes.len()
+}
+
 /// Judges a fuzz case: `wire` on a fresh connection, against what the model says
 /// a conforming server does with it.
 pub(super) fn judge_bytes(
@@ -1401,7 +1410,14 @@ pub(super) fn judge_bytes(
                 1003 => &[1003, 1002],
                 _ => &[1002, 1007, 1009, 1003, 1008],
             };
-            judge_fail(&mut s, o, wire, codes, false)
+            match judge_fail(&mut s, o, wire, codes, false) {
+                // The bytes end inside a frame: a server may wait for the rest of
+                // it before it judges it (our decoder fails as soon as the header
+                // or the payload seen so far breaks a rule; the RFC does not say
+                // when).
+                Verdict::NoAnswer(_) if ends_inside_frame(wire) => Verdict::Held,
+                v => v,
+            }
         }
         Model::Closes => judge_closes(&mut s, o, wire),
         Model::Incomplete => {
