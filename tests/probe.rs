@@ -88,11 +88,7 @@ fn every_probe_holds_against_the_event_loop_server() {
     let t = target(loop_server());
     let results = probe::check(&t, &opts(), |_| {});
     assert_eq!(results.len(), PROBES.len());
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| r.verdict != Verdict::Held)
-        .map(|r| format!("{}: {:?}", r.probe.name, r.verdict))
-        .collect();
+    let failed = failures(&results);
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
@@ -101,11 +97,7 @@ fn every_probe_holds_against_the_blocking_server() {
     let t = target(blocking_server());
     let results = probe::check(&t, &opts(), |_| {});
     assert_eq!(results.len(), PROBES.len());
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| r.verdict != Verdict::Held)
-        .map(|r| format!("{}: {:?}", r.probe.name, r.verdict))
-        .collect();
+    let failed = failures(&results);
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
@@ -280,11 +272,7 @@ fn every_probe_holds_through_the_transparent_proxy() {
     let upstream = loop_server();
     let t = target(mutant_proxy(upstream, Mutant::None));
     let results = probe::check(&t, &opts(), |_| {});
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| r.verdict != Verdict::Held)
-        .map(|r| format!("{}: {:?}", r.probe.name, r.verdict))
-        .collect();
+    let failed = failures(&results);
     assert!(
         failed.is_empty(),
         "the proxy is not transparent: {failed:#?}"

@@ -82,78 +82,55 @@ fn main() -> ExitCode {
 }
 
 fn check(args: &[String]) -> ExitCode {
-    let mut opts = Options::default();
-    let mut url = None;
-    let mut format = "table".to_owned();
-    let mut json_file = None;
-    let mut junit_file = None;
-    let mut tls = TlsArgs::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        let r: Result<(), String> = (|| {
-            match a.as_str() {
-                "--pid" => {
-                    opts.pid = Some(value("--pid")?.parse().map_err(|e| format!("--pid: {e}"))?)
-                }
-                "--rss-limit-mb" => {
-                    let mb: u64 = value("--rss-limit-mb")?
-                        .parse()
-                        .map_err(|e| format!("--rss-limit-mb: {e}"))?;
-                    opts.rss_growth_kib = mb * 1024;
-                }
-                "--deadline" => {
-                    let s: f64 = value("--deadline")?
-                        .parse()
-                        .map_err(|e| format!("--deadline: {e}"))?;
-                    if !(s > 0.0 && s < 3600.0) {
-                        return Err("--deadline: between 0 and 3600 seconds".into());
-                    }
-                    opts.deadline = Duration::from_secs_f64(s);
-                }
-                "--only" => opts.only = value("--only")?.split(',').map(str::to_owned).collect(),
-                "--fast" => opts.slow = false,
-                "--format" => format = value("--format")?,
-                "--json" => json_file = Some(value("--json")?),
-                "--junit" => junit_file = Some(value("--junit")?),
-                "--ca" => tls.ca = Some(value("--ca")?),
-                "--insecure" => tls.insecure = true,
-                u if !u.starts_with('-') && url.is_none() => url = Some(u.to_owned()),
-                other => return Err(format!("unknown option {other:?}")),
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            return usage(&e);
+    let (c, named) = match common(args, &["--format", "--json", "--junit"]) {
+        Ok(x) => x,
+        Err(e) => return usage(&e),
+    };
+    let [url] = c.rest.as_slice() else {
+        return usage("check needs one ws:// URL");
+    };
+    let (mut format, mut json_file, mut junit_file) = ("table".to_owned(), None, None);
+    for (n, v) in named {
+        match n.as_str() {
+            "--format" => format = v,
+            "--json" => json_file = Some(v),
+            _ => junit_file = Some(v),
         }
     }
-    let Some(url) = url else {
-        return usage("check needs a ws:// URL");
-    };
     if !matches!(format.as_str(), "table" | "json" | "junit") {
         return usage("--format is table, json or junit");
     }
-    let target = match make_target(&url, &tls) {
+    let target = match make_target(url, &c.tls) {
         Ok(t) => t,
         Err(e) => return usage(&format!("{url}: {e}")),
     };
-    if probe::selected(&opts).is_empty() {
+    if probe::selected(&c.opts).is_empty() {
         return usage("--only selects no probe (see wsprobe list)");
     }
     let live = format == "table";
-    let results = probe::check(&target, &opts, |r| {
+    let results = probe::check(&target, &c.opts, |r| {
         if live {
             eprintln!("{:<11} {}", r.verdict.name(), r.probe.name);
         }
     });
     match format.as_str() {
-        "json" => println!("{}", probe::json(&url, &results)),
-        "junit" => print!("{}", probe::junit(&url, &results)),
+        "json" => println!("{}", probe::json(url, &results)),
+        "junit" => print!("{}", probe::junit(url, &results)),
         _ => print!("{}", probe::table(&results)),
     }
+    finish(url, &results, json_file, junit_file)
+}
+
+/// Writes the JSON and JUnit reports asked for; exit 1 if a probe failed.
+fn finish(
+    name: &str,
+    results: &[probe::ProbeResult],
+    json_file: Option<String>,
+    junit_file: Option<String>,
+) -> ExitCode {
     for (file, text) in [
-        (json_file, probe::json(&url, &results)),
-        (junit_file, probe::junit(&url, &results)),
+        (json_file, probe::json(name, results)),
+        (junit_file, probe::junit(name, results)),
     ] {
         if let Some(f) = file
             && let Err(e) = std::fs::write(&f, text)
@@ -231,6 +208,14 @@ fn common(args: &[String], extra: &[&str]) -> Result<(Common, Vec<(String, Strin
                 }
                 opts.deadline = Duration::from_secs_f64(s);
             }
+            "--rss-limit-mb" => {
+                let mb: u64 = value()?
+                    .parse()
+                    .map_err(|e| format!("--rss-limit-mb: {e}"))?;
+                opts.rss_growth_kib = mb * 1024;
+            }
+            "--only" => opts.only = value()?.split(',').map(str::to_owned).collect(),
+            "--fast" => opts.slow = false,
             "--ca" => tls.ca = Some(value()?),
             "--insecure" => tls.insecure = true,
             n if extra.contains(&n) => named.push((n.to_owned(), value()?)),
@@ -390,22 +375,11 @@ fn serve(args: &[String]) -> ExitCode {
     let results = probe::serve(&listener, &c.opts, count, |r| {
         eprintln!("{:<11} {}", r.verdict.name(), r.probe.name);
     });
-    let name = format!("clients of ws://{local}/");
     print!("{}", probe::table(&results));
-    for (file, text) in [
-        (json_file, probe::json(&name, &results)),
-        (junit_file, probe::junit(&name, &results)),
-    ] {
-        if let Some(f) = file
-            && let Err(e) = std::fs::write(&f, text)
-        {
-            eprintln!("wsprobe: cannot write {f}: {e}");
-            return ExitCode::from(2);
-        }
-    }
-    if results.iter().any(|r| r.verdict.is_failure()) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    finish(
+        &format!("clients of ws://{local}/"),
+        &results,
+        json_file,
+        junit_file,
+    )
 }

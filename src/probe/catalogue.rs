@@ -435,24 +435,29 @@ fn request_without(t: &Target, drop: &[&str], extra: &str) -> String {
 // ---- the catalogue ----
 
 macro_rules! probe {
-    ($name:expr, $section:expr, $req:ident, $summary:expr, $expect:expr, $run:expr) => {
-        Probe {
-            name: $name,
-            section: $section,
-            requirement: Requirement::$req,
-            summary: $summary,
-            expect: $expect,
-            slow: false,
-            run: Run::Server($run),
-        }
+    ($($arg:tt)*) => { probe_entry!(Server, $($arg)*) };
+}
+
+/// A probe that sends `$wire` on an open connection and expects it failed with
+/// one of `$codes`.
+macro_rules! fails_probe {
+    ($name:expr, $section:expr, $req:ident, $summary:expr, $codes:expr, $wire:expr) => {
+        probe!(
+            $name,
+            $section,
+            $req,
+            $summary,
+            Expect::Fails($codes),
+            |t, o, ev| { fails(t, o, ev, $wire, $codes) }
+        )
     };
 }
 
-const E1002: &[u16] = &[1002];
+pub(super) const E1002: &[u16] = &[1002];
 /// A 2^63 length breaks §5.2 and is beyond any size limit: 1002 or 1009 (the RFC
 /// does not order the two checks).
-const MSB_CODES: &[u16] = &[1002, 1009];
-const E1007: &[u16] = &[1007];
+pub(super) const MSB_CODES: &[u16] = &[1002, 1009];
+pub(super) const E1007: &[u16] = &[1007];
 const E1002_1007: &[u16] = &[1002, 1007];
 const TOO_BIG: &[u16] = &[1009, 1002, 1008];
 
@@ -717,128 +722,96 @@ pub static PROBES: &[Probe] = &[
         )
     },
     // ---- framing ----
-    probe!(
+    fails_probe!(
         "frame-unmasked",
         "5.1",
         Must,
         "an unmasked client frame",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &RawFrame::text("x").encode(), E1002) }
+        E1002,
+        &RawFrame::text("x").encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-rsv1",
         "5.2",
         Must,
         "RSV1 with no extension negotiated",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::text("x").rsv(0b100)).encode(), E1002) }
+        E1002,
+        &m(RawFrame::text("x").rsv(0b100)).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-rsv2",
         "5.2",
         Must,
         "RSV2 set",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::text("x").rsv(0b010)).encode(), E1002) }
+        E1002,
+        &m(RawFrame::text("x").rsv(0b010)).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-rsv3-on-ping",
         "5.2",
         Must,
         "RSV3 set on a ping",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::ping("x").rsv(0b001)).encode(), E1002) }
+        E1002,
+        &m(RawFrame::ping("x").rsv(0b001)).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-opcode-3",
         "5.2",
         Must,
         "reserved data opcode 0x3",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::new(0x3, "x")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::new(0x3, "x")).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-opcode-b",
         "5.2",
         Must,
         "reserved control opcode 0xB",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::new(0xB, "x")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::new(0xB, "x")).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-length-msb",
         "5.2",
         Must,
         "a 64-bit length with the top bit set",
-        Expect::Fails(MSB_CODES),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::binary(vec![0; 4]).declared_len(1 << 63)).encode(),
-                MSB_CODES,
-            )
-        }
+        MSB_CODES,
+        &m(RawFrame::binary(vec![0; 4]).declared_len(1 << 63)).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-ping-too-long",
         "5.5",
         Must,
         "a ping with 126 bytes",
-        Expect::Fails(E1002),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::ping(vec![b'p'; 126])).encode(),
-                E1002,
-            )
-        }
+        E1002,
+        &m(RawFrame::ping(vec![b'p'; 126])).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-ping-fragmented",
         "5.5",
         Must,
         "a ping without FIN",
-        Expect::Fails(E1002),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &bytes(&[
-                    m(RawFrame::ping("a").fin(false)),
-                    m(RawFrame::continuation("b")),
-                ]),
-                E1002,
-            )
-        }
+        E1002,
+        &bytes(&[
+            m(RawFrame::ping("a").fin(false)),
+            m(RawFrame::continuation("b")),
+        ])
     ),
-    probe!(
+    fails_probe!(
         "frame-close-fragmented",
         "5.5",
         Must,
         "a close without FIN",
-        Expect::Fails(E1002),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::close(1000, b"").fin(false)).encode(),
-                E1002,
-            )
-        }
+        E1002,
+        &m(RawFrame::close(1000, b"").fin(false)).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-stray-continuation",
         "5.4",
         Must,
         "a continuation with no message open",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::continuation("x")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::continuation("x")).encode()
     ),
     probe!(
         "frame-data-inside-fragmented",
@@ -851,79 +824,63 @@ pub static PROBES: &[Probe] = &[
             fails(t, o, ev, &w, E1002)
         }
     ),
-    probe!(
+    fails_probe!(
         "frame-close-one-byte",
         "5.5.1",
         Must,
         "a close with a 1-byte body",
-        Expect::Fails(E1002),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::close_raw(vec![0x03])).encode(),
-                E1002,
-            )
-        }
+        E1002,
+        &m(RawFrame::close_raw(vec![0x03])).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-close-code-0",
         "7.4",
         Must,
         "close code 0",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::close(0, b"")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::close(0, b"")).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-close-code-1005",
         "7.4.1",
         Must,
         "close code 1005 (must not be sent)",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::close(1005, b"")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::close(1005, b"")).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-close-code-1006",
         "7.4.1",
         Must,
         "close code 1006 (must not be sent)",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::close(1006, b"")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::close(1006, b"")).encode()
     ),
-    probe!(
+    fails_probe!(
         "frame-close-code-1016",
         "7.4.2",
         Must,
         "close code 1016 (reserved)",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::close(1016, b"")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::close(1016, b"")).encode()
     ),
     // §7.4.2 assigns no code above 4999; Autobahn (7.9.x) and most receivers fail
     // the connection on one: SHOULD.
-    probe!(
+    fails_probe!(
         "frame-close-code-5000",
         "7.4.2",
         Should,
         "close code 5000 (out of range)",
-        Expect::Fails(E1002),
-        |t, o, ev| { fails(t, o, ev, &m(RawFrame::close(5000, b"")).encode(), E1002) }
+        E1002,
+        &m(RawFrame::close(5000, b"")).encode()
     ),
-    probe!(
+    fails_probe!(
         "utf8-invalid-text",
         "8.1",
         Must,
         "a text frame that is not UTF-8",
-        Expect::Fails(E1007),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::text(&b"ok \xC0\xAF"[..])).encode(),
-                E1007,
-            )
-        }
+        E1007,
+        &m(RawFrame::text(&b"ok \xC0\xAF"[..])).encode()
     ),
     probe!(
         "utf8-invalid-across-fragments",
@@ -939,37 +896,21 @@ pub static PROBES: &[Probe] = &[
             fails(t, o, ev, &bytes(&frames), E1007)
         }
     ),
-    probe!(
+    fails_probe!(
         "utf8-truncated-at-end",
         "8.1",
         Must,
         "a text message ending inside a code point",
-        Expect::Fails(E1007),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::text(&b"end \xE2\x82"[..])).encode(),
-                E1007,
-            )
-        }
+        E1007,
+        &m(RawFrame::text(&b"end \xE2\x82"[..])).encode()
     ),
-    probe!(
+    fails_probe!(
         "utf8-invalid-close-reason",
         "7.1.6",
         Must,
         "a close reason that is not UTF-8",
-        Expect::Fails(E1002_1007),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::close(1000, b"\xFF\xFE")).encode(),
-                E1002_1007,
-            )
-        }
+        E1002_1007,
+        &m(RawFrame::close(1000, b"\xFF\xFE")).encode()
     ),
     // ---- legal corner cases: the connection must go on ----
     probe!(
@@ -1104,21 +1045,13 @@ pub static PROBES: &[Probe] = &[
         }
     ),
     // ---- limits ----
-    probe!(
+    fails_probe!(
         "limit-huge-declared-length",
         "10.4",
         Robustness,
         "a frame announcing 2^62 bytes",
-        Expect::Fails(TOO_BIG),
-        |t, o, ev| {
-            fails(
-                t,
-                o,
-                ev,
-                &m(RawFrame::binary(vec![0; 1024]).declared_len(1 << 62)).encode(),
-                TOO_BIG,
-            )
-        }
+        TOO_BIG,
+        &m(RawFrame::binary(vec![0; 1024]).declared_len(1 << 62)).encode()
     ),
     probe!(
         "limit-fragment-flood",

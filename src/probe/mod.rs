@@ -24,6 +24,22 @@
 //! Probes expect an echo server where they say so (`echo: true` in the catalogue):
 //! the yardstick servers and `examples/echo` are.
 
+/// A catalogue entry; `$side` is `Server` (run by `check`) or `Client` (run by
+/// `serve`).
+macro_rules! probe_entry {
+    ($side:ident, $name:expr, $section:expr, $req:ident, $summary:expr, $expect:expr, $run:expr) => {
+        $crate::probe::Probe {
+            name: $name,
+            section: $section,
+            requirement: $crate::probe::Requirement::$req,
+            summary: $summary,
+            expect: $expect,
+            slow: false,
+            run: $crate::probe::Run::$side($run),
+        }
+    };
+}
+
 mod catalogue;
 pub mod fuzz;
 mod report;

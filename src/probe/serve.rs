@@ -20,7 +20,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use super::catalogue::{Expect, Probe, Requirement, Run};
+use super::catalogue::{E1002, E1007, Expect, MSB_CODES, Probe, Run};
 use super::session::{End, Session};
 use super::{Options, ProbeResult, Verdict};
 use crate::proto::handshake::accept_key;
@@ -166,24 +166,23 @@ fn defective_answer(
 }
 
 macro_rules! client_probe {
-    ($name:expr, $section:expr, $req:ident, $summary:expr, $expect:expr, $run:expr) => {
-        Probe {
-            name: $name,
-            section: $section,
-            requirement: Requirement::$req,
-            summary: $summary,
-            expect: $expect,
-            slow: false,
-            run: Run::Client($run),
-        }
-    };
+    ($($arg:tt)*) => { probe_entry!(Client, $($arg)*) };
 }
 
-const E1002: &[u16] = &[1002];
-/// A 2^63 length breaks §5.2 and is beyond any size limit: 1002 or 1009 (the RFC
-/// does not order the two checks).
-const MSB_CODES: &[u16] = &[1002, 1009];
-const E1007: &[u16] = &[1007];
+/// A client probe that sends `$wire` after a good 101 and expects the client to
+/// fail the connection with one of `$codes`.
+macro_rules! client_fails_probe {
+    ($name:expr, $section:expr, $req:ident, $summary:expr, $codes:expr, $wire:expr) => {
+        client_probe!(
+            $name,
+            $section,
+            $req,
+            $summary,
+            Expect::Fails($codes),
+            |s, o, key| { client_fails(s, o, key, $wire, $codes) }
+        )
+    };
+}
 
 fn without(key: &str, name: &str) -> Vec<(&'static str, String)> {
     good_headers(key)
@@ -271,125 +270,85 @@ pub static CLIENT_PROBES: &[Probe] = &[
             defective_answer(s, o, "101 Switching Protocols", h)
         }
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-masked",
         "5.1",
         Must,
         "a masked server frame",
-        Expect::Fails(E1002),
-        |s, o, key| {
-            client_fails(
-                s,
-                o,
-                key,
-                &RawFrame::text("masked").masked([1, 2, 3, 4]).encode(),
-                E1002,
-            )
-        }
+        E1002,
+        &RawFrame::text("masked").masked([1, 2, 3, 4]).encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-rsv1",
         "5.2",
         Must,
         "RSV1 with no extension negotiated",
-        Expect::Fails(E1002),
-        |s, o, key| { client_fails(s, o, key, &RawFrame::text("x").rsv(0b100).encode(), E1002) }
+        E1002,
+        &RawFrame::text("x").rsv(0b100).encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-opcode-3",
         "5.2",
         Must,
         "reserved opcode 0x3",
-        Expect::Fails(E1002),
-        |s, o, key| { client_fails(s, o, key, &RawFrame::new(0x3, "x").encode(), E1002) }
+        E1002,
+        &RawFrame::new(0x3, "x").encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-ping-too-long",
         "5.5",
         Must,
         "a ping with 126 bytes",
-        Expect::Fails(E1002),
-        |s, o, key| { client_fails(s, o, key, &RawFrame::ping(vec![b'p'; 126]).encode(), E1002) }
+        E1002,
+        &RawFrame::ping(vec![b'p'; 126]).encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-ping-fragmented",
         "5.5",
         Must,
         "a ping without FIN",
-        Expect::Fails(E1002),
-        |s, o, key| {
-            client_fails(
-                s,
-                o,
-                key,
-                &frames(&[RawFrame::ping("a").fin(false), RawFrame::continuation("b")]),
-                E1002,
-            )
-        }
+        E1002,
+        &frames(&[RawFrame::ping("a").fin(false), RawFrame::continuation("b")])
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-stray-continuation",
         "5.4",
         Must,
         "a continuation with no message open",
-        Expect::Fails(E1002),
-        |s, o, key| { client_fails(s, o, key, &RawFrame::continuation("x").encode(), E1002) }
+        E1002,
+        &RawFrame::continuation("x").encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-length-msb",
         "5.2",
         Must,
         "a 64-bit length with the top bit set",
-        Expect::Fails(MSB_CODES),
-        |s, o, key| {
-            client_fails(
-                s,
-                o,
-                key,
-                &RawFrame::binary(vec![0; 4]).declared_len(1 << 63).encode(),
-                MSB_CODES,
-            )
-        }
+        MSB_CODES,
+        &RawFrame::binary(vec![0; 4]).declared_len(1 << 63).encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-frame-close-code-1005",
         "7.4.1",
         Must,
         "close code 1005",
-        Expect::Fails(E1002),
-        |s, o, key| { client_fails(s, o, key, &RawFrame::close(1005, b"").encode(), E1002) }
+        E1002,
+        &RawFrame::close(1005, b"").encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-utf8-invalid-text",
         "8.1",
         Must,
         "a text frame that is not UTF-8",
-        Expect::Fails(E1007),
-        |s, o, key| {
-            client_fails(
-                s,
-                o,
-                key,
-                &RawFrame::text(&b"ok \xC0\xAF"[..]).encode(),
-                E1007,
-            )
-        }
+        E1007,
+        &RawFrame::text(&b"ok \xC0\xAF"[..]).encode()
     ),
-    client_probe!(
+    client_fails_probe!(
         "client-utf8-invalid-across-fragments",
         "8.1",
         Must,
         "invalid UTF-8 split across fragments",
-        Expect::Fails(E1007),
-        |s, o, key| {
-            client_fails(
-                s,
-                o,
-                key,
-                &frames(&fragments(0x1, b"ab\xED\xA0\x80cd", &[3, 4])),
-                E1007,
-            )
-        }
+        E1007,
+        &frames(&fragments(0x1, b"ab\xED\xA0\x80cd", &[3, 4]))
     ),
     client_probe!(
         "client-legal-ping",
@@ -490,12 +449,8 @@ pub fn serve(
         let Ok(Some(req)) = s.read_request(Instant::now() + opts.deadline) else {
             continue;
         };
-        let key = req
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-key"))
-            .map(|(_, v)| v.trim().to_owned());
-        let (Some(p), Some(key)) = (pick(&req.path, &mut next), key) else {
+        let key = req.key().map(|k| k.trim().to_owned());
+        let (Some(p), Some(key)) = (pick(req.path(), &mut next), key) else {
             let _ = s.send(
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 &Chunking::Whole,

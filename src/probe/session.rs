@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::proto::handshake::{accept_key, generate_key};
+use crate::proto::handshake::{HeadLimits, Request, accept_key, generate_key, parse_request};
 use crate::proto::raw::{Chunking, RawFrame, chunks};
 use crate::url::WsUrl;
 
@@ -88,10 +88,18 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    fn record(v: &mut Vec<u8>, total: &mut u64, bytes: &[u8]) {
+    fn keep(v: &mut Vec<u8>, total: &mut u64, bytes: &[u8]) {
         let room = EVIDENCE_MAX.saturating_sub(v.len());
         v.extend_from_slice(&bytes[..bytes.len().min(room)]);
         *total += bytes.len() as u64;
+    }
+
+    fn sent_bytes(&mut self, bytes: &[u8]) {
+        Self::keep(&mut self.sent, &mut self.sent_total, bytes);
+    }
+
+    fn received_bytes(&mut self, bytes: &[u8]) {
+        Self::keep(&mut self.received, &mut self.received_total, bytes);
     }
 }
 
@@ -123,15 +131,6 @@ impl HttpAnswer {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// A client's request head, as `wsprobe serve` read it.
-#[derive(Debug, Clone)]
-pub struct ClientRequest {
-    /// The request target.
-    pub path: String,
-    /// The header fields.
-    pub headers: Vec<(String, String)>,
 }
 
 /// The transport: plain TCP, or TLS over it (`wss://`).
@@ -228,33 +227,17 @@ impl Session {
         })
     }
 
-    /// Reads a client's request head: its target and header fields (`None`: the
+    /// Reads a client's request head with the handshake's own parser (`None`: the
     /// connection ended or the deadline passed first).
-    pub fn read_request(&mut self, deadline: Instant) -> io::Result<Option<ClientRequest>> {
+    pub fn read_request(&mut self, deadline: Instant) -> io::Result<Option<Request>> {
         self.read_until(deadline, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&self.rx) {
-            Ok(httparse::Status::Complete(n)) => {
-                let path = req.path.unwrap_or("/").to_owned();
-                let headers = req
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_owned(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
+        match parse_request(&self.rx, &HeadLimits::default()) {
+            Ok(Some((req, n))) => {
                 self.rx.drain(..n);
-                Ok(Some(ClientRequest { path, headers }))
+                Ok(Some(req))
             }
-            Ok(httparse::Status::Partial) => Ok(None),
-            Err(e) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad HTTP request: {e}"),
-            )),
+            Ok(None) => Ok(None),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
     }
 
@@ -289,7 +272,7 @@ impl Session {
         let n = pieces.len();
         for (i, p) in pieces.into_iter().enumerate() {
             self.sock.write_all(p)?;
-            Evidence::record(&mut self.evidence.sent, &mut self.evidence.sent_total, p);
+            self.evidence.sent_bytes(p);
             if i + 1 < n && !pause.is_zero() {
                 std::thread::sleep(pause);
             }
@@ -303,11 +286,7 @@ impl Session {
         self.sock.tcp().set_write_timeout(Some(timeout))?;
         let r = self.sock.write_all(bytes);
         let _ = self.sock.tcp().set_write_timeout(None);
-        Evidence::record(
-            &mut self.evidence.sent,
-            &mut self.evidence.sent_total,
-            bytes,
-        );
+        self.evidence.sent_bytes(bytes);
         r
     }
 
@@ -353,11 +332,7 @@ impl Session {
                 Ok(0) => self.end = End::Eof,
                 Ok(n) => {
                     self.rx.extend_from_slice(&buf[..n]);
-                    Evidence::record(
-                        &mut self.evidence.received,
-                        &mut self.evidence.received_total,
-                        &buf[..n],
-                    );
+                    self.evidence.received_bytes(&buf[..n]);
                     // Never hold more than a bounded amount: a flood is evidence
                     // enough.
                     if self.rx.len() > 64 << 20 {
