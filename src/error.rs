@@ -5,7 +5,9 @@
 //! * the opening handshake failed ([`HandshakeError`], each with its HTTP status),
 //! * the peer closed the connection ([`Error::Closed`], with its code and reason),
 //! * the caller misused the API ([`UsageError`]),
-//! * a deadline passed ([`Error::Timeout`]) or the transport failed ([`Error::Io`]).
+//! * the peer went quiet and the connection is lost ([`Error::Lost`], 1006),
+//! * a deadline of the caller's passed ([`Error::Timeout`]) or the transport failed
+//!   ([`Error::Io`]).
 
 use std::fmt;
 use std::io;
@@ -36,8 +38,15 @@ pub enum Error {
     /// The connection was already closed (by us, by the peer, or after an error);
     /// nothing more can be read or written.
     AlreadyClosed,
-    /// A read or write deadline passed.
+    /// A read or write deadline the caller set passed (blocking layer). Not
+    /// terminal: the operation can be retried (see [`Error::is_terminal`]). A
+    /// connection lost to its own timers is [`Error::Lost`].
     Timeout,
+    /// The connection is over because the peer went quiet: it left our heartbeat
+    /// ping unanswered, or our close (or, after our write failed, its own close)
+    /// never came. Terminal; the connection ended as
+    /// [`CloseCode::ABNORMAL`] (1006) or with the code of the close we sent.
+    Lost(Lost),
     /// The caller used the API in a way RFC 6455 or this crate does not allow.
     Usage(UsageError),
     /// Event loop: the connection's output queue is over its limit; the message was
@@ -62,6 +71,7 @@ impl Error {
             Error::Protocol(p) => Some(p.close_code()),
             Error::MessageTooBig { .. } => Some(CloseCode::MESSAGE_TOO_BIG),
             Error::Closed(f) => Some(f.code),
+            Error::Lost(_) => Some(CloseCode::ABNORMAL),
             _ => None,
         }
     }
@@ -75,8 +85,10 @@ impl Error {
     }
 
     /// True if this error means the connection is finished for good: a close by
-    /// either side, a protocol violation, a handshake failure or an I/O failure.
-    /// A [`Error::Timeout`] on a read is not terminal: the read can be retried.
+    /// either side, a protocol violation, a handshake failure, a connection lost to
+    /// its timers ([`Error::Lost`]) or an I/O failure. Not terminal: a deadline of
+    /// the caller's ([`Error::Timeout`]: the read or write can be retried), API
+    /// misuse, back-pressure, and a JSON message that did not decode.
     pub fn is_terminal(&self) -> bool {
         #[cfg(feature = "json")]
         if matches!(self, Error::Json(_)) {
@@ -95,6 +107,7 @@ impl Error {
         match self {
             Error::Io(e) => e,
             Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, Error::Timeout),
+            Error::Lost(_) => io::Error::new(io::ErrorKind::TimedOut, self),
             Error::Protocol(_) | Error::MessageTooBig { .. } => {
                 io::Error::new(io::ErrorKind::InvalidData, self)
             }
@@ -126,6 +139,7 @@ impl fmt::Display for Error {
             Error::Closed(c) => write!(f, "connection closed by peer: {c}"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::Timeout => f.write_str("deadline exceeded"),
+            Error::Lost(l) => write!(f, "connection lost: {l}"),
             Error::Usage(u) => write!(f, "API misuse: {u}"),
             Error::Backpressure { buffered, limit } => write!(
                 f,
@@ -178,6 +192,27 @@ impl From<HandshakeError> for Error {
 impl From<UsageError> for Error {
     fn from(e: UsageError) -> Self {
         Error::Usage(e)
+    }
+}
+
+/// Why a connection was lost to its own timers ([`Error::Lost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lost {
+    /// Our heartbeat ping got no answer (nothing at all was received) within
+    /// `pong_timeout`.
+    PongTimeout,
+    /// Our close frame got no answer within `close_timeout`; or our write failed
+    /// and the peer neither closed nor ended the transport within it.
+    CloseTimeout,
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lost::PongTimeout => "no answer to the heartbeat ping (pong timeout)",
+            Lost::CloseTimeout => "no close frame from the peer (close timeout)",
+        })
     }
 }
 

@@ -92,7 +92,7 @@ pub struct FromGorillaDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/from-tungstenite.md")]
 pub struct FromTungsteniteDoctests;
-pub use error::{Error, HandshakeError, ProtocolError, Result, UsageError};
+pub use error::{Error, HandshakeError, Lost, ProtocolError, Result, UsageError};
 pub use message::Message;
 pub use proto::close::{CloseCode, CloseFrame};
 pub use proto::frame::OpCode;

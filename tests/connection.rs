@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use silverback::proto::connection::{Connection, ConnectionConfig, Event};
-use silverback::proto::{Decoder, Event as FrameEvent, MessageKind, OpCode, Randomness, Role};
-use silverback::{CloseCode, Error, ProtocolError, UsageError};
+use silverback::proto::{Decoder, FrameEvent, MessageKind, OpCode, Randomness, Role};
+use silverback::{CloseCode, Error, Lost, ProtocolError, UsageError};
 
 /// An owned copy of a connection event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +208,9 @@ fn an_unanswered_close_ends_after_the_close_timeout() {
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
     s.handle_timeout(t0 + S).unwrap();
     assert!(!s.is_done());
-    s.handle_timeout(t0 + 2 * S).unwrap();
+    let r = s.handle_timeout(t0 + 2 * S);
+    assert!(matches!(r, Err(Error::Lost(Lost::CloseTimeout))), "{r:?}");
+    assert!(r.unwrap_err().is_terminal());
     assert!(s.is_done() && s.should_close_transport());
     assert_eq!(s.end(), Some((CloseCode::NORMAL, "")));
 }
@@ -233,7 +235,11 @@ fn heartbeat_pings_and_a_silent_peer_times_out() {
     let _ = pump(&mut s, &mut c, &mut to_c, t0 + 20 * S);
     // This time the client stays silent.
     let r = s.handle_timeout(t0 + 23 * S);
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(Error::Lost(Lost::PongTimeout))), "{r:?}");
+    // Fatal, and says so: a driver that trusts is_terminal drops the connection.
+    let e = r.unwrap_err();
+    assert!(e.is_terminal());
+    assert_eq!(e.close_code(), Some(CloseCode::ABNORMAL));
     assert!(s.is_done() && s.should_close_transport());
     assert_eq!(s.end(), Some((CloseCode::ABNORMAL, "pong timeout")));
 }

@@ -172,3 +172,36 @@ fn control_blocking_pings_answers_and_closes_with_write_control() {
         other => panic!("expected the server's close, got {other:?}"),
     }
 }
+
+#[test]
+fn sans_io_client_talks_to_the_echo_example_with_heartbeats_both_ways() {
+    // The server pings every 0.1 s (answered by the client's auto-pong), the client
+    // pings every 0.1 s (answered by the server); the client pauses between
+    // messages so both heartbeats run, then closes with 1000 and waits for EOF.
+    let (_server, addr) = run_example("echo", &["--quiet", "--ping", "0.1"]);
+    let out = std::process::Command::new(support::example("sans_io_client"))
+        .args(["--url", &format!("ws://{addr}/websocket")])
+        .args(["--count", "3", "--ping", "0.1", "--pause", "0.35"])
+        .output()
+        .expect("run sans_io_client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "< hello 1",
+        "< hello 3",
+        "< ..........",
+        "ping from the server",
+        "pong from the server",
+        "the server answered the close: 1000",
+        "the server closed the TCP connection",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    // A path the server refuses: the handshake error, exit status non-zero.
+    let out = std::process::Command::new(support::example("sans_io_client"))
+        .args(["--url", &format!("ws://{addr}/other")])
+        .output()
+        .expect("run sans_io_client");
+    assert!(!out.status.success());
+}

@@ -12,7 +12,7 @@ use silverback::proto::frame::{FrameHeader, OpCode};
 use silverback::proto::handshake::{HeadLimits, parse_request, write_accept_response};
 use silverback::proto::mask::{apply_mask, apply_mask_naive};
 use silverback::proto::utf8::Utf8Validator;
-use silverback::proto::{Decoder, Encoder, Event, Role};
+use silverback::proto::{Decoder, Encoder, FrameEvent, Role};
 
 fn mask(c: &mut Criterion) {
     let mut g = c.benchmark_group("mask");
@@ -144,7 +144,7 @@ fn decode_message(c: &mut Criterion) {
                     let mut d = Decoder::new(Role::Server);
                     d.set_whole_frame_max(size);
                     match d.decode(black_box(&mut buf)).unwrap() {
-                        (_, Some(Event::Data(d))) => black_box(d.payload.len()),
+                        (_, Some(FrameEvent::Data(d))) => black_box(d.payload.len()),
                         _ => unreachable!(),
                     }
                 })

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use silverback::blocking::{Config, Stream};
-use silverback::proto::{Decoder, Encoder, Event, MessageKind, OpCode, Role};
+use silverback::proto::{Decoder, Encoder, FrameEvent, MessageKind, OpCode, Role};
 use silverback::{CloseCode, Conn};
 
 struct Mem {
@@ -174,7 +174,7 @@ fuzz_target!(|inp: Input| {
                 start += n;
                 match ev {
                     None => break,
-                    Some(Event::Close(_)) => closed = true,
+                    Some(FrameEvent::Close(_)) => closed = true,
                     Some(_) => {}
                 }
             }

@@ -25,7 +25,7 @@ use silverback::proto::connection::{Connection, ConnectionConfig, Event};
 use silverback::proto::deflate::{
     DeflateConfig, DeflateMemory, DeflateParams, MessageDeflater, MessageInflater,
 };
-use silverback::proto::{CloseCode, Decoder, Encoder, Event as Frame, MessageKind, OpCode, Randomness, Role};
+use silverback::proto::{CloseCode, Decoder, Encoder, FrameEvent as Frame, MessageKind, OpCode, Randomness, Role};
 
 #[derive(Arbitrary, Debug)]
 enum PeerFrame {

@@ -14,7 +14,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use silverback::proto::{Decoder, Event, MessageKind, Role};
+use silverback::proto::{Decoder, FrameEvent, MessageKind, Role};
 
 #[path = "common.rs"]
 mod common;
@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(n <= avail);
                 start += n;
                 match ev {
-                    Some(Event::Data(d)) => {
+                    Some(FrameEvent::Data(d)) => {
                         if d.first {
                             assert!(msg.is_none(), "a new message while one is open");
                             msg = Some((d.kind, Vec::new()));
@@ -69,8 +69,8 @@ fuzz_target!(|data: &[u8]| {
                             }
                         }
                     }
-                    Some(Event::Ping(p)) | Some(Event::Pong(p)) => assert!(p.len() <= 125),
-                    Some(Event::Close(c)) => {
+                    Some(FrameEvent::Ping(p)) | Some(FrameEvent::Pong(p)) => assert!(p.len() <= 125),
+                    Some(FrameEvent::Close(c)) => {
                         if let Some((code, _)) = c {
                             assert!(code.is_allowed_on_wire());
                         }

@@ -6,7 +6,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use silverback::proto::close::CloseCode;
-use silverback::proto::{Decoder, Encoder, Event, MessageKind, OpCode, Role};
+use silverback::proto::{Decoder, Encoder, FrameEvent, MessageKind, OpCode, Role};
 
 #[derive(Arbitrary, Debug)]
 enum Item {
@@ -100,7 +100,7 @@ fuzz_target!(|inp: Input| {
         let (n, ev) = dec.decode(&mut buf[start..]).expect("a valid stream decodes");
         start += n;
         match ev {
-            Some(Event::Data(d)) => {
+            Some(FrameEvent::Data(d)) => {
                 if d.first {
                     cur = Some((d.kind, Vec::new()));
                 }
@@ -111,9 +111,9 @@ fuzz_target!(|inp: Input| {
                     got.push(Got::Msg(k, b));
                 }
             }
-            Some(Event::Ping(p)) => got.push(Got::Ping(p.to_vec())),
-            Some(Event::Pong(p)) => got.push(Got::Pong(p.to_vec())),
-            Some(Event::Close(c)) => {
+            Some(FrameEvent::Ping(p)) => got.push(Got::Ping(p.to_vec())),
+            Some(FrameEvent::Pong(p)) => got.push(Got::Pong(p.to_vec())),
+            Some(FrameEvent::Close(c)) => {
                 got.push(Got::Close(c.map(|(c, r)| (c.0, r.to_owned()))));
                 break;
             }

@@ -121,10 +121,11 @@ impl WriteState {
     }
 }
 
-/// A transport failure (not a timeout) leaves nothing more to send.
+/// A transport failure (not a timeout) leaves nothing more to send; reading goes
+/// on, so the peer's close (why it stopped reading) can still be learned.
 fn note_failure(conn: &mut Connection, e: &Error) {
     if !matches!(e, Error::Timeout) {
-        conn.transmit_failed();
+        conn.transmit_failed(Instant::now());
     }
 }
 

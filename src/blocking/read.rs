@@ -228,9 +228,9 @@ impl ReadCore {
                         return Err(self.finish(link, e));
                     }
                     if link.conn().is_done() {
-                        // Our close went unanswered, or the server never closed the
-                        // TCP connection after the closing handshake.
-                        return Err(self.finish(link, Error::Timeout));
+                        // The server never closed the TCP connection after the
+                        // closing handshake: the conversation is over.
+                        return Err(self.finish(link, Error::AlreadyClosed));
                     }
                     continue;
                 }
@@ -333,7 +333,7 @@ impl ReadCore {
             };
             match step {
                 Step::More => {
-                    link.flush()?;
+                    flush_replies(link)?;
                     self.fill(link)?;
                 }
                 Step::Piece(c) => return Ok(c),
@@ -351,7 +351,7 @@ impl ReadCore {
                         h(&self.control[..len], &mut ctl)?;
                     }
                     // The automatic pong, if any.
-                    link.flush()?;
+                    flush_replies(link)?;
                 }
                 Step::Close(frame) => return Err(self.on_close(*frame, link)),
                 Step::Failed(e) => return Err(self.finish(link, *e)),
@@ -507,6 +507,16 @@ impl ReadCore {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// Writes the replies the read path queued (pongs). A transport that failed does
+/// not stop reading: the connection recorded the failure (nothing more is sent)
+/// and the peer's close, which says why, may still be on its way.
+fn flush_replies(link: &mut dyn Link) -> Result<()> {
+    match link.flush() {
+        Err(Error::Io(_)) => Ok(()),
+        r => r,
     }
 }
 

@@ -136,6 +136,9 @@ pub(crate) struct ConnIo {
     pub(crate) dirty: bool,
     /// The transport is gone or must go now: drop the connection.
     pub(crate) dead: bool,
+    /// A write failed: nothing more goes out, but reading goes on until the peer's
+    /// close (which says why it stopped reading) or the end of input.
+    pub(crate) write_failed: bool,
 }
 
 impl ConnIo {
@@ -158,6 +161,7 @@ impl ConnIo {
             drain_wanted: false,
             dirty: false,
             dead: false,
+            write_failed: false,
         }
     }
 
@@ -234,6 +238,9 @@ impl ConnIo {
     }
 
     pub(crate) fn out_is_empty(&self) -> bool {
+        if self.write_failed {
+            return true;
+        }
         let phase_empty = match &self.phase {
             Phase::Open(c) => c.buffered() == 0,
             Phase::Answer(o, _) => o.pos == o.buf.len(),
@@ -434,9 +441,23 @@ impl ConnIo {
         Ok(())
     }
 
+    /// A write to the transport failed. An open connection records it (nothing more
+    /// is sent) and keeps reading: the peer's close frame, if it sent one before it
+    /// stopped reading, is still to come, and says why (a message over its limit:
+    /// 1009). Before the connection opened there is nothing to wait for.
+    pub(crate) fn write_failed(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::Open(conn) if !conn.is_done() => {
+                conn.transmit_failed(now);
+                self.write_failed = true;
+            }
+            _ => self.dead = true,
+        }
+    }
+
     /// Writes as much queued output as the socket takes.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        let Some(sock) = self.sock.as_mut() else {
+        let Some(sock) = self.sock.as_mut().filter(|_| !self.write_failed) else {
             return Ok(());
         };
         if matches!(&self.phase, Phase::Client(s) if !s.connected) {

@@ -41,7 +41,7 @@ impl<H: Handler> Worker<H> {
             if matches!(&c.io.phase, Phase::Client(s) if !s.connected) {
                 self.finish_connect(slot);
             } else if let Err(e) = c.io.flush() {
-                self.io_failed(slot, e);
+                self.write_failed(slot, e);
             }
         }
         if readable {
@@ -219,6 +219,19 @@ impl<H: Handler> Worker<H> {
         }
     }
 
+    /// A write failed: see [`ConnIo::write_failed`](super::conn::ConnIo::write_failed).
+    fn write_failed(&mut self, slot: usize, e: io::Error) {
+        let now = self.core.now;
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if c.io.conn().is_none() {
+            return self.io_failed(slot, e);
+        }
+        c.io.write_failed(now);
+        self.report_error(slot, &Error::Io(e));
+    }
+
     /// The transport failed.
     pub(crate) fn io_failed(&mut self, slot: usize, e: io::Error) {
         let Some(c) = self.slots[slot].as_mut() else {
@@ -308,10 +321,7 @@ impl<H: Handler> Worker<H> {
                 c.io.dirty = false;
             }
             if let Err(e) = flushed {
-                c.io.dead = true;
-                if let Some(conn) = c.io.conn_mut() {
-                    conn.handle_eof();
-                }
+                c.io.write_failed(now);
                 let mut ctx = Ctx {
                     io: &mut c.io,
                     data: &mut c.data,

@@ -27,7 +27,7 @@ use super::catalogue::judge_bytes;
 use super::session::{Evidence, Target};
 use super::{Options, Verdict, rss_kib, server_gone};
 use crate::proto::raw::{LenForm, RawFrame};
-use crate::proto::{Decoder, Event, Role};
+use crate::proto::{Decoder, FrameEvent, Role};
 
 /// SplitMix64: a generator whose sequence never changes, so that a seed names the
 /// same cases in every version.
@@ -99,7 +99,7 @@ impl Model {
         for _ in 0..=buf.len() + 1 {
             match dec.decode(&mut buf[off..]) {
                 Err(e) => return Model::Fails(e.close_code().map_or(1002, |c| c.as_u16())),
-                Ok((n, Some(Event::Close(_)))) => {
+                Ok((n, Some(FrameEvent::Close(_)))) => {
                     let _ = n;
                     return Model::Closes;
                 }

@@ -1,4 +1,4 @@
-//! The read side of the connection state machine: bytes in, [`Event`]s out.
+//! The read side of the connection state machine: bytes in, [`FrameEvent`]s out.
 //!
 //! Every receive rule of RFC 6455 lives here once: masking direction, RSV bits,
 //! opcodes, control frame size and fragmentation, continuation order, incremental
@@ -37,7 +37,7 @@ pub struct DataChunk<'a> {
 
 /// What the decoder found in the input.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event<'a> {
+pub enum FrameEvent<'a> {
     /// A piece of a text or binary message. A message that arrived in one frame
     /// whose payload fits the whole-frame limit is one piece with `first && last`.
     Data(DataChunk<'a>),
@@ -99,7 +99,7 @@ struct Frame {
 /// The receive state machine for one connection, in one role.
 ///
 /// ```
-/// use silverback::proto::{Decoder, Encoder, Event, OpCode, Role};
+/// use silverback::proto::{Decoder, Encoder, FrameEvent, OpCode, Role};
 ///
 /// // A client frame (masked), decoded by the server side.
 /// let mut wire = Vec::new();
@@ -109,7 +109,7 @@ struct Frame {
 /// let (used, event) = dec.decode(&mut wire)?; // unmasks in place
 /// assert_eq!(used, len);
 /// match event {
-///     Some(Event::Data(chunk)) => assert_eq!((chunk.payload, chunk.first, chunk.last), (&b"hello"[..], true, true)),
+///     Some(FrameEvent::Data(chunk)) => assert_eq!((chunk.payload, chunk.first, chunk.last), (&b"hello"[..], true, true)),
 ///     other => panic!("{other:?}"),
 /// }
 /// // Input is consumed as it comes: a partial frame asks for more.
@@ -229,7 +229,10 @@ impl Decoder {
     /// input is needed; `consumed` may be non-zero even then (a header was absorbed).
     /// After an error every call returns the same error; after a close event every
     /// call consumes and discards its input.
-    pub fn decode<'a>(&mut self, buf: &'a mut [u8]) -> Result<(usize, Option<Event<'a>>), Error> {
+    pub fn decode<'a>(
+        &mut self,
+        buf: &'a mut [u8],
+    ) -> Result<(usize, Option<FrameEvent<'a>>), Error> {
         match self.state {
             State::Open => {}
             State::Closed => return Ok((buf.len(), None)),
@@ -412,7 +415,7 @@ impl Decoder {
     }
 
     /// Builds the data event for a prepared piece; `last` ends the message.
-    fn data<'a>(&mut self, payload: &'a [u8], last: bool) -> Result<Event<'a>, Error> {
+    fn data<'a>(&mut self, payload: &'a [u8], last: bool) -> Result<FrameEvent<'a>, Error> {
         let Some(msg) = self.msg.as_mut() else {
             unreachable!("data frame without message state");
         };
@@ -425,7 +428,7 @@ impl Decoder {
                 return Err(self.fail(Failure::Protocol(ProtocolError::InvalidUtf8)));
             }
         }
-        Ok(Event::Data(DataChunk {
+        Ok(FrameEvent::Data(DataChunk {
             kind: msg.kind,
             payload,
             first,
@@ -434,15 +437,15 @@ impl Decoder {
         }))
     }
 
-    fn control<'a>(&mut self, opcode: OpCode, payload: &'a [u8]) -> Result<Event<'a>, Error> {
+    fn control<'a>(&mut self, opcode: OpCode, payload: &'a [u8]) -> Result<FrameEvent<'a>, Error> {
         match opcode {
-            OpCode::Ping => Ok(Event::Ping(payload)),
-            OpCode::Pong => Ok(Event::Pong(payload)),
+            OpCode::Ping => Ok(FrameEvent::Ping(payload)),
+            OpCode::Pong => Ok(FrameEvent::Pong(payload)),
             _ => match parse_close_payload(payload) {
                 Ok(close) => {
                     self.state = State::Closed;
                     self.msg = None;
-                    Ok(Event::Close(close))
+                    Ok(FrameEvent::Close(close))
                 }
                 Err(e) => Err(self.fail(Failure::Protocol(e))),
             },

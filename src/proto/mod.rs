@@ -1,7 +1,7 @@
 //! The protocol core: RFC 6455 without I/O.
 //!
 //! ```text
-//!   bytes from the peer ──► Decoder ──► Event (Data / Ping / Pong / Close)
+//!   bytes from the peer ──► Decoder ──► FrameEvent (Data / Ping / Pong / Close)
 //!   your frames ──► Encoder ──► header bytes (+ masked payload) ──► to the peer
 //!   HTTP head ──► handshake::parse_request / parse_response ──► Request / Response
 //! ```
@@ -27,8 +27,8 @@ pub mod rng;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{Chunk, Connection, ConnectionConfig, DirectFrame};
-pub use decoder::{DataChunk, Decoder, Event};
+pub use connection::{Chunk, Connection, ConnectionConfig, DirectFrame, Event};
+pub use decoder::{DataChunk, Decoder, FrameEvent};
 pub use encoder::{EncodedHeader, Encoder};
 pub use frame::{FrameHeader, OpCode};
 pub use rng::Randomness;

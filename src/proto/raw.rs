@@ -305,7 +305,7 @@ pub fn chunks<'a>(bytes: &'a [u8], chunking: &Chunking) -> Vec<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Decoder, Event, Role};
+    use crate::proto::{Decoder, FrameEvent, Role};
 
     #[test]
     fn legal_frames_encode_as_our_encoder_does_and_decode() {
@@ -315,7 +315,7 @@ mod tests {
         let (n, ev) = dec.decode(&mut wire).unwrap();
         assert_eq!(n, bytes.len());
         match ev {
-            Some(Event::Data(d)) => assert_eq!(d.payload, b"hello"),
+            Some(FrameEvent::Data(d)) => assert_eq!(d.payload, b"hello"),
             other => panic!("{other:?}"),
         }
     }

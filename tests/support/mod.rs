@@ -5,7 +5,7 @@
 use silverback::Error;
 use silverback::proto::close::CloseCode;
 use silverback::proto::mask::apply_mask;
-use silverback::proto::{Decoder, Event, MessageKind};
+use silverback::proto::{Decoder, FrameEvent, MessageKind};
 
 /// An owned copy of a decoder event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +22,19 @@ pub enum Ev {
 }
 
 impl Ev {
-    pub fn from_event(e: &Event<'_>) -> Ev {
+    pub fn from_event(e: &FrameEvent<'_>) -> Ev {
         match e {
-            Event::Data(d) => Ev::Data {
+            FrameEvent::Data(d) => Ev::Data {
                 kind: d.kind,
                 payload: d.payload.to_vec(),
                 first: d.first,
                 last: d.last,
             },
-            Event::Ping(p) => Ev::Ping(p.to_vec()),
-            Event::Pong(p) => Ev::Pong(p.to_vec()),
-            Event::Close(c) => Ev::Close(c.map(|(c, r): (CloseCode, &str)| (c.0, r.to_owned()))),
+            FrameEvent::Ping(p) => Ev::Ping(p.to_vec()),
+            FrameEvent::Pong(p) => Ev::Pong(p.to_vec()),
+            FrameEvent::Close(c) => {
+                Ev::Close(c.map(|(c, r): (CloseCode, &str)| (c.0, r.to_owned())))
+            }
         }
     }
 }

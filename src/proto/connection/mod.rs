@@ -752,9 +752,25 @@ impl Connection {
 
     /// The driver could not transmit bytes it had taken (the transport failed, or a
     /// write timed out part-way through a frame): the stream is no longer whole, so
-    /// nothing more can be sent ([`UsageError::BrokenWriter`](crate::UsageError)).
-    pub fn transmit_failed(&mut self) {
+    /// nothing more can be sent ([`UsageError::BrokenWriter`](crate::UsageError))
+    /// and what was queued is dropped.
+    ///
+    /// Reading goes on: a peer that refused what we sent (a message over its read
+    /// limit) usually closed with a reason before it closed the transport, and its
+    /// close frame is still to be read ([`end`](Self::end) then reports it). The
+    /// connection waits for that close, or the end of input, up to `close_timeout`
+    /// after `now`, then is done (1006).
+    pub fn transmit_failed(&mut self, now: Instant) {
         self.broken = true;
+        self.out = None;
+        let deadline = now + self.config.close_timeout;
+        let a = self.act();
+        let queued = a.tx.len();
+        a.tx.advance(queued);
+        a.echo_at = None;
+        if a.close_deadline.is_none_or(|d| deadline < d) {
+            a.close_deadline = Some(deadline);
+        }
     }
 }
 

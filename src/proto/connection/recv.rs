@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::proto::MessageKind;
 use crate::proto::Role;
 use crate::proto::close::CloseCode;
-use crate::proto::decoder::Event as Frame;
+use crate::proto::decoder::FrameEvent as Frame;
 
 /// What one `read` found, described by positions in the input so that the event can
 /// be built once the loop that found it has released its borrows.

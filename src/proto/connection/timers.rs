@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{Connection, State};
-use crate::error::Error;
+use crate::error::{Error, Lost};
 use crate::proto::close::CloseCode;
 
 impl Connection {
@@ -36,16 +36,34 @@ impl Connection {
 
     /// Runs the timers due at `now`: sends the heartbeat ping, closes (1001) an idle
     /// connection, ends the waits of the closing handshake (the connection is then
-    /// [done](Self::is_done)). Returns [`Error::Timeout`] when the peer left our
-    /// heartbeat ping unanswered for `pong_timeout`: the connection is done, ended
-    /// as 1006 "pong timeout".
+    /// [done](Self::is_done)).
+    ///
+    /// Returns [`Error::Lost`] when the connection ended because the peer went
+    /// quiet (the connection is then done; [`end`](Self::end) says how it ended):
+    /// [`Lost::PongTimeout`] when our heartbeat ping went unanswered for
+    /// `pong_timeout` (ended as 1006 "pong timeout"), [`Lost::CloseTimeout`] when
+    /// our close went unanswered, or a failed transmission was never followed by
+    /// the peer's close or end of input, within `close_timeout`. After a complete
+    /// closing handshake, or a failure [`read`](Self::read) already reported, a
+    /// transport the server does not close ends the connection with `Ok`: the
+    /// conversation had ended.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
         if self.close_deadline().is_some_and(|d| now >= d) {
-            // Our close went unanswered, or the server never closed the transport.
+            // Our close went unanswered, the server never closed the transport, or
+            // our writes failed and the peer never said why.
             if let Some(a) = self.active.as_mut() {
                 a.close_deadline = None;
             }
+            // Lost if we were still waiting for the peer's word: an answer to our
+            // close, or its close after our writes failed. After the closing
+            // handshake, or after a failure already reported, the conversation had
+            // ended: only the transport's close is late.
+            let lost = matches!(self.state, State::CloseSent | State::Open);
+            self.set_end(CloseCode::ABNORMAL, "", false);
             self.state = State::Done;
+            if lost {
+                return Err(Error::Lost(Lost::CloseTimeout));
+            }
             return Ok(());
         }
         if self.state != State::Open {
@@ -58,7 +76,7 @@ impl Connection {
                 // Nothing at all from the peer since our ping: it is gone.
                 self.set_end(CloseCode::ABNORMAL, "pong timeout", true);
                 self.state = State::Done;
-                return Err(Error::Timeout);
+                return Err(Error::Lost(Lost::PongTimeout));
             }
             if !k.awaiting_pong && now >= k.last_ping.instant() + interval {
                 self.keepalive.awaiting_pong = self.ping(b"").is_ok();

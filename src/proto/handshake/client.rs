@@ -9,6 +9,7 @@ use crate::error::HandshakeError;
 use crate::proto::Role;
 use crate::proto::connection::{Connection, ConnectionConfig};
 use crate::proto::rng::Randomness;
+use crate::url::WsUrl;
 
 /// What a client offers, shared by every handshake of an endpoint.
 #[derive(Debug, Clone)]
@@ -44,6 +45,50 @@ impl Default for ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// See [`limits`](#structfield.limits). Default: 16 KiB, 64 headers.
+    pub fn limits(mut self, limits: HeadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// See [`timeout`](#structfield.timeout). Default: 45 s.
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Subprotocols offered, in preference order. Default: none.
+    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a header to the request (`Origin`, a cookie, a token). Default: none.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Offers permessage-deflate on the terms of `cfg`. Default: off.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
+        self.deflate = Some(cfg);
+        self
+    }
+
+    /// The settings of the connection the handshake opens. Default:
+    /// [`ConnectionConfig::default`].
+    pub fn connection(mut self, config: ConnectionConfig) -> Self {
+        self.connection = Arc::new(config);
+        self
+    }
+}
+
 /// The client side of one opening handshake.
 ///
 /// ```
@@ -51,20 +96,24 @@ impl Default for ClientConfig {
 /// use std::time::Instant;
 /// use silverback::proto::handshake::{ClientConfig, ClientHandshake};
 /// use silverback::proto::Randomness;
+/// use silverback::url::WsUrl;
 ///
+/// let url = WsUrl::parse("ws://example.com:8080/chat")?;
 /// let mut request = Vec::new();
-/// let hs = ClientHandshake::new(
+/// let hs = ClientHandshake::for_url(
 ///     Arc::new(ClientConfig::default()),
-///     "example.com",
-///     "/chat",
-///     Randomness::seeded(1),
+///     &url,
+///     // Keys and masks must be unpredictable (RFC 6455 §5.3, §10.3): the operating
+///     // system's generator. `Randomness::seeded` is for tests and replays only.
+///     Randomness::thread(),
 ///     Instant::now(),
 ///     &mut request,
 /// );
-/// assert!(request.starts_with(b"GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
+/// assert!(request.starts_with(b"GET /chat HTTP/1.1\r\nHost: example.com:8080\r\n"));
 /// // Send `request`, then feed the response with `hs.read(...)` until it returns a
-/// // `Connection`.
+/// // `Connection` (examples/sans_io_client.rs does the whole conversation).
 /// # let _ = hs;
+/// # Ok::<(), silverback::HandshakeError>(())
 /// ```
 #[derive(Debug)]
 pub struct ClientHandshake {
@@ -75,12 +124,27 @@ pub struct ClientHandshake {
 }
 
 impl ClientHandshake {
-    /// Starts a handshake at `now` and writes the upgrade request for `host`
-    /// (`Host` header: `host[:port]`) and `target` (path and query) into `out`. The
-    /// key and the connection's mask keys come from `rng`.
+    /// Starts a handshake at `now` and writes the upgrade request for the URL into
+    /// `out` (its [`authority`](WsUrl::authority) as the `Host` header, its
+    /// [`target`](WsUrl::target) as the request target). The key and the
+    /// connection's mask keys come from `rng`: [`Randomness::thread`] outside tests.
+    pub fn for_url(
+        config: Arc<ClientConfig>,
+        url: &WsUrl,
+        rng: Randomness,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Self {
+        Self::new(config, &url.authority, &url.target, rng, now, out)
+    }
+
+    /// Starts a handshake at `now` and writes the upgrade request into `out`:
+    /// `authority` is the `Host` header's value (`host` or `host:port`, as
+    /// [`WsUrl::authority`]), `target` the path and query. The key and the
+    /// connection's mask keys come from `rng`: [`Randomness::thread`] outside tests.
     pub fn new(
         config: Arc<ClientConfig>,
-        host: &str,
+        authority: &str,
         target: &str,
         mut rng: Randomness,
         now: Instant,
@@ -96,7 +160,7 @@ impl ClientHandshake {
         let offer: Option<String> = None;
         write_request(
             &ClientOffer {
-                host,
+                host: authority,
                 target,
                 key: &key,
                 protocols: &config.subprotocols,
