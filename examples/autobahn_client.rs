@@ -180,7 +180,7 @@ fn event_loop(base: &str, agent: &str) -> Result<(), Error> {
 fn main() -> ExitCode {
     common::usage(
         "autobahn_client --url ws://HOST:PORT|wss://HOST:PORT --agent NAME [--blocking] \
-         [--deflate [--deflate-min N]] [--cafile PEM]",
+         [--deflate [--deflate-min N] [--deflate-mode MODE]] [--cafile PEM]",
     );
     let base = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let base = base.trim_end_matches('/').to_owned();

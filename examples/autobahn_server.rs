@@ -184,8 +184,8 @@ fn blocking(addr: &str) -> io::Result<()> {
 
 fn main() -> io::Result<()> {
     common::usage(
-        "autobahn_server --addr HOST:PORT [--blocking] [--deflate [--deflate-min N]] \
-         [--tls-cert FILE --tls-key FILE]",
+        "autobahn_server --addr HOST:PORT [--blocking] [--deflate [--deflate-min N] [--deflate-mode MODE]] \
+         [--tls-cert FILE --tls-key FILE | --tls-self-signed]",
     );
     let addr = common::addr("127.0.0.1:9001");
     if common::flag("--blocking") {

@@ -1,6 +1,6 @@
 //! The tutorial's echo server on the event loop, the project's main example:
-//! `ws://0.0.0.0:22345/websocket`. Each message is printed, echoed, and followed by a
-//! message of ten dots. `GET /` serves a test page to poke at it from a browser.
+//! `ws://0.0.0.0:22345/websocket`. Each message is printed (binary and long text
+//! as a one-line summary), echoed, and followed by a message of ten dots. `GET /` serves a test page to poke at it from a browser.
 //!
 //! ```text
 //! cargo run --release --example echo -- [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]
@@ -17,7 +17,7 @@ use silverback::event::{
     Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Server,
 };
 use silverback::proto::handshake::Request;
-use silverback::{CloseCode, Error};
+use silverback::{CloseCode, Error, MessageKind};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -47,11 +47,7 @@ impl Handler for Echo {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
         if !self.quiet {
-            println!(
-                "recv from {}: {}",
-                ctx.peer_addr(),
-                String::from_utf8_lossy(msg.data)
-            );
+            println!("recv from {}: {}", ctx.peer_addr(), summary(msg));
         }
         if let Err(e) = ctx.send(msg.kind, msg.data) {
             eprintln!("{}: send: {e}", ctx.peer_addr());
@@ -72,6 +68,23 @@ impl Handler for Echo {
         if !self.quiet {
             eprintln!("{}: {err}", ctx.peer_addr());
         }
+    }
+}
+
+/// What the log shows of a message: short text as it is; binary and long text as
+/// a summary line (a 1 MiB message is one line, not a megabyte of noise).
+fn summary(msg: MessageRef<'_>) -> String {
+    const SHOWN: usize = 80;
+    match msg.text() {
+        Some(t) if msg.kind == MessageKind::Text && t.len() <= SHOWN => t.to_owned(),
+        Some(t) if msg.kind == MessageKind::Text => {
+            let mut end = SHOWN;
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}… (text, {} bytes)", &t[..end], t.len())
+        }
+        _ => format!("(binary, {} bytes)", msg.data.len()),
     }
 }
 

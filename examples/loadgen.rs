@@ -402,7 +402,9 @@ fn connect(url: &str, conns: usize, duration: f64, pid: Option<u32>) -> Result<S
 fn main() -> ExitCode {
     common::usage(
         "loadgen echo|idle|connect|soak --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
-         [--duration SECS] [--hold SECS] [--text] [--server-pid PID]",
+         [--duration SECS] [--hold SECS] [--text] [--corpus] [--message BYTES] [--server-pid PID]\n    \
+         [--deflate [--deflate-mode MODE]] [--cafile PEM]\n    \
+         soak: [--interval SECS] [--report-every SECS] [--resetters N] [--slow-readers N] [--seed N]",
     );
     let mode = std::env::args().nth(1).unwrap_or_default();
     let url = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:22345/".into());

@@ -205,3 +205,75 @@ fn sans_io_client_talks_to_the_echo_example_with_heartbeats_both_ways() {
         .expect("run sans_io_client");
     assert!(!out.status.success());
 }
+
+#[test]
+fn an_unknown_flag_is_an_error_with_the_usage() {
+    // A limit the example does not have must not be silently ignored.
+    for (name, args) in [
+        ("echo", &["--max-msgs-per-sec", "50"][..]),
+        ("echo_blocking", &["--quiet"][..]),
+        ("sans_io_client", &["--urll=ws://x/"][..]),
+    ] {
+        let out = std::process::Command::new(support::example(name))
+            .args(args)
+            .output()
+            .expect("run the example");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(
+            stderr.contains("unknown flag") && stderr.contains("usage:"),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn echo_prints_a_summary_line_for_binary_and_long_messages() {
+    // Run with its output captured: a 1 MiB binary message is one short line.
+    let bin = support::example("echo");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = std::process::Command::new(bin)
+        .args(["--addr", &addr.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = support::Child(child);
+    let deadline = Instant::now() + T;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "echo did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = dial(addr, "/websocket");
+    for m in [
+        Message::Binary(vec![0xff; 1 << 20]),
+        Message::Text("é".repeat(500)),
+        Message::Text("short".into()),
+    ] {
+        c.send(&m).unwrap();
+        assert_eq!(c.read_message().unwrap(), m);
+        assert_eq!(c.read_message().unwrap().as_bytes(), b"..........");
+    }
+    c.close(CloseCode::NORMAL, "").unwrap();
+    // Its close handler prints the close; then stop it and read what it printed.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut stdout = child.0.stdout.take().unwrap();
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("recv from")).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].ends_with("(binary, 1048576 bytes)"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].ends_with("… (text, 1000 bytes)"), "{}", lines[1]);
+    assert!(lines[1].len() < 250, "{}", lines[1]);
+    assert!(lines[2].ends_with(": short"), "{}", lines[2]);
+}

@@ -25,12 +25,31 @@ pub fn addr(default: &str) -> String {
     flag_value("--addr").unwrap_or_else(|| default.to_owned())
 }
 
-/// Exits with usage help if `--help` is given.
+/// Exits with usage help if `--help` is given, and with the usage and status 2 if a
+/// flag is not one the usage text names (`echo --max-msgs-per-sec 50` must not run
+/// without the limit its user asked for).
 pub fn usage(text: &str) {
     if flag("--help") || flag("-h") {
         println!("{text}");
         std::process::exit(0);
     }
+    if let Some(bad) = unknown_flag(text, std::env::args().skip(1)) {
+        eprintln!("unknown flag {bad}\nusage: {text}");
+        std::process::exit(2);
+    }
+}
+
+/// The first argument that looks like a flag (`--name`, `--name=value`, `-x`) and is
+/// not named in `usage`. Values of flags are not flags; negative numbers pass.
+pub fn unknown_flag(usage: &str, args: impl Iterator<Item = String>) -> Option<String> {
+    let known: Vec<&str> = usage
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    args.filter(|a| a.starts_with('-') && a.len() > 1)
+        .filter(|a| !a[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        .map(|a| a.split('=').next().unwrap_or_default().to_owned())
+        .find(|a| !known.contains(&a.as_str()))
 }
 
 /// True if `--deflate` is given; exits with a message if the build lacks the

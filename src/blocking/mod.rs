@@ -205,6 +205,11 @@ impl<S: Stream> Conn<S> {
 
     /// Starts reading the next message as a stream (gorilla's `NextReader`). Any unread
     /// rest of the previous message is skipped.
+    ///
+    /// The reader borrows the whole `Conn`, so no writer can exist beside it. To
+    /// stream a message into another one (gorilla's `io.Copy(w, r)` echo), use the
+    /// halves of [`split`](Self::split): `rd.next_reader()` and `wr.next_writer(..)`
+    /// can be held at once (examples/stream_echo_blocking.rs).
     pub fn next_reader(&mut self) -> Result<MessageReader<'_>> {
         let Conn { io, conn, rd, ws } = self;
         let mut link = AnyLink::Solo(Solo { conn, io, ws });
@@ -246,6 +251,10 @@ impl<S: Stream> Conn<S> {
     /// Starts a message written as a stream (gorilla's `NextWriter`): fragments of
     /// [`Config::write_buffer_size`] go out as the writer fills; `close()` or drop sends
     /// the final frame.
+    ///
+    /// The writer borrows the whole `Conn`; a streaming echo that reads one message
+    /// while writing another needs the halves of [`split`](Self::split) (see
+    /// [`next_reader`](Self::next_reader)).
     pub fn next_writer(&mut self, kind: MessageKind) -> Result<MessageWriter<'_>> {
         self.conn.stream_begin(kind)?;
         Ok(MessageWriter {

@@ -41,6 +41,9 @@ impl<H: Handler> Worker<H> {
                     self.core.me.live.fetch_sub(1, Ordering::Relaxed);
                     self.adopt(sock, peer, &tls);
                 }
+                Command::HttpAnswer { id, seq, response } => {
+                    self.deferred_answer(id, seq, &response)
+                }
                 Command::Shutdown { deadline } => self.begin_shutdown(deadline),
             }
         }

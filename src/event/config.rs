@@ -48,8 +48,15 @@ pub struct LoopConfig {
     pub max_output_buffer: usize,
     /// What back-pressure does. Default: [`Backpressure::Pause`].
     pub backpressure: Backpressure,
-    /// Time allowed for the opening handshake (or a plain HTTP request). Default: 10 s.
+    /// Time allowed for the opening handshake (or a plain HTTP request; an idle
+    /// kept-alive HTTP connection is closed after it). Default: 10 s.
     pub handshake_timeout: Duration,
+    /// Keep plain HTTP connections open between requests when the client asks
+    /// (HTTP/1.1 by default). Default: true.
+    pub http_keep_alive: bool,
+    /// How long a deferred HTTP request ([`HttpRequest::defer`](super::HttpRequest::defer))
+    /// waits for its answer before the loop answers `504`. Default: 30 s.
+    pub http_answer_timeout: Duration,
     /// Send a ping this often (`None`: never). Default: none.
     pub ping_interval: Option<Duration>,
     /// Fail a peer that has not answered a ping (or sent anything) within this time
@@ -96,6 +103,8 @@ impl Default for LoopConfig {
             max_output_buffer: 4 << 20,
             backpressure: Backpressure::Pause,
             handshake_timeout: Duration::from_secs(10),
+            http_keep_alive: true,
+            http_answer_timeout: Duration::from_secs(30),
             ping_interval: None,
             pong_timeout: Duration::from_secs(10),
             idle_timeout: None,
@@ -224,6 +233,18 @@ macro_rules! config_setters {
         /// Time allowed for the opening handshake. Default: 10 s.
         pub fn handshake_timeout(mut self, t: std::time::Duration) -> Self {
             self.config.handshake_timeout = t;
+            self
+        }
+        /// Keep plain HTTP connections open between requests when the client asks.
+        /// Default: true.
+        pub fn http_keep_alive(mut self, on: bool) -> Self {
+            self.config.http_keep_alive = on;
+            self
+        }
+        /// How long a deferred HTTP request waits for its answer (504 after).
+        /// Default: 30 s.
+        pub fn http_answer_timeout(mut self, t: std::time::Duration) -> Self {
+            self.config.http_answer_timeout = t;
             self
         }
         /// Heartbeat: ping every `interval`, fail a peer silent for `pong_timeout`

@@ -60,9 +60,25 @@ pub(crate) enum Phase {
         /// The handshake deadline (the request's).
         deadline: Option<Instant>,
     },
+    /// Server: a plain HTTP request deferred by the handler
+    /// ([`HttpRequest::defer`](super::HttpRequest::defer)) waits for its answer.
+    /// Input is left in the socket meanwhile.
+    Deferred {
+        /// Which request of the connection is waited for.
+        seq: u32,
+        /// The connection stays open for the next request after the answer.
+        keep_alive: bool,
+        /// When the loop answers 504 itself.
+        deadline: Instant,
+    },
     /// Server: a plain HTTP answer (or a refusal) is being written, before the
-    /// handshake deadline; the connection closes once it is out.
-    Answer(Outbox, Option<Instant>),
+    /// handshake deadline. Then the connection closes, or, kept alive, reads the
+    /// client's next request.
+    Answer {
+        out: Outbox,
+        deadline: Option<Instant>,
+        keep_alive: bool,
+    },
     /// Client: connecting, sending the request, reading the response head.
     Client(Box<ClientStart>),
     /// WebSocket frames, through the protocol state machine.
@@ -139,6 +155,10 @@ pub(crate) struct ConnIo {
     /// A write failed: nothing more goes out, but reading goes on until the peer's
     /// close (which says why it stopped reading) or the end of input.
     pub(crate) write_failed: bool,
+    /// A plain HTTP request was answered on this (kept-alive) connection: a later
+    /// request deadline that passes with nothing received is an idle keep-alive
+    /// connection closing, not a handshake timeout.
+    pub(crate) http_served: bool,
 }
 
 impl ConnIo {
@@ -162,6 +182,7 @@ impl ConnIo {
             dirty: false,
             dead: false,
             write_failed: false,
+            http_served: false,
         }
     }
 
@@ -222,7 +243,8 @@ impl ConnIo {
             Phase::Open(c) => c.poll_timeout(),
             Phase::Request(hs) => hs.poll_timeout(),
             Phase::Client(s) => s.hs.poll_timeout(),
-            Phase::HttpBody { deadline, .. } | Phase::Answer(_, deadline) => *deadline,
+            Phase::HttpBody { deadline, .. } | Phase::Answer { deadline, .. } => *deadline,
+            Phase::Deferred { deadline, .. } => Some(*deadline),
         }
     }
 
@@ -230,7 +252,7 @@ impl ConnIo {
     pub(crate) fn buffered(&self) -> usize {
         let queued = match &self.phase {
             Phase::Open(c) => c.buffered(),
-            Phase::Answer(o, _) => o.buf.len() - o.pos,
+            Phase::Answer { out: o, .. } => o.buf.len() - o.pos,
             Phase::Client(s) => s.request.buf.len() - s.request.pos,
             _ => 0,
         };
@@ -243,7 +265,7 @@ impl ConnIo {
         }
         let phase_empty = match &self.phase {
             Phase::Open(c) => c.buffered() == 0,
-            Phase::Answer(o, _) => o.pos == o.buf.len(),
+            Phase::Answer { out: o, .. } => o.pos == o.buf.len(),
             Phase::Client(s) => s.request.pos == s.request.buf.len(),
             _ => true,
         };
@@ -258,10 +280,18 @@ impl ConnIo {
     }
 
     /// Answers a plain HTTP request (or refuses an upgrade): the connection closes
-    /// once the answer is out.
-    pub(crate) fn answer(&mut self, shared: &mut LoopShared, bytes: Vec<u8>) {
-        let deadline = self.next_deadline();
-        self.phase = Phase::Answer(Outbox { buf: bytes, pos: 0 }, deadline);
+    /// once the answer is out, unless `keep_alive` (then it reads the next request).
+    pub(crate) fn answer(&mut self, shared: &mut LoopShared, bytes: Vec<u8>, keep_alive: bool) {
+        let deadline = match self.phase {
+            // A deferred answer has the rest of the request's time to go out.
+            Phase::Deferred { deadline, .. } => Some(deadline),
+            _ => self.next_deadline(),
+        };
+        self.phase = Phase::Answer {
+            out: Outbox { buf: bytes, pos: 0 },
+            deadline,
+            keep_alive,
+        };
         self.mark_dirty(shared);
     }
 
@@ -476,7 +506,7 @@ impl ConnIo {
                 }
                 Ok(())
             }
-            Phase::Answer(o, _) => flush_outbox(sock, o),
+            Phase::Answer { out: o, .. } => flush_outbox(sock, o),
             Phase::Client(s) if s.connected => flush_outbox(sock, &mut s.request),
             _ => Ok(()),
         }

@@ -52,6 +52,9 @@ pub(crate) struct LoopCore<D> {
     pub(crate) me: WorkerHandle,
     pub(crate) peers: Arc<[WorkerHandle]>,
     pub(crate) next_timer_id: u64,
+    /// Numbers plain HTTP requests, so a late answer cannot reach a later request
+    /// of the same keep-alive connection.
+    pub(crate) next_http_seq: u32,
 }
 
 impl<D> LoopCore<D> {
@@ -78,6 +81,7 @@ impl<D> LoopCore<D> {
             me,
             peers,
             next_timer_id: 0,
+            next_http_seq: 0,
         }
     }
 

@@ -34,7 +34,7 @@ impl<H: Handler> Worker<H> {
                     self.frames(slot);
                     return;
                 }
-                Phase::Client(_) | Phase::Answer(..) => return,
+                Phase::Client(_) | Phase::Answer { .. } | Phase::Deferred { .. } => return,
             };
             if !more {
                 return;

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, HandshakeError};
+use crate::proto::handshake::ServerHandshake;
 use crate::proto::{CloseCode, Role};
 
 use super::conn::Phase;
@@ -73,7 +74,13 @@ impl<H: Handler> Worker<H> {
                 Some(c) if !c.io.paused && !c.io.dead => (
                     c.rd.as_deref().is_none_or(|rd| rd.buf.is_empty()),
                     match &c.io.phase {
-                        Phase::Answer(..) => true,
+                        Phase::Answer {
+                            keep_alive: false, ..
+                        } => true,
+                        // A kept-alive HTTP connection's next request stays in the
+                        // socket until this one is answered (the loop reads again
+                        // then: `keep_alive_next`).
+                        Phase::Answer { .. } | Phase::Deferred { .. } => return,
                         Phase::Client(s) => !s.connected,
                         _ => false,
                     },
@@ -357,7 +364,13 @@ impl<H: Handler> Worker<H> {
                 Phase::Open(conn) => conn.should_close_transport(),
                 // TLS records of the answer still to write keep it (bounded by the
                 // handshake deadline).
-                Phase::Answer(..) => c.io.out_is_empty(),
+                Phase::Answer {
+                    keep_alive: false, ..
+                } => c.io.out_is_empty(),
+                Phase::Answer { .. } if c.io.out_is_empty() => {
+                    self.keep_alive_next(slot);
+                    false
+                }
                 _ => false,
             };
         if done {
@@ -365,6 +378,19 @@ impl<H: Handler> Worker<H> {
         } else {
             self.arm_timer(slot);
         }
+    }
+
+    /// A kept-alive HTTP connection's answer is out: it reads the next request,
+    /// within a fresh handshake deadline (which also ends an idle one). Input that
+    /// waited in the buffer or the socket is read now.
+    fn keep_alive_next(&mut self, slot: usize) {
+        let now = self.core.now;
+        let Some(c) = self.slots[slot].as_mut() else {
+            return;
+        };
+        c.io.phase = Phase::Request(ServerHandshake::new(self.server.clone(), now));
+        c.io.http_served = true;
+        self.ready.push(slot);
     }
 
     pub(crate) fn flush_dirty(&mut self) {
@@ -512,8 +538,27 @@ impl<H: Handler> Worker<H> {
                 c.io.mark_dirty(&mut core.shared);
                 r.err()
             }
+            Phase::Deferred { seq, .. } => {
+                // The handler's worker did not answer in time: the loop does.
+                let (id, seq) = (c.io.id, *seq);
+                let resp = super::types::HttpResponse::text(504, "no answer in time\n");
+                if let Some(c) = self.slots[slot].as_mut()
+                    && let Phase::Deferred { keep_alive, .. } = &mut c.io.phase
+                {
+                    // A late answer must not be taken for the next request's.
+                    *keep_alive = false;
+                }
+                self.deferred_answer(id, seq, &resp);
+                return;
+            }
             _ => {
                 c.io.dead = true;
+                let idle_keep_alive = c.io.http_served
+                    && matches!(c.io.phase, Phase::Request(_))
+                    && c.rd.as_deref().is_none_or(|rd| rd.start == rd.end);
+                if idle_keep_alive {
+                    return;
+                }
                 core.shared.stats.handshake_timeouts += 1;
                 crate::logging::info!("{}: {} handshake timed out", c.io.id, c.io.peer());
                 (c.io.role == Role::Client).then_some(Error::Handshake(HandshakeError::Timeout))

@@ -42,6 +42,12 @@ pub(crate) enum Command {
         reason: String,
     },
     Broadcast(Prepared),
+    /// The answer to a deferred plain HTTP request (request `seq` of connection `id`).
+    HttpAnswer {
+        id: ConnId,
+        seq: u32,
+        response: Box<super::types::HttpResponse>,
+    },
     /// A socket accepted by another loop, handed over for load balancing.
     Adopt(TcpStream, SocketAddr, ServerTls),
     Shutdown {
@@ -62,6 +68,14 @@ pub(crate) struct WorkerHandle {
     pub(crate) open: Arc<AtomicUsize>,
     /// The loop's counters as of its last iteration.
     pub(crate) stats: Arc<SharedStats>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerHandle {

@@ -3,12 +3,13 @@
 //! requests on the same port for the handler's HTTP hook.
 
 use crate::error::HandshakeError;
-use crate::proto::handshake::{Request, ServerHandshake, write_http_response};
+use crate::proto::handshake::{Request, ServerHandshake, write_http_answer, write_http_response};
 
 use super::conn::{Outbox, Phase, write_through};
 use super::ctx::{Ctx, LoopCtx};
 use super::handler::Handler;
-use super::types::{Decision, HttpRequest};
+use super::id::ConnId;
+use super::types::{Decision, HttpRequest, HttpResponse};
 use super::worker::Worker;
 
 /// What the request head turned out to be.
@@ -24,7 +25,7 @@ impl<H: Handler> Worker<H> {
     fn http_answer(&mut self, slot: usize, bytes: Vec<u8>) {
         let Worker { slots, core, .. } = self;
         if let Some(c) = slots[slot].as_mut() {
-            c.io.answer(&mut core.shared, bytes);
+            c.io.answer(&mut core.shared, bytes, false);
             c.discard_pending();
         }
     }
@@ -99,8 +100,14 @@ impl<H: Handler> Worker<H> {
                 false
             }
             Decision::Accept { protocol, headers } => {
-                let phase =
-                    std::mem::replace(&mut c.io.phase, Phase::Answer(Outbox::default(), None));
+                let phase = std::mem::replace(
+                    &mut c.io.phase,
+                    Phase::Answer {
+                        out: Outbox::default(),
+                        deadline: None,
+                        keep_alive: false,
+                    },
+                );
                 let Phase::Request(hs) = phase else {
                     c.io.phase = phase;
                     return false;
@@ -187,8 +194,10 @@ impl<H: Handler> Worker<H> {
         true
     }
 
-    /// The body of a plain HTTP request has arrived: the handler answers it.
+    /// The body of a plain HTTP request has arrived: the handler answers it, now or
+    /// (deferred) later from another thread.
     pub(crate) fn http_body(&mut self, slot: usize) -> bool {
+        let now = self.core.now;
         let Worker {
             slots,
             core,
@@ -207,25 +216,78 @@ impl<H: Handler> Worker<H> {
         else {
             return false;
         };
+        let (head_len, body_len) = (*head_len, *body_len);
         let pending = c.pending();
         if pending.len() < head_len + body_len {
             return false;
         }
+        core.next_http_seq = core.next_http_seq.wrapping_add(1);
+        let seq = core.next_http_seq;
         let req = HttpRequest {
             head,
-            body: &pending[*head_len..head_len + body_len],
+            body: &pending[head_len..head_len + body_len],
             peer: c.io.peer(),
+            id: c.io.id,
+            seq,
+            worker: core.me.clone(),
+            deferred: Default::default(),
         };
-        let mut lp = LoopCtx { core };
-        let resp = handler.on_http(&req, &mut lp);
+        let wants_keep_alive = head.wants_keep_alive() && core.shared.config.http_keep_alive;
+        let resp = handler.on_http(&req, &mut LoopCtx { core });
+        let deferred = req.deferred.get();
+        // The request is consumed; what follows it is the client's next request.
+        c.consume(head_len + body_len);
+        if deferred {
+            let deadline = now + self.core.shared.config.http_answer_timeout;
+            c.io.phase = Phase::Deferred {
+                seq,
+                keep_alive: wants_keep_alive,
+                deadline,
+            };
+            return false;
+        }
+        self.send_http(slot, &resp, wants_keep_alive);
+        false
+    }
+
+    /// Writes a response to a plain HTTP request; the connection stays open for the
+    /// next request if the client asked for that and the response does not refuse it.
+    pub(crate) fn send_http(&mut self, slot: usize, resp: &HttpResponse, wants_keep_alive: bool) {
+        let keep_alive = wants_keep_alive
+            && !resp.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")
+            });
         let headers: Vec<(&str, &str)> = resp
             .headers
             .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("connection"))
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let mut out = Vec::with_capacity(128 + resp.body.len());
-        write_http_response(resp.status, &headers, &resp.body, &mut out);
-        self.http_answer(slot, out);
-        false
+        write_http_answer(resp.status, &headers, &resp.body, keep_alive, &mut out);
+        let Worker { slots, core, .. } = self;
+        if let Some(c) = slots[slot].as_mut() {
+            c.io.answer(&mut core.shared, out, keep_alive);
+            if !keep_alive {
+                c.discard_pending();
+            }
+        }
+    }
+
+    /// The answer to a deferred request arrived from its [`Responder`](super::Responder)
+    /// (or the loop gave up waiting: 504). An answer for a request no longer waited
+    /// for (the client went, or it timed out) is dropped.
+    pub(crate) fn deferred_answer(&mut self, id: ConnId, seq: u32, resp: &HttpResponse) {
+        let Some(slot) = self.live_slot(id) else {
+            return;
+        };
+        let keep_alive = match self.slots[slot].as_ref().map(|c| &c.io.phase) {
+            Some(Phase::Deferred {
+                seq: s, keep_alive, ..
+            }) if *s == seq => *keep_alive,
+            _ => return,
+        };
+        self.send_http(slot, resp, keep_alive);
+        self.finalize(slot);
     }
 }

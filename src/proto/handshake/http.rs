@@ -106,6 +106,18 @@ impl Request {
         self.minor_version
     }
 
+    /// True if the client wants the connection kept open after the response
+    /// (RFC 9112 §9.3): HTTP/1.1 unless it sent `Connection: close`, HTTP/1.0 only
+    /// with `Connection: keep-alive`.
+    pub fn wants_keep_alive(&self) -> bool {
+        let h = &self.headers;
+        if self.minor_version >= 1 {
+            !h.has_token("Connection", "close")
+        } else {
+            h.has_token("Connection", "keep-alive")
+        }
+    }
+
     /// The header fields.
     pub fn headers(&self) -> &Headers {
         &self.headers
@@ -244,22 +256,41 @@ pub fn reason_phrase(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        411 => "Length Required",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Unknown",
     }
 }
 
 /// Writes a complete HTTP/1.1 response with a body and `Connection: close`.
 pub fn write_http_response(status: u16, headers: &[(&str, &str)], body: &[u8], out: &mut Vec<u8>) {
+    write_http_answer(status, headers, body, false, out);
+}
+
+/// Writes a complete HTTP/1.1 response with a body; `keep_alive` says whether the
+/// connection stays open for the next request (`Connection: keep-alive`) or closes
+/// after it (`Connection: close`).
+pub fn write_http_answer(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
     for (n, v) in headers {
         push_header(out, n, v);
     }
     push_header(out, "Content-Length", &body.len().to_string());
-    push_header(out, "Connection", "close");
+    push_header(
+        out,
+        "Connection",
+        if keep_alive { "keep-alive" } else { "close" },
+    );
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
 }

@@ -24,7 +24,8 @@ use crate::proto::rng::Randomness;
 pub use client::{ClientConfig, ClientHandshake};
 pub use http::{
     ClientOffer, Request, Response, parse_request, parse_response, reason_phrase,
-    write_accept_response, write_error_response, write_http_response, write_request,
+    write_accept_response, write_error_response, write_http_answer, write_http_response,
+    write_request,
 };
 pub use server::{OriginCheck, ServerConfig, ServerHandshake};
 

@@ -45,6 +45,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod provider;
+
+pub use provider::{provider, ring_provider};
 pub use rustls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -102,11 +105,6 @@ impl From<rustls::Error> for TlsConfigError {
     fn from(e: rustls::Error) -> Self {
         TlsConfigError::Rustls(e)
     }
-}
-
-/// The crypto provider this crate builds its configurations with (ring).
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The ALPN protocol a WebSocket upgrade runs over.

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the binaries the benchmark scripts compare, from one commit, into DIR:
+#
+#   benches/build_at.sh REV DIR        REV: a commit, a branch, or "worktree" (the
+#                                      checkout as it is, uncommitted changes included)
+#
+# DIR gets `echo` (default features), `echo_deflate` (--features deflate),
+# `echo_tls` (--features tls) and `loadgen` (--features deflate,tls; without tls
+# for commits older than the tls feature). A commit is built in a temporary git
+# worktree with its own Cargo.lock; every build shares target/bench-builds so a
+# second build of nearby commits is quick. Used by before_after.sh, idle.sh, tls.sh:
+#
+#   benches/build_at.sh 3b8c4b9 /tmp/before && benches/build_at.sh worktree /tmp/after
+#   benches/before_after.sh /tmp/before /tmp/after
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REV=${1:?"usage: build_at.sh REV|worktree DIR"} OUT=${2:?"usage: build_at.sh REV|worktree DIR"}
+TARGET="$ROOT/target/bench-builds"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+if [ "$REV" = worktree ]; then
+  SRC="$ROOT"
+else
+  WT="$(mktemp -d)"
+  trap 'git -C "$ROOT" worktree remove --force "$WT/src" >/dev/null 2>&1 || true; rm -rf "$WT"' EXIT
+  git -C "$ROOT" worktree add --quiet --detach "$WT/src" "$REV"
+  SRC="$WT/src"
+fi
+build() { # features example dest
+  (cd "$SRC" && CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release ${1:+--features "$1"} --example "$2")
+  cp "$TARGET/release/examples/$2" "$OUT/$3"
+}
+build "" echo echo
+build deflate echo echo_deflate
+if grep -q '^tls = ' "$SRC/Cargo.toml"; then
+  build tls echo echo_tls
+  build deflate,tls loadgen loadgen
+else
+  build deflate loadgen loadgen
+fi
+(cd "$SRC" && git rev-parse --short HEAD && git status --short | head -5) > "$OUT/REV"
+echo "build_at.sh: $REV -> $OUT ($(ls "$OUT" | tr '\n' ' '))"

@@ -1,0 +1,63 @@
+# Shared by the benchmark scripts (sourced): start a server pinned to CPU 0 on a
+# fresh port and wait until it accepts; stop it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
+
+# start_server BINARY ARGS...: sets SERVER_PID and PORT (the server gets --addr).
+start_server() {
+  PORT=$((PORT + 1))
+  local bin=$1
+  shift
+  taskset -c 0 "$bin" --addr "127.0.0.1:$PORT" "$@" >/dev/null 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "$(basename "$0"): $bin $* did not start on port $PORT" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# The self-signed certificate a server started with --tls-self-signed wrote.
+server_cert() {
+  echo "${TMPDIR:-/tmp}/silverback-$SERVER_PID-cert.pem"
+}
+
+# echo_cell LABEL LOADGEN SERVER_BINARY "SERVER_ARGS" SIZE "LOADGEN_ARGS" [URL_SCHEME]:
+# one closed-loop run (100 connections, SECS seconds) of LOADGEN against the
+# server; appends "LABEL SIZE {json}" to $CELLS (loadgen's last line).
+echo_cell() {
+  local label=$1 lg=$2 bin=$3 sargs=$4 size=$5 largs=$6 scheme=${7:-ws}
+  # shellcheck disable=SC2086
+  start_server "$bin" --plain --workers 1 --quiet $sargs
+  local host=127.0.0.1 extra=()
+  if [ "$scheme" = wss ]; then host=localhost; extra=(--cafile "$(server_cert)"); fi
+  local line
+  # shellcheck disable=SC2086
+  line=$(taskset -c 1 "$lg" echo --url "$scheme://$host:$PORT/" --conns "${CONNS:-100}" \
+    --duration "${SECS:-4}" --size "$size" --server-pid "$SERVER_PID" "${extra[@]}" $largs 2>/dev/null | tail -1)
+  stop_server
+  echo "$label $size $line" | tee -a "$CELLS"
+}
+
+# summarize: the medians of every (label, size) cell in $CELLS, as a table.
+summarize() {
+  python3 - "$CELLS" <<'PY'
+import json, sys, statistics, collections
+cells = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    label, size, js = line.split(' ', 2)
+    d = json.loads(js)
+    cells[(label, int(size))].append((d["server_cpu_us_per_msg"], d["msgs_per_s"]))
+print("\n| build | size | server CPU µs/msg (median) | msgs/s (median) | runs |")
+print("|---|---|---|---|---|")
+for (label, size), v in sorted(cells.items(), key=lambda k: (k[0][0].split('-')[0], k[0][1], k[0][0])):
+    print(f"| {label} | {size} | {statistics.median(x[0] for x in v):.2f} | {statistics.median(x[1] for x in v)/1000:.1f}k | {len(v)} |")
+PY
+}
