@@ -1,0 +1,338 @@
+//! The tutorial's server-push service on the event loop (needs `--features json`),
+//! on one process or several sharing a Redis server.
+//!
+//! * `GET /getPushNews?userId=ID` upgrades and registers the connection under `ID`
+//!   (a newer connection for the same id replaces the older one, which is closed
+//!   with 4000, on whichever process it was).
+//! * `POST /push?userId=ID` with a JSON body pushes the body to that user exactly as
+//!   it came (the tutorial's `WriteJSON(content)`); `POST /push` without `userId`
+//!   pushes it to everyone. A body that is not JSON is answered
+//!   `400 {"mesg": ...}` and pushes nothing.
+//! * `GET /deleteClient/ID` (or `DELETE`) closes that user's connection (1000);
+//!   an unknown id is answered `404 {"mesg": "..."}`.
+//! * A ping every 10 s (`--ping SECS`); a peer silent for 30 s after a ping is dropped.
+//! * The close handler removes the user from the registry.
+//! * `--tick SECS` starts a thread that pushes `{"type":"tick","n":N}` to every user
+//!   through their `Sender`s: pushing from a thread that is not the loop.
+//! * `GET /` serves the test page (connects as `user1`; edit the URL for others),
+//!   `GET /clients` lists this process's users, `GET /metrics` serves the server's
+//!   counters in the Prometheus text format.
+//!
+//! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed` (with `--features tls`)
+//! serve the same over `wss://` and `https://`.
+//!
+//! Several processes: `--redis redis://127.0.0.1:6379 --node NAME` (a distinct name
+//! per process). Which process holds which user is kept in Redis with an expiry
+//! (`--registry-ttl SECS`, default 30) that each process renews for its users, so a
+//! crashed process's users leave the registry within that time. A push or a delete
+//! received by any process reaches the user wherever the user is connected
+//! (`cluster.rs` says how). Redis is never called from the event loop's thread:
+//! requests that need it are deferred to `--redis-workers N` (default 2) worker
+//! threads, each Redis call bounded by `--redis-timeout SECS` (default 1).
+//!
+//! What a Redis outage (paused, restarting, gone) does:
+//!
+//! * WebSocket traffic is unaffected: heartbeats, pushes and deletes for users
+//!   connected to the process that gets the request (they never touch Redis), and
+//!   closes.
+//! * A push or delete for a user on another process, and the cross-process part of
+//!   a broadcast, is refused with `503 {"mesg": ...}` within the timeout; never
+//!   silently dropped. (A push refused because Redis was *paused* may still be
+//!   delivered once Redis resumes and runs the command it had received: retry only
+//!   what must arrive at least once.)
+//! * New connections are served locally and registered once Redis answers again.
+//! * After Redis comes back, even empty after a restart, each process reconnects
+//!   with backoff and jitter (50 ms doubling to 2 s) and re-registers all its users
+//!   at once; cross-process pushes work again from then on, without any client
+//!   reconnecting.
+//! * A user registered by two processes while they could not see each other ends
+//!   with one owner: the most recent connection wins, the other is closed with 4000.
+//!
+//! ```text
+//! cargo run --release --features json --example push -- [--addr 0.0.0.0:22345] [--ping SECS] [--tick SECS]
+//!     [--redis redis://127.0.0.1:6379 --node NAME [--registry-ttl SECS] [--redis-timeout SECS] [--redis-workers N]]
+//! curl -X POST 'http://127.0.0.1:22345/push?userId=user1' -d '{"title":"hello"}'
+//! curl 'http://127.0.0.1:22345/deleteClient/user1'
+//! ```
+
+mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::json;
+use serde_json::value::RawValue;
+use silverback::event::{
+    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Server,
+};
+use silverback::proto::handshake::Request;
+use silverback::{CloseCode, Error};
+
+use cluster::{Cluster, Job, Local, Registry, now_ms};
+
+const PAGE: &str = include_str!("../page.html");
+
+/// `{"mesg": text}`, the tutorial's answer format.
+pub fn mesg(status: u16, text: &str) -> HttpResponse {
+    HttpResponse::json(status, format!("{}\n", json!({ "mesg": text })))
+}
+
+struct Push {
+    registry: Registry,
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl Push {
+    fn push(&mut self, req: &HttpRequest<'_>) -> HttpResponse {
+        // The body is pushed exactly as it came, once it is known to be JSON.
+        let body: Box<RawValue> = match std::str::from_utf8(req.body)
+            .ok()
+            .and_then(|b| serde_json::from_str(b.trim()).ok())
+        {
+            Some(b) => b,
+            None => return mesg(400, "the body must be JSON"),
+        };
+        match req.head.query_param("userId") {
+            Some(user) => {
+                let user = user.to_owned();
+                // A user connected here needs no Redis.
+                let local = self
+                    .registry
+                    .lock()
+                    .unwrap()
+                    .get(&user)
+                    .map(|l| l.sender.clone());
+                match (local, &self.cluster) {
+                    (Some(sender), _) => match sender.send_json(&body) {
+                        Ok(()) => mesg(200, &format!("pushed to {user}")),
+                        Err(_) => mesg(404, &format!("client {user} not found")),
+                    },
+                    (None, None) => mesg(404, &format!("client {user} not found")),
+                    (None, Some(c)) => {
+                        c.submit(Job::Push {
+                            user,
+                            body,
+                            resp: req.defer(),
+                        });
+                        HttpResponse::deferred()
+                    }
+                }
+            }
+            None => {
+                let local = {
+                    let reg = self.registry.lock().unwrap();
+                    reg.values()
+                        .filter(|l| l.sender.send_json(&body).is_ok())
+                        .count()
+                };
+                match &self.cluster {
+                    None => mesg(200, &format!("pushed to {local} clients")),
+                    Some(c) => {
+                        // Every other process pushes to its own users.
+                        c.submit(Job::Broadcast {
+                            body,
+                            local,
+                            resp: req.defer(),
+                        });
+                        HttpResponse::deferred()
+                    }
+                }
+            }
+        }
+    }
+
+    fn delete(&mut self, req: &HttpRequest<'_>, user: &str) -> HttpResponse {
+        let local = self
+            .registry
+            .lock()
+            .unwrap()
+            .get(user)
+            .map(|l| l.sender.clone());
+        match (local, &self.cluster) {
+            (Some(sender), _) => match sender.close(CloseCode::NORMAL, "deleted by server") {
+                Ok(()) => mesg(200, &format!("client {user} closed")),
+                Err(_) => mesg(404, &format!("client {user} not found")),
+            },
+            (None, None) => mesg(404, &format!("client {user} not found")),
+            (None, Some(c)) => {
+                c.submit(Job::Delete {
+                    user: user.to_owned(),
+                    resp: req.defer(),
+                });
+                HttpResponse::deferred()
+            }
+        }
+    }
+}
+
+impl Handler for Push {
+    /// The user id of the connection.
+    type Data = String;
+
+    fn on_request(&mut self, req: &Request, user: &mut String, _: SocketAddr) -> Decision {
+        if req.path() != "/getPushNews" {
+            return Decision::reject(404, "not found: connect to /getPushNews?userId=ID");
+        }
+        match req.query_param("userId") {
+            Some(id) if !id.is_empty() => {
+                *user = id.to_owned();
+                Decision::accept()
+            }
+            _ => Decision::reject(400, "userId is required"),
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, String>) {
+        let sender = ctx.sender();
+        let user = ctx.data().clone();
+        println!("user {user} connected from {}", ctx.peer_addr());
+        let stamp = now_ms();
+        let old = self
+            .registry
+            .lock()
+            .unwrap()
+            .insert(user.clone(), Local { sender, stamp });
+        if let Some(old) = old {
+            let _ = old
+                .sender
+                .close(CloseCode(4000), "replaced by a new connection");
+        }
+        if let Some(c) = &self.cluster {
+            // Registered by a worker; another process's older connection of this
+            // user is closed from there.
+            c.submit(Job::Register { user, stamp });
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, String>, msg: MessageRef<'_>) {
+        // The service is push-only; log what clients say.
+        println!("user {}: {}", ctx.data(), String::from_utf8_lossy(msg.data));
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_, String>, code: CloseCode, reason: &str) {
+        // The close handler: remove the user, unless a newer connection replaced it.
+        let id = ctx.id();
+        let user = ctx.data().clone();
+        let removed = {
+            let mut reg = self.registry.lock().unwrap();
+            match reg.get(&user) {
+                Some(l) if l.sender.id() == id => reg.remove(&user),
+                _ => None,
+            }
+        };
+        if let (Some(l), Some(c)) = (removed, &self.cluster) {
+            c.submit(Job::Unregister {
+                user: user.clone(),
+                stamp: l.stamp,
+            });
+        }
+        println!("user {user} disconnected ({code} {reason:?})");
+    }
+
+    fn on_error(&mut self, ctx: &mut Ctx<'_, String>, err: &Error) {
+        eprintln!("user {}: {err}", ctx.data());
+    }
+
+    fn on_http(&mut self, req: &HttpRequest<'_>, lp: &mut LoopCtx<'_, String>) -> HttpResponse {
+        let head = req.head;
+        let path = head.path();
+        match (head.method(), path) {
+            ("GET", "/" | "/index.html") => HttpResponse::html(
+                200,
+                PAGE.replace(
+                    "const DEFAULT_PATH = \"/websocket\";",
+                    "const DEFAULT_PATH = \"/getPushNews?userId=user1\";",
+                ),
+            ),
+            ("POST", "/push") => self.push(req),
+            ("GET" | "DELETE", p) if p.starts_with("/deleteClient/") => {
+                let user = p["/deleteClient/".len()..].to_owned();
+                self.delete(req, &user)
+            }
+            // The server's counters for Prometheus (connections, refusals by status,
+            // messages and bytes each way, back-pressure, closes by code).
+            ("GET", "/metrics") => HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4",
+                lp.server_stats().prometheus("silverback"),
+            ),
+            ("GET", "/clients") => {
+                let reg = self.registry.lock().unwrap();
+                let mut ids: Vec<&String> = reg.keys().collect();
+                ids.sort();
+                HttpResponse::json(200, format!("{}\n", json!(ids)))
+            }
+            _ => mesg(404, "not found"),
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    common::usage(
+        "push [--addr HOST:PORT] [--ping SECS] [--tick SECS]\n     \
+         [--redis redis://HOST:PORT --node NAME [--registry-ttl SECS] [--redis-timeout SECS] [--redis-workers N]]\n     \
+         (default 0.0.0.0:22345)\n     \
+         [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)",
+    );
+    let addr = common::addr("0.0.0.0:22345");
+    let secs = |name: &str, default: f64| -> f64 {
+        common::flag_value(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let ping = Duration::from_secs_f64(secs("--ping", 10.0));
+    let tick = secs("--tick", 0.0);
+    let registry: Registry = Arc::new(Mutex::new(HashMap::new()));
+    let cluster = match common::flag_value("--redis") {
+        None => None,
+        Some(url) => {
+            let node = common::flag_value("--node").unwrap_or_else(|| {
+                eprintln!("--redis needs --node NAME (a distinct name per process)");
+                std::process::exit(2);
+            });
+            let ttl = Duration::from_secs_f64(secs("--registry-ttl", 30.0).max(0.3));
+            let timeout = Duration::from_secs_f64(secs("--redis-timeout", 1.0).max(0.01));
+            let workers = secs("--redis-workers", 2.0) as usize;
+            let c = Cluster::start(&url, node, ttl, timeout, workers, registry.clone())
+                .map_err(std::io::Error::other)?;
+            println!("cluster node {} on {url}", c.node);
+            Some(c)
+        }
+    };
+    if tick > 0.0 {
+        // A thread that is not the loop pushes through the Senders.
+        let registry = registry.clone();
+        thread::spawn(move || {
+            for n in 1u64.. {
+                thread::sleep(Duration::from_secs_f64(tick));
+                let msg = json!({ "type": "tick", "n": n });
+                for l in registry.lock().unwrap().values() {
+                    let _ = l.sender.send_json(&msg);
+                }
+            }
+        });
+    }
+    let (builder, ws, http) = common::with_server_tls(Server::builder());
+    let server = builder
+        .addr(addr)
+        .heartbeat(ping, ping * 3)
+        .check_origin(|_| true)
+        // A deferred request waits at most a few Redis timeouts; the workers answer
+        // 503 long before this.
+        .http_answer_timeout(Duration::from_secs(10))
+        .build(move |_| Push {
+            registry: registry.clone(),
+            cluster: cluster.clone(),
+        })?;
+    println!(
+        "push service on {ws}://{}/getPushNews?userId=ID; POST /push?userId=ID; GET /deleteClient/ID; page at {http}://{}/",
+        server.local_addr(),
+        server.local_addr()
+    );
+    server.run()
+}
