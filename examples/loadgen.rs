@@ -7,6 +7,8 @@
 //! loadgen connect --url ws://127.0.0.1:9000/ --conns 16 --duration 5 [--server-pid PID]
 //! loadgen soak    --url ws://127.0.0.1:9000/ --conns 10000 --duration 1200 --server-pid PID
 //!                 [--interval 10] [--report-every 60] [--resetters 2] [--slow-readers 2] [--seed N] [--deflate]
+//! loadgen push    --url ws://127.0.0.1:9001/ --url ws://127.0.0.1:9002/ --conns 20000 --duration 20
+//!                 [--pushers 8] [--at "5:kill -STOP PID"]...
 //! ```
 //!
 //! * `echo`: closed loop, each connection has one message in flight (like
@@ -26,6 +28,10 @@
 //! * `soak`: a long, churning, byte-verified load (examples/common/soak.rs says
 //!   what it does); exits non-zero if anything was lost or corrupted or the server's
 //!   memory or descriptors did not come back.
+//! * `push`: against examples/push running as a cluster (one `--url` per process):
+//!   pushes through random processes to random users, every delivery checked,
+//!   latency same-process and cross-process, faults injected with `--at`
+//!   (examples/common/push_load.rs says what it does).
 //!
 //! Output is one JSON line. Run it pinned to another core than the server
 //! (`taskset -c 1 ...`) so the two do not compete.
@@ -33,6 +39,10 @@
 mod common;
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "common/http.rs"]
+mod http;
+#[path = "common/push_load.rs"]
+mod push_load;
 #[path = "common/soak.rs"]
 mod soak;
 
@@ -401,10 +411,12 @@ fn connect(url: &str, conns: usize, duration: f64, pid: Option<u32>) -> Result<S
 
 fn main() -> ExitCode {
     common::usage(
-        "loadgen echo|idle|connect|soak --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
+        "loadgen echo|idle|connect|soak|push --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
          [--duration SECS] [--hold SECS] [--text] [--corpus] [--message BYTES] [--server-pid PID]\n    \
          [--deflate [--deflate-mode MODE]] [--cafile PEM]\n    \
-         soak: [--interval SECS] [--report-every SECS] [--resetters N] [--slow-readers N] [--seed N]",
+         soak: [--interval SECS] [--report-every SECS] [--resetters N] [--slow-readers N] [--seed N]\n    \
+         push: --url ws://A/ --url ws://B/ ... [--pushers N] [--at SECS:COMMAND]...   (examples/push processes)\n    \
+         push-holder (started by push): [--first I] [--bystander]",
     );
     let mode = std::env::args().nth(1).unwrap_or_default();
     let url = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:22345/".into());
@@ -458,8 +470,56 @@ fn main() -> ExitCode {
             }
         }
         "connect" => connect(&url, conns, num("--duration", 5.0), pid),
+        "push" => {
+            let mut at = Vec::new();
+            for spec in common::flag_values("--at") {
+                match spec
+                    .split_once(':')
+                    .and_then(|(t, c)| Some((t.parse().ok()?, c.to_owned())))
+                {
+                    Some(a) => at.push(a),
+                    None => {
+                        eprintln!("--at {spec:?}: expected SECS:COMMAND");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let settings = push_load::Settings {
+                urls: common::flag_values("--url"),
+                conns,
+                duration: num("--duration", 10.0),
+                pushers: num("--pushers", 8.0) as usize,
+                at,
+            };
+            match push_load::run(settings) {
+                Ok((line, pass)) => {
+                    println!("{line}");
+                    return if pass {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "push-holder" => {
+            let r = push_load::holder(
+                &common::flag_values("--url"),
+                num("--first", 0.0) as u32,
+                conns as u32,
+                common::flag("--bystander"),
+            );
+            return match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("loadgen push-holder: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         other => {
-            eprintln!("unknown mode {other:?}: echo, idle, connect or soak");
+            eprintln!("unknown mode {other:?}: echo, idle, connect, soak or push");
             return ExitCode::FAILURE;
         }
     };

@@ -15,6 +15,20 @@ pub fn flag_value(name: &str) -> Option<String> {
     None
 }
 
+/// Every value given with `--name` (the flag may repeat), in order.
+pub fn flag_values(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == name {
+            out.extend(args.next());
+        } else if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            out.push(v.to_owned());
+        }
+    }
+    out
+}
+
 /// True if `--name` is present.
 pub fn flag(name: &str) -> bool {
     std::env::args().skip(1).any(|a| a == name)
