@@ -19,13 +19,17 @@ ROUNDS=${1:-3}
 PROFILE=(--config 'profile.release.lto="fat"' --config profile.release.codegen-units=1
   --config 'profile.release.panic="abort"')
 export CARGO_TARGET_DIR="$ROOT/target/sizes"
-command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || {
+# Examples build the dev-dependencies too (ring, in rcgen): C for aarch64 comes from
+# Debian's cross gcc, as in embedded/run.sh.
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || {
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get install -y -qq binutils-aarch64-linux-gnu >/dev/null
+  $SUDO apt-get install -y -qq gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu >/dev/null
 }
 rustup target list --installed | grep -qx aarch64-unknown-linux-musl \
   || rustup target add aarch64-unknown-linux-musl >/dev/null
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
 echo "| program | x86_64 (bytes) | aarch64 musl static (bytes) |"
 echo "|---|---|---|"
 host=$(rustc -vV | sed -n 's/^host: //p')

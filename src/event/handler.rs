@@ -7,7 +7,9 @@ use crate::proto::handshake::Request;
 use crate::proto::{CloseCode, MessageKind};
 
 use super::ctx::{Ctx, LoopCtx};
-use super::types::{Decision, Delivery, HttpRequest, HttpResponse, MessageRef};
+use super::responder::HttpRequest;
+use super::response::HttpResponse;
+use super::types::{Decision, Delivery, MessageRef};
 
 /// The application's side of a loop: one handler per loop thread, called for every
 /// connection of that loop. Per-connection state lives in [`Handler::Data`], reached

@@ -541,7 +541,7 @@ impl<H: Handler> Worker<H> {
             Phase::Deferred { seq, .. } => {
                 // The handler's worker did not answer in time: the loop does.
                 let (id, seq) = (c.io.id, *seq);
-                let resp = super::types::HttpResponse::text(504, "no answer in time\n");
+                let resp = super::response::HttpResponse::text(504, "no answer in time\n");
                 if let Some(c) = self.slots[slot].as_mut()
                     && let Phase::Deferred { keep_alive, .. } = &mut c.io.phase
                 {

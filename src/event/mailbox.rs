@@ -46,7 +46,7 @@ pub(crate) enum Command {
     HttpAnswer {
         id: ConnId,
         seq: u32,
-        response: Box<super::types::HttpResponse>,
+        response: Box<super::response::HttpResponse>,
     },
     /// A socket accepted by another loop, handed over for load balancing.
     Adopt(TcpStream, SocketAddr, ServerTls),

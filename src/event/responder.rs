@@ -1,5 +1,5 @@
-//! Answering a plain HTTP request later, from any thread: the [`Responder`] a
-//! handler gets from [`HttpRequest::defer`](super::HttpRequest::defer).
+//! A plain HTTP request of the HTTP hook ([`HttpRequest`]), and answering it later,
+//! from any thread: the [`Responder`] a handler gets from [`HttpRequest::defer`].
 //!
 //! The HTTP hook runs on the loop thread; work that may block (a database, another
 //! service) must not run there, or every connection of the loop waits with it. The
@@ -7,11 +7,77 @@
 //! returns; the loop keeps serving everyone else. The worker's answer comes back
 //! through the loop's mailbox like a [`Sender`](super::Sender)'s message.
 
+use std::cell::Cell;
+use std::net::SocketAddr;
+
 use crate::error::Result;
+use crate::proto::handshake::Request;
 
 use super::id::ConnId;
 use super::mailbox::{Command, WorkerHandle};
-use super::types::HttpResponse;
+use super::response::HttpResponse;
+
+/// A plain HTTP request (not an upgrade) with its body.
+///
+/// Answer it by returning an [`HttpResponse`] from
+/// [`on_http`](super::Handler::on_http), or, for work that must not hold up the
+/// loop (a database, another service), [`defer`](Self::defer) it and answer from
+/// another thread. Connections are kept alive between requests as the client asks
+/// (HTTP/1.1 by default), so a client can send many requests on one connection.
+#[derive(Debug)]
+pub struct HttpRequest<'a> {
+    /// The request head.
+    pub head: &'a Request,
+    /// The body (by `Content-Length`, at most [`LoopConfig::max_http_body`](super::LoopConfig::max_http_body)).
+    pub body: &'a [u8],
+    /// The client's address.
+    pub peer: SocketAddr,
+    pub(crate) id: ConnId,
+    pub(crate) seq: u32,
+    pub(crate) worker: WorkerHandle,
+    pub(crate) deferred: Cell<bool>,
+}
+
+impl HttpRequest<'_> {
+    /// Answers this request later, from any thread: the returned [`Responder`]
+    /// carries the answer back to the loop. The response `on_http` returns is then
+    /// not sent (return [`HttpResponse::deferred`]). The loop serves every other
+    /// connection meanwhile; the request is answered `504` if no answer comes
+    /// within [`LoopConfig::http_answer_timeout`](super::LoopConfig::http_answer_timeout),
+    /// `500` if the responder is dropped unanswered.
+    ///
+    /// ```
+    /// use silverback::event::{Handler, HttpRequest, HttpResponse, LoopCtx, Server};
+    ///
+    /// struct Slow;
+    /// impl Handler for Slow {
+    ///     type Data = ();
+    ///     fn on_http(&mut self, req: &HttpRequest<'_>, _: &mut LoopCtx<'_, ()>) -> HttpResponse {
+    ///         let responder = req.defer();
+    ///         std::thread::spawn(move || {
+    ///             // ... a call that may take a while ...
+    ///             let _ = responder.respond(HttpResponse::text(200, "done\n"));
+    ///         });
+    ///         HttpResponse::deferred()
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder().addr("127.0.0.1:0").build(|_| Slow)?;
+    /// let addr = server.local_addr();
+    /// let (handle, _) = server.spawn()?;
+    /// let mut s = std::net::TcpStream::connect(addr)?;
+    /// std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// let mut answer = String::new();
+    /// std::io::Read::read_to_string(&mut s, &mut answer)?;
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("done\n"));
+    /// handle.shutdown(std::time::Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn defer(&self) -> Responder {
+        self.deferred.set(true);
+        responder(self.id, self.seq, &self.worker)
+    }
+}
 
 /// The pending answer to one deferred HTTP request: [`respond`](Self::respond) once,
 /// from any thread (`Send`). Dropped without an answer, it answers

@@ -9,7 +9,9 @@ use super::conn::{Outbox, Phase, write_through};
 use super::ctx::{Ctx, LoopCtx};
 use super::handler::Handler;
 use super::id::ConnId;
-use super::types::{Decision, HttpRequest, HttpResponse};
+use super::responder::HttpRequest;
+use super::response::HttpResponse;
+use super::types::Decision;
 use super::worker::Worker;
 
 /// What the request head turned out to be.
