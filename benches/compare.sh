@@ -2,7 +2,7 @@
 # The side-by-side comparison with the yardstick's anchor servers (tungstenite,
 # tokio-tungstenite, fastwebsockets, ws-rs, gorilla, libwebsockets), in one run.
 #
-#   benches/compare.sh [YARDSTICK_DIR]      default: ../shared/bench
+#   benches/compare.sh [YARDSTICK_DIR]      default: the shared yardstick beside this checkout
 #
 # Copies the yardstick to a writable work dir (BENCH_WORK, default /tmp/silverback-bench;
 # an existing copy is reused, with its build), builds it unless NO_BUILD=1 (it needs
@@ -31,6 +31,7 @@ NO_BUILD=1 ./run.sh \
   "silverback-blocking|19111|$EX/echo_blocking --addr 127.0.0.1:{port} --plain"
 after=$(ls -1 raw | sort | tail -1)
 if [ "$after" != "$before" ] && [ -f "raw/$after/summary.md" ]; then
-  cp "raw/$after/summary.md" "$ROOT/docs/bench-latest.md"
+  # Paths of this checkout are written relative to it.
+  sed "s|$ROOT/||g" "raw/$after/summary.md" > "$ROOT/docs/bench-latest.md"
   echo "compare.sh: summary copied to docs/bench-latest.md (raw data: $WORK/raw/$after)"
 fi

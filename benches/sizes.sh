@@ -8,8 +8,9 @@
 #
 #   benches/sizes.sh [ROUNDS=3]        (aarch64: the target and binutils from
 #                                       embedded/run.sh, installed if missing)
-#   TUNGSTENITE=/path/to/tungstenite-echo benches/sizes.sh   adds the yardstick's
-#                                       tungstenite echo (takes the port as argument)
+#   YARDSTICK=DIR benches/sizes.sh      adds the performance yardstick's tungstenite
+#                                       echo (copied to target/sizes/yardstick and
+#                                       built with its own release profile; x86_64)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -37,6 +38,13 @@ for t in "$host" aarch64-unknown-linux-musl; do
   cargo build --quiet --release --target "$t" --example minimal_echo --example minimal_echo_blocking "${PROFILE[@]}"
 done
 cargo build --quiet --release --features deflate --example loadgen
+TUNGSTENITE=
+if [ -n "${YARDSTICK:-}" ]; then
+  Y="$CARGO_TARGET_DIR/yardstick"
+  [ -f "$Y/Cargo.toml" ] || { mkdir -p "$Y"; cp -r "$YARDSTICK"/. "$Y"/; chmod -R u+w "$Y"; }
+  (cd "$Y" && CARGO_TARGET_DIR="$Y/target" cargo build --quiet --release -p tungstenite-echo)
+  TUNGSTENITE="$Y/target/release/tungstenite-echo"
+fi
 size_of() { # target strip-tool example
   local f; f=$(mktemp)
   cp "$CARGO_TARGET_DIR/$1/release/examples/$3" "$f"
@@ -47,7 +55,7 @@ size_of() { # target strip-tool example
 for ex in minimal_echo minimal_echo_blocking; do
   echo "| $ex | $(size_of "$host" strip $ex) | $(size_of aarch64-unknown-linux-musl aarch64-linux-gnu-strip $ex) |"
 done
-[ -n "${TUNGSTENITE:-}" ] && echo "| tungstenite-echo | $(f=$(mktemp); cp "$TUNGSTENITE" "$f"; strip "$f"; stat -c %s "$f"; rm -f "$f") | |"
+[ -n "$TUNGSTENITE" ] && echo "| tungstenite-echo (yardstick) | $(f=$(mktemp); cp "$TUNGSTENITE" "$f"; strip "$f"; stat -c %s "$f"; rm -f "$f") | |"
 echo
 echo "| program | RSS at start (KiB) | RSS with 1,000 idle (KiB) | per connection (KiB) |"
 echo "|---|---|---|---|"
@@ -73,5 +81,5 @@ measure() { # name command...
 }
 measure minimal_echo "$CARGO_TARGET_DIR/$host/release/examples/minimal_echo"
 measure minimal_echo_blocking "$CARGO_TARGET_DIR/$host/release/examples/minimal_echo_blocking"
-[ -n "${TUNGSTENITE:-}" ] && measure tungstenite-echo "$TUNGSTENITE"
+[ -n "$TUNGSTENITE" ] && measure "tungstenite-echo (yardstick)" "$TUNGSTENITE"
 exit 0
