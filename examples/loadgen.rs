@@ -409,6 +409,24 @@ fn connect(url: &str, conns: usize, duration: f64, pid: Option<u32>) -> Result<S
     ))
 }
 
+/// Prints a checked run's report line; its exit status says whether it passed.
+fn verdict(r: Result<(String, bool), Error>) -> ExitCode {
+    match r {
+        Ok((line, pass)) => {
+            println!("{line}");
+            if pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     common::usage(
         "loadgen echo|idle|connect|soak|push --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
@@ -457,17 +475,7 @@ fn main() -> ExitCode {
                 seed: num("--seed", 1.0) as u64,
                 deflate: common::flag("--deflate"),
             };
-            match soak::run(settings) {
-                Ok((line, pass)) => {
-                    println!("{line}");
-                    return if pass {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    };
-                }
-                Err(e) => Err(e),
-            }
+            return verdict(soak::run(settings));
         }
         "connect" => connect(&url, conns, num("--duration", 5.0), pid),
         "push" => {
@@ -491,17 +499,7 @@ fn main() -> ExitCode {
                 pushers: num("--pushers", 8.0) as usize,
                 at,
             };
-            match push_load::run(settings) {
-                Ok((line, pass)) => {
-                    println!("{line}");
-                    return if pass {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    };
-                }
-                Err(e) => Err(e),
-            }
+            return verdict(push_load::run(settings));
         }
         "push-holder" => {
             let r = push_load::holder(

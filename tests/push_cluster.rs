@@ -236,18 +236,8 @@ fn a_single_process_pushes_json_as_it_came_and_refuses_what_is_not_json() {
 #[test]
 fn pushes_and_deletes_reach_users_on_any_process_of_the_cluster() {
     let redis = start_redis();
-    let node = |name: &str| {
-        start_push(&[
-            "--redis",
-            &redis.url,
-            "--node",
-            name,
-            "--registry-ttl",
-            "1.5",
-        ])
-    };
-    let (_a, a) = node("a");
-    let (mut b_proc, b) = node("b");
+    let (_a, a) = node(&redis, "a", &["--registry-ttl", "1.5"]);
+    let (mut b_proc, b) = node(&redis, "b", &["--registry-ttl", "1.5"]);
 
     // user1 on a; a push and a broadcast received by b reach it.
     let mut u1 = user(a, "user1");
@@ -331,19 +321,15 @@ fn pushes_and_deletes_reach_users_on_any_process_of_the_cluster() {
 /// Two push processes on `redis` with short timeouts (Redis calls 0.3 s, registry
 /// expiry 3 s).
 fn cluster_of_two(redis: &Redis) -> ((Child, SocketAddr), (Child, SocketAddr)) {
-    let node = |name: &str| {
-        start_push(&[
-            "--redis",
-            &redis.url,
-            "--node",
-            name,
-            "--registry-ttl",
-            "3",
-            "--redis-timeout",
-            "0.3",
-        ])
-    };
-    (node("a"), node("b"))
+    let short = ["--registry-ttl", "3", "--redis-timeout", "0.3"];
+    (node(redis, "a", &short), node(redis, "b", &short))
+}
+
+/// A push process of the cluster on `redis`, named `name`.
+fn node(redis: &Redis, name: &str, extra: &[&str]) -> (Child, SocketAddr) {
+    let mut args = vec!["--redis", &redis.url, "--node", name];
+    args.extend_from_slice(extra);
+    start_push(&args)
 }
 
 /// A connection that pings every 20 ms and records each pong's round trip, on its
