@@ -18,8 +18,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use silverback::proto::connection::{Connection, ConnectionConfig, Event};
 use silverback::proto::handshake::{ServerConfig, ServerHandshake};
+use silverback::proto::{Connection, ConnectionConfig, Event};
 
 /// One client: its socket, the bytes received and not yet consumed, and where it
 /// is in its life.

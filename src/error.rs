@@ -12,7 +12,9 @@
 use std::fmt;
 use std::io;
 
-use crate::proto::close_code::{CloseCode, CloseFrame};
+use crate::proto::{CloseCode, CloseFrame};
+
+pub use crate::proto::{HandshakeError, Lost, ProtocolError, RecvError, SendError, UsageError};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -195,252 +197,33 @@ impl From<UsageError> for Error {
     }
 }
 
-/// Why a connection was lost to its own timers ([`Error::Lost`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Lost {
-    /// Our heartbeat ping got no answer (nothing at all was received) within
-    /// `pong_timeout`.
-    PongTimeout,
-    /// Our close frame got no answer within `close_timeout`; or our write failed
-    /// and the peer neither closed nor ended the transport within it.
-    CloseTimeout,
-}
-
-impl fmt::Display for Lost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Lost::PongTimeout => "no answer to the heartbeat ping (pong timeout)",
-            Lost::CloseTimeout => "no close frame from the peer (close timeout)",
-        })
-    }
-}
-
-/// A violation of RFC 6455 by the peer. Each variant names the rule that was broken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProtocolError {
-    /// §5.1: a client sent an unmasked frame.
-    UnmaskedFrameFromClient,
-    /// §5.1: a server sent a masked frame.
-    MaskedFrameFromServer,
-    /// §5.2: RSV1-3 set without a negotiated extension that defines them.
-    ReservedBitsSet(u8),
-    /// §5.2: an opcode reserved for future use (3-7, 0xB-0xF).
-    ReservedOpcode(u8),
-    /// §5.2: a 64-bit payload length with the most significant bit set.
-    InvalidPayloadLength,
-    /// §5.5: a control frame with a payload longer than 125 bytes.
-    ControlFrameTooBig,
-    /// §5.5: a control frame with FIN clear.
-    FragmentedControlFrame,
-    /// §5.4: a continuation frame with no message in progress.
-    UnexpectedContinuation,
-    /// §5.4: a new text or binary frame while a fragmented message is in progress.
-    ExpectedContinuation,
-    /// §8.1: a text message (or close reason) that is not valid UTF-8. Closed with 1007.
-    InvalidUtf8,
-    /// §5.5.1: a close frame with a one-byte payload.
-    InvalidClosePayload,
-    /// §7.4: a close code that must not appear on the wire.
-    InvalidCloseCode(u16),
-    /// RFC 7692: a compressed message that does not inflate (only with the `deflate` feature).
-    InvalidCompressedData,
-}
-
-impl ProtocolError {
-    /// The close code we answer this violation with.
-    pub fn close_code(self) -> CloseCode {
-        match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
-                CloseCode::INVALID_PAYLOAD
-            }
-            _ => CloseCode::PROTOCOL_ERROR,
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Protocol(p) => Error::Protocol(p),
+            RecvError::MessageTooBig { limit } => Error::MessageTooBig { limit },
         }
     }
 }
 
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::UnmaskedFrameFromClient => f.write_str("client frame is not masked"),
-            ProtocolError::MaskedFrameFromServer => f.write_str("server frame is masked"),
-            ProtocolError::ReservedBitsSet(r) => {
-                write!(f, "reserved bits {r:#05b} set without an extension")
-            }
-            ProtocolError::ReservedOpcode(o) => write!(f, "reserved opcode {o:#x}"),
-            ProtocolError::InvalidPayloadLength => {
-                f.write_str("64-bit payload length has its most significant bit set")
-            }
-            ProtocolError::ControlFrameTooBig => {
-                f.write_str("control frame payload longer than 125 bytes")
-            }
-            ProtocolError::FragmentedControlFrame => f.write_str("fragmented control frame"),
-            ProtocolError::UnexpectedContinuation => {
-                f.write_str("continuation frame without a message in progress")
-            }
-            ProtocolError::ExpectedContinuation => {
-                f.write_str("new data frame while a fragmented message is in progress")
-            }
-            ProtocolError::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
-            ProtocolError::InvalidClosePayload => f.write_str("close frame with 1-byte payload"),
-            ProtocolError::InvalidCloseCode(c) => write!(f, "close code {c} is not allowed"),
-            ProtocolError::InvalidCompressedData => f.write_str("compressed data is invalid"),
+/// A send refused by the protocol core: the caller's misuse stays a usage error, a
+/// closed connection is [`Error::AlreadyClosed`], and a stream broken by an earlier
+/// failed write is the I/O error it is (`BrokenPipe`).
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Usage(u) => Error::Usage(u),
+            SendError::Closed => Error::AlreadyClosed,
+            SendError::Broken => Error::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "an earlier write failed part-way through a frame; nothing more can be sent",
+            )),
         }
     }
 }
 
-impl std::error::Error for ProtocolError {}
-
-/// Why an opening handshake failed. [`HandshakeError::status`] is the HTTP status a
-/// server answers with; on the client side it is the status we got (or 0 when the
-/// response itself was at fault).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    /// The HTTP head could not be parsed.
-    MalformedHttp(String),
-    /// The HTTP head exceeds the configured size or header count (431).
-    HeadTooLarge,
-    /// The request method is not GET (405).
-    MethodNotGet,
-    /// The request is not HTTP/1.1 (400).
-    UnsupportedHttpVersion,
-    /// No `Host` header (400).
-    MissingHost,
-    /// Neither `Upgrade: websocket` nor `Connection: upgrade`: a plain HTTP request (426).
-    NotUpgrade,
-    /// `Upgrade` lacks the `websocket` token (400).
-    MissingUpgradeWebsocket,
-    /// `Connection` lacks the `upgrade` token (400).
-    MissingConnectionUpgrade,
-    /// `Sec-WebSocket-Version` is absent or not 13 (426 with `Sec-WebSocket-Version: 13`).
-    UnsupportedVersion,
-    /// `Sec-WebSocket-Key` is absent or does not decode to 16 bytes (400).
-    InvalidKey,
-    /// The origin check refused the request (403).
-    OriginRefused,
-    /// The application refused the request with this status and reason.
-    Refused(u16, String),
-    /// Client: the server answered with a status other than 101.
-    UnexpectedStatus(u16),
-    /// Client: `Sec-WebSocket-Accept` is missing or wrong.
-    InvalidAccept,
-    /// Client: the server selected a subprotocol we did not offer.
-    UnexpectedSubprotocol(String),
-    /// Client: the server selected an extension we did not offer.
-    UnexpectedExtension(String),
-    /// Client: the server's answer to our extension offer is malformed or asks for
-    /// something we cannot do (RFC 7692 §5).
-    InvalidExtension(String),
-    /// A bad `ws://` URL given to the dialer.
-    InvalidUrl(String),
-    /// The handshake did not finish within its deadline.
-    Timeout,
-    /// The peer closed the connection during the handshake.
-    ConnectionClosed,
-}
-
-impl HandshakeError {
-    /// The HTTP status that goes with this failure.
-    pub fn status(&self) -> u16 {
-        match self {
-            HandshakeError::HeadTooLarge => 431,
-            HandshakeError::MethodNotGet => 405,
-            HandshakeError::NotUpgrade | HandshakeError::UnsupportedVersion => 426,
-            HandshakeError::OriginRefused => 403,
-            HandshakeError::Refused(s, _) => *s,
-            HandshakeError::UnexpectedStatus(s) => *s,
-            HandshakeError::Timeout => 408,
-            HandshakeError::InvalidAccept
-            | HandshakeError::UnexpectedSubprotocol(_)
-            | HandshakeError::UnexpectedExtension(_)
-            | HandshakeError::InvalidExtension(_)
-            | HandshakeError::InvalidUrl(_)
-            | HandshakeError::ConnectionClosed => 0,
-            _ => 400,
-        }
+impl From<Lost> for Error {
+    fn from(e: Lost) -> Self {
+        Error::Lost(e)
     }
 }
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandshakeError::MalformedHttp(m) => write!(f, "malformed HTTP head: {m}"),
-            HandshakeError::HeadTooLarge => f.write_str("HTTP head too large"),
-            HandshakeError::MethodNotGet => f.write_str("request method is not GET"),
-            HandshakeError::UnsupportedHttpVersion => f.write_str("HTTP version is not 1.1"),
-            HandshakeError::MissingHost => f.write_str("missing Host header"),
-            HandshakeError::NotUpgrade => {
-                f.write_str("not a WebSocket upgrade request (no Upgrade: websocket)")
-            }
-            HandshakeError::MissingUpgradeWebsocket => {
-                f.write_str("'websocket' token not found in Upgrade header")
-            }
-            HandshakeError::MissingConnectionUpgrade => {
-                f.write_str("'upgrade' token not found in Connection header")
-            }
-            HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
-            HandshakeError::InvalidKey => f.write_str("missing or invalid Sec-WebSocket-Key"),
-            HandshakeError::OriginRefused => f.write_str("origin not allowed"),
-            HandshakeError::Refused(s, r) => write!(f, "refused with {s}: {r}"),
-            HandshakeError::UnexpectedStatus(s) => write!(f, "server answered HTTP {s}"),
-            HandshakeError::InvalidAccept => f.write_str("missing or wrong Sec-WebSocket-Accept"),
-            HandshakeError::UnexpectedSubprotocol(p) => {
-                write!(f, "server chose subprotocol {p:?} that was not offered")
-            }
-            HandshakeError::UnexpectedExtension(e) => {
-                write!(f, "server chose extension {e:?} that was not offered")
-            }
-            HandshakeError::InvalidExtension(e) => write!(f, "invalid extension answer: {e}"),
-            HandshakeError::InvalidUrl(u) => write!(f, "invalid URL: {u}"),
-            HandshakeError::Timeout => f.write_str("handshake timed out"),
-            HandshakeError::ConnectionClosed => {
-                f.write_str("connection closed during the handshake")
-            }
-        }
-    }
-}
-
-impl std::error::Error for HandshakeError {}
-
-/// A misuse of the API by the caller: nothing was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UsageError {
-    /// §5.5: control frame payloads are limited to 125 bytes.
-    ControlPayloadTooBig(usize),
-    /// The close reason does not fit a control frame (at most 123 bytes).
-    CloseReasonTooLong(usize),
-    /// This close code may not be sent (1005, 1006, 1015, or outside the allowed ranges).
-    InvalidCloseCode(u16),
-    /// A text message or fragment that is not valid UTF-8.
-    InvalidUtf8,
-    /// A data frame sent in the wrong order (continuation without a message, or a new
-    /// message while a fragmented one is open).
-    MessageSequence,
-    /// The opcode is not a control opcode (for `write_control`).
-    NotControl,
-    /// A previous write failed part-way through a frame; the stream is no longer usable.
-    BrokenWriter,
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UsageError::ControlPayloadTooBig(n) => {
-                write!(f, "control payload of {n} bytes exceeds 125")
-            }
-            UsageError::CloseReasonTooLong(n) => write!(f, "close reason of {n} bytes exceeds 123"),
-            UsageError::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
-            UsageError::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
-            UsageError::MessageSequence => f.write_str("data frame out of message sequence"),
-            UsageError::NotControl => f.write_str("not a control opcode"),
-            UsageError::BrokenWriter => {
-                f.write_str("an earlier write failed mid-frame; the connection is unusable")
-            }
-        }
-    }
-}
-
-impl std::error::Error for UsageError {}

@@ -94,6 +94,5 @@ pub struct FromGorillaDoctests;
 pub struct FromTungsteniteDoctests;
 pub use error::{Error, HandshakeError, Lost, ProtocolError, Result, UsageError};
 pub use message::Message;
-pub use proto::close::{CloseCode, CloseFrame};
-pub use proto::frame::OpCode;
+pub use proto::{CloseCode, CloseFrame, OpCode};
 pub use proto::{MessageKind, Role};

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use silverback::proto::connection::{Connection, ConnectionConfig, Event};
-use silverback::proto::{Decoder, FrameEvent, MessageKind, OpCode, Randomness, Role};
-use silverback::{CloseCode, Error, Lost, ProtocolError, UsageError};
+use silverback::proto::{
+    CloseCode, Connection, ConnectionConfig, Decoder, Event, FrameEvent, Lost, MessageKind,
+    ProtocolError, Randomness, RecvError, Role, SendError, State, UsageError,
+};
 
 /// An owned copy of a connection event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ impl Rx {
         conn: &mut Connection,
         bytes: &[u8],
         now: Instant,
-    ) -> (Vec<Ev>, Option<Error>) {
+    ) -> (Vec<Ev>, Option<RecvError>) {
         self.buf.extend_from_slice(bytes);
         let mut events = Vec::new();
         for _ in 0..1_000_000 {
@@ -109,8 +110,8 @@ fn whole(events: &[Ev]) -> Vec<(MessageKind, Vec<u8>)> {
 fn pair_with(config: ConnectionConfig, t0: Instant) -> (Connection, Connection) {
     let config = Arc::new(config);
     (
-        Connection::with_randomness(Role::Client, config.clone(), Randomness::seeded(1), t0),
-        Connection::new(Role::Server, config, t0),
+        Connection::new(Role::Client, config.clone(), Randomness::seeded(1), t0),
+        Connection::new(Role::Server, config, Randomness::thread(), t0),
     )
 }
 
@@ -119,6 +120,11 @@ fn pair(t0: Instant) -> (Connection, Connection) {
 }
 
 const S: Duration = Duration::from_secs(1);
+
+/// How `conn` ended, owned: (code, reason).
+fn end(conn: &Connection) -> Option<(CloseCode, String)> {
+    conn.end().map(|e| (e.code, e.reason.to_owned()))
+}
 
 #[test]
 fn messages_fragments_and_pings_cross_in_both_directions() {
@@ -154,10 +160,10 @@ fn client_initiated_close_handshake() {
     let (mut c, mut s) = pair(t0);
     let (mut to_s, mut to_c) = (Rx::new(), Rx::new());
     c.close(t0, CloseCode::NORMAL, "bye").unwrap();
-    assert!(c.close_sent() && !c.is_open());
+    assert!(c.state().close_sent() && !c.state().is_open());
     assert!(matches!(
         c.send(MessageKind::Text, b"late"),
-        Err(Error::AlreadyClosed)
+        Err(SendError::Closed)
     ));
     assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(5)));
     let ev = pump(&mut c, &mut s, &mut to_s, t0 + S);
@@ -167,13 +173,13 @@ fn client_initiated_close_handshake() {
     let ev = pump(&mut s, &mut c, &mut to_c, t0 + S);
     assert_eq!(ev, vec![Ev::Close(1000, String::new())]);
     assert!(s.should_close_transport());
-    assert_eq!(s.end(), Some((CloseCode::NORMAL, "bye")));
+    assert_eq!(end(&s), Some((CloseCode::NORMAL, "bye".into())));
     // The client waits for the server's TCP close, bounded by close_timeout.
     assert!(!c.should_close_transport());
     assert_eq!(c.poll_timeout(), Some(t0 + S + Duration::from_secs(5)));
     c.handle_eof();
-    assert!(c.is_done() && c.should_close_transport());
-    assert_eq!(c.end(), Some((CloseCode::NORMAL, "")));
+    assert!(c.state().is_done() && c.should_close_transport());
+    assert_eq!(end(&c), Some((CloseCode::NORMAL, "".into())));
 }
 
 #[test]
@@ -194,9 +200,9 @@ fn server_initiated_close_and_a_client_that_never_sees_eof() {
     let deadline = c.poll_timeout().expect("client waits");
     c.handle_timeout(deadline - Duration::from_millis(1))
         .unwrap();
-    assert!(!c.is_done());
+    assert!(!c.state().is_done());
     c.handle_timeout(deadline).unwrap();
-    assert!(c.is_done() && c.should_close_transport());
+    assert!(c.state().is_done() && c.should_close_transport());
 }
 
 #[test]
@@ -207,12 +213,12 @@ fn an_unanswered_close_ends_after_the_close_timeout() {
     s.close(t0, CloseCode::NORMAL, "").unwrap();
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
     s.handle_timeout(t0 + S).unwrap();
-    assert!(!s.is_done());
+    assert!(!s.state().is_done());
     let r = s.handle_timeout(t0 + 2 * S);
-    assert!(matches!(r, Err(Error::Lost(Lost::CloseTimeout))), "{r:?}");
-    assert!(r.unwrap_err().is_terminal());
-    assert!(s.is_done() && s.should_close_transport());
-    assert_eq!(s.end(), Some((CloseCode::NORMAL, "")));
+    assert!(matches!(r, Err(Lost::CloseTimeout)), "{r:?}");
+    assert!(silverback::Error::from(r.unwrap_err()).is_terminal());
+    assert!(s.state().is_done() && s.should_close_transport());
+    assert_eq!(end(&s), Some((CloseCode::NORMAL, "".into())));
 }
 
 #[test]
@@ -235,13 +241,13 @@ fn heartbeat_pings_and_a_silent_peer_times_out() {
     let _ = pump(&mut s, &mut c, &mut to_c, t0 + 20 * S);
     // This time the client stays silent.
     let r = s.handle_timeout(t0 + 23 * S);
-    assert!(matches!(r, Err(Error::Lost(Lost::PongTimeout))), "{r:?}");
+    assert!(matches!(r, Err(Lost::PongTimeout)), "{r:?}");
     // Fatal, and says so: a driver that trusts is_terminal drops the connection.
-    let e = r.unwrap_err();
+    let e = silverback::Error::from(r.unwrap_err());
     assert!(e.is_terminal());
     assert_eq!(e.close_code(), Some(CloseCode::ABNORMAL));
-    assert!(s.is_done() && s.should_close_transport());
-    assert_eq!(s.end(), Some((CloseCode::ABNORMAL, "pong timeout")));
+    assert!(s.state().is_done() && s.should_close_transport());
+    assert_eq!(end(&s), Some((CloseCode::ABNORMAL, "pong timeout".into())));
 }
 
 #[test]
@@ -258,9 +264,9 @@ fn idle_connection_is_closed_with_1001() {
         "traffic moved the deadline"
     );
     s.handle_timeout(t0 + 49 * S).unwrap();
-    assert!(s.is_open());
+    assert!(s.state().is_open());
     s.handle_timeout(t0 + 50 * S).unwrap();
-    assert!(s.close_sent());
+    assert!(s.state().close_sent());
     let ev = pump(&mut s, &mut c, &mut to_c, t0 + 50 * S);
     assert_eq!(ev, vec![Ev::Close(1001, "idle timeout".into())]);
 }
@@ -275,16 +281,16 @@ fn a_violation_fails_the_connection_once_with_its_code() {
     assert!(ev.is_empty());
     assert!(matches!(
         err,
-        Some(Error::Protocol(ProtocolError::UnmaskedFrameFromClient))
+        Some(RecvError::Protocol(ProtocolError::UnmaskedFrameFromClient))
     ));
-    assert!(s.is_failed());
+    assert!(s.state() == State::Failed);
     // Later input is discarded, not an error again.
     let (ev, err) = to_s.feed(&mut s, b"\x81\x82abcdxx", t0);
     assert!(ev.is_empty() && err.is_none());
     let ev = pump(&mut s, &mut c, &mut to_c, t0);
     assert_eq!(ev, vec![Ev::Close(1002, String::new())]);
     assert!(s.should_close_transport());
-    assert_eq!(s.end(), Some((CloseCode::PROTOCOL_ERROR, "")));
+    assert_eq!(end(&s), Some((CloseCode::PROTOCOL_ERROR, "".into())));
     // Invalid UTF-8 in a fragmented text message: 1007 before the message ends.
     let (mut c2, mut s2) = pair(t0);
     c2.send_fragment(MessageKind::Binary, b"ok", false).unwrap();
@@ -301,9 +307,9 @@ fn a_violation_fails_the_connection_once_with_its_code() {
     let (_, err) = Rx::new().feed(&mut s3, &wire, t0);
     assert!(matches!(
         err,
-        Some(Error::Protocol(ProtocolError::InvalidUtf8))
+        Some(RecvError::Protocol(ProtocolError::InvalidUtf8))
     ));
-    assert_eq!(s3.end(), Some((CloseCode::INVALID_PAYLOAD, "")));
+    assert_eq!(end(&s3), Some((CloseCode::INVALID_PAYLOAD, "".into())));
     drop((c2, s2));
 }
 
@@ -315,9 +321,9 @@ fn a_client_that_fails_waits_for_the_server_to_close() {
     let (_, err) = Rx::new().feed(&mut c, b"\x81\x82abcdxx", t0);
     assert!(matches!(
         err,
-        Some(Error::Protocol(ProtocolError::MaskedFrameFromServer))
+        Some(RecvError::Protocol(ProtocolError::MaskedFrameFromServer))
     ));
-    c.advance_transmit(c.buffered());
+    c.advance_transmit(c.transmit().len());
     assert!(
         !c.should_close_transport(),
         "§7.1.1: the server closes first"
@@ -334,10 +340,7 @@ fn a_close_handler_can_replace_the_echo_before_it_is_sent() {
     c.close(t0, CloseCode::NORMAL, "").unwrap();
     pump(&mut c, &mut s, &mut to_s, t0);
     s.close(t0, CloseCode(4000), "custom").unwrap();
-    assert!(matches!(
-        s.send_control(t0, OpCode::Close, &[0x03, 0xe8]),
-        Ok(())
-    ));
+    s.close(t0, CloseCode::NORMAL, "").unwrap();
     let ev = pump(&mut s, &mut c, &mut to_c, t0);
     assert_eq!(
         ev,
@@ -346,11 +349,37 @@ fn a_close_handler_can_replace_the_echo_before_it_is_sent() {
     );
     // Once transmitted, the echo stays what it was.
     s.close(t0, CloseCode(4001), "late").unwrap();
-    assert_eq!(s.buffered(), 0);
-    assert!(matches!(
-        s.send_control(t0, OpCode::Close, &[]),
-        Err(Error::AlreadyClosed)
-    ));
+    assert_eq!(s.transmit().len(), 0);
+}
+
+#[test]
+fn input_after_the_peers_close_is_discarded() {
+    // Autobahn 7.1.5/7.1.6: a close between fragments ends the conversation there;
+    // what follows (the rest of the message, more messages) is not delivered.
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    c.send_fragment(MessageKind::Text, b"frag", false).unwrap();
+    c.close(t0, CloseCode::NORMAL, "").unwrap();
+    let mut wire = c.transmit().to_vec();
+    c.advance_transmit(wire.len());
+    // A hand-masked continuation and a whole message after the close.
+    wire.extend_from_slice(&[0x80, 0x84, 0, 0, 0, 0, b'm', b'e', b'n', b't']);
+    wire.extend_from_slice(&[0x81, 0x81, 0, 0, 0, 0, b'x']);
+    let (ev, err) = Rx::new().feed(&mut s, &wire, t0);
+    assert!(err.is_none());
+    assert_eq!(
+        ev,
+        vec![
+            Ev::Piece {
+                kind: MessageKind::Text,
+                data: b"frag".to_vec(),
+                first: true,
+                last: false
+            },
+            Ev::Close(1000, String::new())
+        ]
+    );
+    assert_eq!(s.state(), State::Closed);
 }
 
 #[test]
@@ -359,40 +388,36 @@ fn nothing_is_sent_after_a_close_and_misuse_changes_nothing() {
     let (mut c, _s) = pair(t0);
     assert!(matches!(
         c.send(MessageKind::Text, &[0xff]),
-        Err(Error::Usage(UsageError::InvalidUtf8))
+        Err(SendError::Usage(UsageError::InvalidUtf8))
     ));
     assert!(matches!(
         c.ping(&[0; 126]),
-        Err(Error::Usage(UsageError::ControlPayloadTooBig(126)))
+        Err(SendError::Usage(UsageError::ControlPayloadTooBig(126)))
     ));
     assert!(matches!(
         c.close(t0, CloseCode::ABNORMAL, ""),
-        Err(Error::Usage(UsageError::InvalidCloseCode(1006)))
-    ));
-    assert!(matches!(
-        c.send_control(t0, OpCode::Close, &[0x03]),
-        Err(Error::Usage(UsageError::InvalidCloseCode(0)))
+        Err(SendError::Usage(UsageError::InvalidCloseCode(1006)))
     ));
     assert!(matches!(
         c.send_fragment(MessageKind::Text, &[0xe2, 0x82], true),
-        Err(Error::Usage(UsageError::InvalidUtf8))
+        Err(SendError::Usage(UsageError::InvalidUtf8))
     ));
-    assert_eq!(c.buffered(), 0, "refused calls queue nothing");
+    assert_eq!(c.transmit().len(), 0, "refused calls queue nothing");
     c.send_fragment(MessageKind::Text, &[0xe2, 0x82], false)
         .unwrap();
     assert!(matches!(
         c.send(MessageKind::Text, b"x"),
-        Err(Error::Usage(UsageError::MessageSequence))
+        Err(SendError::Usage(UsageError::MessageSequence))
     ));
     c.send_fragment(MessageKind::Text, &[0xac], true).unwrap();
     c.close(t0, CloseCode::NORMAL, "").unwrap();
-    let before = c.buffered();
-    assert!(matches!(c.ping(b""), Err(Error::AlreadyClosed)));
+    let before = c.transmit().len();
+    assert!(matches!(c.ping(b""), Err(SendError::Closed)));
     assert!(matches!(
-        c.stream_begin(MessageKind::Binary),
-        Err(Error::AlreadyClosed)
+        c.stream_write(MessageKind::Binary, b""),
+        Err(SendError::Closed)
     ));
-    assert_eq!(c.buffered(), before);
+    assert_eq!(c.transmit().len(), before);
     // What was queued is a valid client stream ending with the close.
     let mut wire = c.transmit().to_vec();
     let mut dec = Decoder::new(Role::Server);
@@ -409,13 +434,12 @@ fn nothing_is_sent_after_a_close_and_misuse_changes_nothing() {
 #[test]
 fn streaming_writer_holds_back_split_code_points() {
     let t0 = Instant::now();
-    let cfg = ConnectionConfig::default().fragment_size(4);
+    let cfg = ConnectionConfig::default().write_buffer_size(4);
     let (mut c, mut s) = pair_with(cfg, t0);
     let mut to_s = Rx::new();
-    c.stream_begin(MessageKind::Text).unwrap();
     // "aaa€" then "bb": the euro sign straddles the 4-byte fragment boundary.
-    c.stream_write(b"aaa\xe2").unwrap();
-    c.stream_write(b"\x82\xacbb").unwrap();
+    c.stream_write(MessageKind::Text, b"aaa\xe2").unwrap();
+    c.stream_write(MessageKind::Text, b"\x82\xacbb").unwrap();
     c.stream_end().unwrap();
     let ev = pump(&mut c, &mut s, &mut to_s, t0);
     for e in &ev {
@@ -431,11 +455,10 @@ fn streaming_writer_holds_back_split_code_points() {
         vec![(MessageKind::Text, "aaa€bb".as_bytes().to_vec())]
     );
     // A message that stops inside a code point ends validly and reports the misuse.
-    c.stream_begin(MessageKind::Text).unwrap();
-    c.stream_write(b"ok\xe2\x82").unwrap();
+    c.stream_write(MessageKind::Text, b"ok\xe2\x82").unwrap();
     assert!(matches!(
         c.stream_end(),
-        Err(Error::Usage(UsageError::InvalidUtf8))
+        Err(SendError::Usage(UsageError::InvalidUtf8))
     ));
     let ev = pump(&mut c, &mut s, &mut to_s, t0);
     assert_eq!(whole(&ev), vec![(MessageKind::Text, b"ok".to_vec())]);
@@ -458,7 +481,7 @@ fn a_direct_frame_and_its_unsent_rest_keep_the_stream_whole() {
     let mut framed = frame.header().to_vec();
     framed.extend_from_slice(frame.payload());
     wire.extend_from_slice(&framed[..1000]);
-    s.queue_unsent(&frame, 1000);
+    frame.written(&mut s, 1000);
     s.send(MessageKind::Text, b"after").unwrap();
     wire.extend_from_slice(s.transmit());
     let (ev, err) = to_c.feed(&mut c, &wire, t0);
@@ -479,7 +502,7 @@ fn the_same_seed_gives_the_same_bytes() {
     let t0 = Instant::now();
     let run = || {
         let cfg = Arc::new(ConnectionConfig::default());
-        let mut c = Connection::with_randomness(Role::Client, cfg, Randomness::seeded(42), t0);
+        let mut c = Connection::new(Role::Client, cfg, Randomness::seeded(42), t0);
         c.send(MessageKind::Text, b"same").unwrap();
         c.ping(b"again").unwrap();
         c.transmit().to_vec()
@@ -495,27 +518,43 @@ fn read_limit_fails_with_1009_from_the_header() {
     c.send(MessageKind::Binary, &[0; 11]).unwrap();
     let header_only = c.transmit()[..6].to_vec();
     let (_, err) = Rx::new().feed(&mut s, &header_only, t0);
-    assert!(matches!(err, Some(Error::MessageTooBig { limit: 10 })));
-    assert_eq!(s.end(), Some((CloseCode::MESSAGE_TOO_BIG, "")));
+    assert!(matches!(err, Some(RecvError::MessageTooBig { limit: 10 })));
+    assert_eq!(end(&s), Some((CloseCode::MESSAGE_TOO_BIG, "".into())));
 }
 
 #[cfg(feature = "deflate")]
 mod compressed {
     use super::*;
-    use silverback::proto::deflate::{DeflateConfig, DeflateParams};
+    use silverback::proto::deflate::DeflateConfig;
+    use silverback::proto::handshake::{
+        ClientConfig, ClientHandshake, ServerConfig, ServerHandshake,
+    };
 
-    fn deflate_pair(t0: Instant, limit: u64, nct: bool) -> (Connection, Connection) {
-        let cfg = ConnectionConfig::default().max_message_size(limit);
-        let (mut c, mut s) = pair_with(cfg, t0);
-        let params = DeflateParams {
-            server_no_context_takeover: nct,
-            client_no_context_takeover: nct,
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
-        };
-        let dc = DeflateConfig::default().min_message_size(0);
-        c.enable_deflate(&params, &dc);
-        s.enable_deflate(&params, &dc);
+    /// A client and a server that negotiated permessage-deflate through the
+    /// handshake objects, in memory.
+    pub(super) fn deflate_pair(t0: Instant, limit: u64, nct: bool) -> (Connection, Connection) {
+        let connection = ConnectionConfig::default().max_message_size(limit);
+        let dc = DeflateConfig::default()
+            .min_message_size(0)
+            .server_no_context_takeover(nct)
+            .client_no_context_takeover(nct);
+        let client = Arc::new(
+            ClientConfig::default()
+                .connection(connection.clone())
+                .deflate(dc.clone()),
+        );
+        let server = Arc::new(ServerConfig::default().connection(connection).deflate(dc));
+        let mut request = Vec::new();
+        let mut chs =
+            ClientHandshake::new(client, "h", "/", Randomness::seeded(1), t0, &mut request);
+        let shs = ServerHandshake::new(server, t0);
+        let (req, _) = shs.parse(&request).unwrap().unwrap();
+        shs.check(&req).unwrap();
+        let mut s = shs.accept(&req, None, &[], t0);
+        let response = s.transmit().to_vec();
+        s.advance_transmit(response.len());
+        let (_, _, c) = chs.read(&response, t0).unwrap().unwrap();
+        assert!(c.is_compressed() && s.is_compressed());
         (c, s)
     }
 
@@ -526,7 +565,10 @@ mod compressed {
         let mut to_s = Rx::new();
         let text: String = (0..200_000).map(|i| format!("{{\"n\":{i}}}")).collect();
         c.send(MessageKind::Text, text.as_bytes()).unwrap();
-        assert!(c.buffered() < text.len() / 4, "compressed on the wire");
+        assert!(
+            c.transmit().len() < text.len() / 4,
+            "compressed on the wire"
+        );
         let ev = pump(&mut c, &mut s, &mut to_s, t0);
         for e in &ev {
             if let Ev::Piece { data, .. } = e {
@@ -535,9 +577,9 @@ mod compressed {
         }
         assert_eq!(whole(&ev), vec![(MessageKind::Text, text.into_bytes())]);
         // Streamed and fragmented sends compress too, and round-trip.
-        c.stream_begin(MessageKind::Binary).unwrap();
         for i in 0..100u32 {
-            c.stream_write(&i.to_be_bytes().repeat(500)).unwrap();
+            c.stream_write(MessageKind::Binary, &i.to_be_bytes().repeat(500))
+                .unwrap();
         }
         c.stream_end().unwrap();
         c.send_fragment(MessageKind::Text, "héllo ".as_bytes(), false)
@@ -570,32 +612,25 @@ mod compressed {
                 _ => 0,
             })
             .sum();
-        assert!(matches!(err, Some(Error::MessageTooBig { .. })), "{err:?}");
+        assert!(
+            matches!(err, Some(RecvError::MessageTooBig { .. })),
+            "{err:?}"
+        );
         assert!(delivered <= 1 << 20);
-        assert_eq!(s.end(), Some((CloseCode::MESSAGE_TOO_BIG, "")));
+        assert_eq!(end(&s), Some((CloseCode::MESSAGE_TOO_BIG, "".into())));
     }
 }
 
 #[cfg(feature = "deflate")]
 mod compressed_sizes {
     use super::*;
-    use silverback::proto::deflate::{DeflateConfig, DeflateParams};
 
     #[test]
     fn many_compressed_messages_of_every_size_round_trip() {
         let t0 = Instant::now();
         for size in [16_384usize, 16_383, 16_385, 32_768, 65_536, 131_072] {
             for kind in [MessageKind::Text, MessageKind::Binary] {
-                let (mut c, mut s) = pair(t0);
-                let params = DeflateParams {
-                    server_no_context_takeover: false,
-                    client_no_context_takeover: false,
-                    server_max_window_bits: 15,
-                    client_max_window_bits: 15,
-                };
-                let dc = DeflateConfig::default().min_message_size(0);
-                c.enable_deflate(&params, &dc);
-                s.enable_deflate(&params, &dc);
+                let (mut c, mut s) = super::compressed::deflate_pair(t0, 64 << 20, false);
                 let mut to_s = Rx::new();
                 let mut x = 1u32;
                 let mut sent = Vec::new();

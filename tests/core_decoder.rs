@@ -3,9 +3,10 @@
 
 mod support;
 
-use silverback::proto::close::CloseCode;
+use silverback::Error;
+use silverback::proto::CloseCode;
 use silverback::proto::{Decoder, Encoder, MessageKind, OpCode, Role};
-use silverback::{Error, ProtocolError};
+use silverback::proto::{ProtocolError, RecvError};
 use support::*;
 
 fn text(s: &str, first: bool, last: bool) -> Ev {
@@ -140,7 +141,7 @@ fn read_limit_fails_on_the_header_before_the_payload() {
     let mut bytes = vec![0x82, 11];
     assert!(matches!(
         d.decode(&mut bytes),
-        Err(Error::MessageTooBig { limit: 10 })
+        Err(RecvError::MessageTooBig { limit: 10 })
     ));
 }
 
@@ -161,7 +162,7 @@ fn invalid_utf8_fails_before_the_frame_completes() {
     rest.extend_from_slice(&frame[first..first + 2]);
     let res = d.decode(&mut rest);
     assert!(
-        matches!(res, Err(Error::Protocol(ProtocolError::InvalidUtf8))),
+        matches!(res, Err(RecvError::Protocol(ProtocolError::InvalidUtf8))),
         "{res:?}"
     );
 }
@@ -190,8 +191,10 @@ fn control_frames_interleave_with_fragments() {
 }
 
 #[test]
-fn close_between_fragments_ends_the_message_and_input_is_discarded() {
-    // Autobahn 7.1.5: a close arriving mid-message is a normal close.
+fn a_close_between_fragments_is_a_frame_like_any_other() {
+    // Autobahn 7.1.5: a close arriving mid-message. The decoder reports it where it
+    // arrived and keeps framing; ending the conversation there (discarding what
+    // follows) is the connection's rule (tests/connection.rs).
     let bytes = [
         cframe(0x01, b"frag"),
         cframe(0x88, &[0x03, 0xe8]),
@@ -201,8 +204,14 @@ fn close_between_fragments_ends_the_message_and_input_is_discarded() {
     let mut d = Decoder::new(Role::Server);
     let (ev, err) = drive(&mut d, &bytes, &[5]);
     assert!(err.is_none());
-    assert_eq!(ev.last(), Some(&Ev::Close(Some((1000, String::new())))));
-    assert!(d.is_closed());
+    assert_eq!(
+        ev,
+        vec![
+            text("frag", true, false),
+            Ev::Close(Some((1000, String::new()))),
+            text("ment", false, true)
+        ]
+    );
 }
 
 #[test]
@@ -256,10 +265,8 @@ fn encoder_refuses_out_of_sequence_frames() {
         .unwrap();
     e.encode_close(Some((CloseCode::NORMAL, "")), &mut out)
         .unwrap();
-    assert!(matches!(
-        e.encode(OpCode::Text, true, b"late", &mut out),
-        Err(Error::AlreadyClosed)
-    ));
+    // Whether anything may follow a close is the connection's rule, not framing's
+    // (tests/connection.rs: nothing_is_sent_after_a_close...).
     assert!(
         e.encode_close(Some((CloseCode::NO_STATUS, "")), &mut Vec::new())
             .is_err()

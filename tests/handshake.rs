@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use silverback::proto::connection::Event;
+use silverback::proto::Event;
 use silverback::proto::handshake::{ClientConfig, ClientHandshake, ServerConfig, ServerHandshake};
 use silverback::proto::{MessageKind, Randomness};
 use silverback::{HandshakeError, Role};

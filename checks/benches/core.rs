@@ -8,11 +8,11 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use silverback::proto::frame::{FrameHeader, OpCode};
+use silverback::proto::Utf8Validator;
 use silverback::proto::handshake::{HeadLimits, parse_request, write_accept_response};
-use silverback::proto::mask::{apply_mask, apply_mask_naive};
-use silverback::proto::utf8::Utf8Validator;
 use silverback::proto::{Decoder, Encoder, FrameEvent, Role};
+use silverback::proto::{FrameHeader, OpCode};
+use silverback::proto::{apply_mask, apply_mask_naive};
 
 fn mask(c: &mut Criterion) {
     let mut g = c.benchmark_group("mask");
@@ -46,7 +46,7 @@ fn utf8(c: &mut Criterion) {
         .cycle()
         .take(64 * 1024)
         .collect();
-    let mixed = &mixed[..mixed.len() - silverback::proto::utf8::incomplete_tail_len(&mixed)];
+    let mixed = &mixed[..mixed.len() - silverback::proto::incomplete_tail_len(&mixed)];
     for (name, data) in [("ascii", &ascii[..]), ("mixed", mixed)] {
         g.throughput(Throughput::Bytes(data.len() as u64));
         g.bench_function(BenchmarkId::new("streaming", name), |b| {

@@ -6,7 +6,7 @@
 mod support;
 
 use proptest::prelude::*;
-use silverback::proto::close::CloseCode;
+use silverback::proto::CloseCode;
 use silverback::proto::{Decoder, Encoder, OpCode, Role};
 use support::*;
 

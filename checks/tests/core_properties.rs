@@ -1,9 +1,9 @@
 //! Property tests of the core's building blocks against simple references.
 
 use proptest::prelude::*;
-use silverback::proto::frame::{FrameHeader, OpCode};
-use silverback::proto::mask::{apply_mask, apply_mask_naive};
-use silverback::proto::utf8::Utf8Validator;
+use silverback::proto::Utf8Validator;
+use silverback::proto::{FrameHeader, OpCode};
+use silverback::proto::{apply_mask, apply_mask_naive};
 
 fn opcode() -> impl Strategy<Value = OpCode> {
     prop_oneof![

@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use silverback::proto::connection::{Connection, ConnectionConfig, Event};
+use silverback::proto::{Connection, ConnectionConfig, Event};
 use silverback::proto::deflate::{
     DeflateConfig, DeflateMemory, DeflateParams, MessageDeflater, MessageInflater,
 };
-use silverback::proto::{CloseCode, Decoder, Encoder, FrameEvent as Frame, MessageKind, OpCode, Randomness, Role};
+use silverback::proto::{
+    CloseCode, Decoder, Encoder, FrameEvent as Frame, MessageKind, OpCode, Randomness, Role, State,
+};
 
 #[derive(Arbitrary, Debug)]
 enum PeerFrame {
@@ -45,8 +47,7 @@ enum Op {
     Send(bool, Vec<u8>),
     Direct(bool, Vec<u8>, u16),
     Fragment(bool, Vec<u8>, bool),
-    StreamBegin(bool),
-    StreamWrite(Vec<u8>),
+    StreamWrite(bool, Vec<u8>),
     StreamFlush,
     StreamEnd,
     Ping(Vec<u8>),
@@ -58,6 +59,7 @@ enum Op {
     Advance(u16),
     Timeout,
     Eof,
+    WriteFail,
     SetLimit(u16),
 }
 
@@ -87,19 +89,19 @@ fuzz_target!(|inp: Input| {
     let ms = |x: u8| Duration::from_millis(u64::from(x) * 10);
     let mut cfg = ConnectionConfig::default()
         .max_message_size(u64::from(inp.max_message))
-        .whole_frame_max(usize::from(inp.whole_frame_max).max(1))
-        .fragment_size(usize::from(inp.fragment_size))
+        .read_buffer_size(usize::from(inp.whole_frame_max).max(1))
+        .write_buffer_size(usize::from(inp.fragment_size))
         .auto_pong(inp.auto_pong)
         .idle_timeout(inp.idle.map(|i| ms(i) + Duration::from_millis(1)))
         .close_timeout(ms(inp.close_timeout));
     if let Some((i, p)) = inp.heartbeat {
         cfg = cfg.heartbeat(Some(ms(i) + Duration::from_millis(1)), ms(p));
     }
-    let whole_max = cfg.whole_frame_max;
+    let whole_max = cfg.read_buffer_size;
     let limit = cfg.max_message_size;
     let t0 = Instant::now();
     let mut now = t0;
-    let mut conn = Connection::with_randomness(role, Arc::new(cfg), Randomness::seeded(inp.seed), t0);
+    let mut conn = Connection::new(role, Arc::new(cfg), Randomness::seeded(inp.seed), t0);
     let params = inp.deflate.map(|(nct, bits)| DeflateParams {
         server_no_context_takeover: nct,
         client_no_context_takeover: nct,
@@ -115,7 +117,7 @@ fuzz_target!(|inp: Input| {
         _ => DeflateMemory::Shared,
     });
     if let Some(p) = &params {
-        conn.enable_deflate(p, &ours);
+        conn.fuzz_enable_deflate(p, &ours);
     }
 
     // The peer's byte stream.
@@ -141,7 +143,7 @@ fuzz_target!(|inp: Input| {
                             let start = input.len();
                             input.extend_from_slice(&z);
                             if let Some(k) = h.mask {
-                                silverback::proto::mask::apply_mask(&mut input[start..], k, 0);
+                                silverback::proto::apply_mask(&mut input[start..], k, 0);
                             }
                         }
                     }
@@ -172,6 +174,7 @@ fuzz_target!(|inp: Input| {
     let mut current_limit = limit;
     let mut peer_closed = false;
     let mut eof = false;
+    let mut write_failed = false;
 
     for op in inp.ops.iter().take(96) {
         match op {
@@ -184,7 +187,7 @@ fuzz_target!(|inp: Input| {
                 fed = end;
                 for _ in 0..100_000 {
                     let before_failed = failed_with.is_some();
-                    let sent_before = conn.close_sent();
+                    let sent_before = conn.state().close_sent();
                     let (avail, cap) = (buf.len(), scratch.capacity().max(16 * 1024));
                     match conn.read(&mut buf, &mut scratch, now) {
                         Ok((n, ev)) => {
@@ -220,8 +223,8 @@ fuzz_target!(|inp: Input| {
                         }
                         Err(e) => {
                             assert!(failed_with.is_none(), "a second error: {e}");
-                            assert!(conn.is_failed());
-                            failed_with = Some((e.close_code(), sent_before));
+                            assert_eq!(conn.state(), State::Failed);
+                            failed_with = Some((Some(e.close_code()), sent_before));
                             buf.clear();
                             break;
                         }
@@ -234,23 +237,20 @@ fuzz_target!(|inp: Input| {
             Op::Direct(t, d, w) => {
                 // A transport that takes the queue and part of the direct frame.
                 wire.extend_from_slice(conn.transmit());
-                conn.advance_transmit(conn.buffered());
+                conn.advance_transmit(conn.transmit().len());
                 if let Ok(Some(frame)) = conn.send_direct(kind(*t), d) {
                     let w = usize::from(*w).min(frame.len());
                     let mut all = frame.header().to_vec();
                     all.extend_from_slice(frame.payload());
                     wire.extend_from_slice(&all[..w]);
-                    conn.queue_unsent(&frame, w);
+                    frame.written(&mut conn, w);
                 }
             }
             Op::Fragment(t, d, fin) => {
                 let _ = conn.send_fragment(kind(*t), d, *fin);
             }
-            Op::StreamBegin(t) => {
-                let _ = conn.stream_begin(kind(*t));
-            }
-            Op::StreamWrite(d) => {
-                let _ = conn.stream_write(d);
+            Op::StreamWrite(t, d) => {
+                let _ = conn.stream_write(kind(*t), d);
             }
             Op::StreamFlush => {
                 let _ = conn.stream_flush();
@@ -271,30 +271,30 @@ fuzz_target!(|inp: Input| {
                     2 => OpCode::Close,
                     _ => OpCode::Binary,
                 };
-                let _ = conn.send_control(now, op, d);
+                let _ = conn.fuzz_send_control(now, op, d);
             }
             Op::Close(c, r) => {
                 let _ = conn.close(now, CloseCode(*c), r);
             }
             Op::Transmit(n) => {
-                let n = usize::from(*n).min(conn.buffered());
+                let n = usize::from(*n).min(conn.transmit().len());
                 wire.extend_from_slice(&conn.transmit()[..n]);
                 conn.advance_transmit(n);
             }
             Op::TakeSome(n) => {
                 // A split driver: take everything, write some, put the rest back.
                 let mut taken = Vec::new();
-                conn.take_transmit(&mut taken);
+                conn.fuzz_take_transmit(&mut taken);
                 let n = usize::from(*n).min(taken.len());
                 wire.extend_from_slice(&taken[..n]);
-                conn.requeue_front(&taken[n..]);
+                conn.fuzz_requeue_front(&taken[n..]);
             }
             Op::Advance(ms) => now += Duration::from_millis(u64::from(*ms)),
             Op::Timeout => {
                 // Timers due at `now` settle within a few calls (a ping, then its
                 // zero pong timeout, then the close wait): none spins.
                 let mut rounds = 0;
-                while conn.poll_timeout().is_some_and(|d| d <= now) && !conn.is_done() {
+                while conn.poll_timeout().is_some_and(|d| d <= now) && !conn.state().is_done() {
                     rounds += 1;
                     assert!(rounds <= 4, "a timer that does not move");
                     let _ = conn.handle_timeout(now);
@@ -304,25 +304,34 @@ fuzz_target!(|inp: Input| {
                 conn.handle_eof();
                 eof = true;
             }
+            Op::WriteFail => {
+                // The transport refused our bytes: nothing more goes out.
+                conn.handle_write_failure(now);
+                write_failed = true;
+                assert!(conn.transmit().is_empty());
+                assert!(!conn.state().is_open());
+            }
             Op::SetLimit(l) => {
                 current_limit = current_limit.max(u64::from(*l));
-                conn.set_max_message_size(u64::from(*l));
+                conn.set_read_limit(u64::from(*l));
             }
         }
         // The transport rule, at every step.
-        if conn.should_close_transport() && !conn.is_done() {
+        let state = conn.state();
+        let received = conn.end().is_some_and(|e| e.received);
+        if conn.should_close_transport() && !state.is_done() {
             assert_eq!(role, Role::Server, "a client closes the transport only when done");
-            assert_eq!(conn.buffered(), 0, "the server's close goes out first");
-            assert!(conn.is_failed() || (conn.close_sent() && conn.close_received()));
+            assert!(conn.transmit().is_empty(), "the server's close goes out first");
+            assert!(state == State::Failed || (state.close_sent() && received) || write_failed);
         }
-        if role == Role::Server && conn.close_sent() && conn.close_received() && conn.buffered() == 0 {
+        if role == Role::Server && state.close_sent() && received && conn.transmit().is_empty() {
             assert!(conn.should_close_transport(), "the server closes the TCP connection first");
         }
     }
 
     // Drain what is left and judge the whole stream in the peer's role.
     wire.extend_from_slice(conn.transmit());
-    let drained = conn.buffered();
+    let drained = conn.transmit().len();
     conn.advance_transmit(drained);
     let mut dec = Decoder::new(peer_role);
     dec.set_max_message_size(u64::MAX >> 1);
@@ -361,10 +370,12 @@ fuzz_target!(|inp: Input| {
         assert_eq!(at, wire.len(), "bytes after our close frame");
     }
     assert!(closes.len() <= 1, "more than one close frame");
-    if peer_closed {
+    // After a failed write the stream on the wire is cut where it failed: nothing
+    // more was owed.
+    if peer_closed && !write_failed {
         assert_eq!(closes.len(), 1, "the peer's close was answered");
     }
-    if let Some((code, sent_before)) = failed_with {
+    if let Some((code, sent_before)) = failed_with.filter(|_| !write_failed) {
         assert_eq!(closes.len(), 1, "a failure sends a close frame");
         if !sent_before {
             assert_eq!(closes[0], code, "the close carries the failure's code");

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use silverback::proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use silverback::proto::{FrameHeader, MAX_HEADER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(Some((h, n))) = FrameHeader::decode(data) else {

@@ -11,11 +11,11 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use silverback::Error;
+
 use silverback::proto::deflate::{
     DeflateConfig, DeflateMemory, DeflateParams, MessageDeflater, MessageInflater,
 };
-use silverback::proto::{DataChunk, MessageKind, Role};
+use silverback::proto::{DataChunk, MessageKind, RecvError, Role};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -86,9 +86,9 @@ fuzz_target!(|inp: Input| {
                 }
             }
             Err(e) => {
-                let code = e.close_code().map(|c| c.0);
-                assert!(matches!(code, Some(1007 | 1009)), "{e:?}");
-                if let Error::MessageTooBig { limit: l } = e {
+                let code = e.close_code().0;
+                assert!(matches!(code, 1007 | 1009), "{e:?}");
+                if let RecvError::MessageTooBig { limit: l } = e {
                     assert_eq!(l, limit);
                 }
                 // A failed connection is torn down: start a fresh inflater.

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use silverback::proto::mask::{apply_mask, apply_mask_naive};
+use silverback::proto::{apply_mask, apply_mask_naive};
 
 fuzz_target!(|data: &[u8]| {
     let [k0, k1, k2, k3, offset, start, split, payload @ ..] = data else {

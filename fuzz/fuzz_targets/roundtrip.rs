@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use silverback::proto::close::CloseCode;
+use silverback::proto::CloseCode;
 use silverback::proto::{Decoder, Encoder, FrameEvent, MessageKind, OpCode, Role};
 
 #[derive(Arbitrary, Debug)]

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use silverback::proto::utf8::Utf8Validator;
+use silverback::proto::Utf8Validator;
 
 #[path = "common.rs"]
 mod common;

@@ -10,8 +10,8 @@ use std::time::Instant;
 use crate::blocking::stream::Stream;
 use crate::error::{Error, Result};
 use crate::proto::Connection;
-use crate::proto::connection::DirectFrame;
-use crate::proto::frame::MAX_HEADER_LEN;
+use crate::proto::DirectFrame;
+use crate::proto::MAX_HEADER_LEN;
 
 /// Server frames with a payload up to this size are built in one buffer and written
 /// with one plain write; larger ones go out header + payload in one vectored write,
@@ -125,7 +125,7 @@ impl WriteState {
 /// on, so the peer's close (why it stopped reading) can still be learned.
 fn note_failure(conn: &mut Connection, e: &Error) {
     if !matches!(e, Error::Timeout) {
-        conn.transmit_failed(Instant::now());
+        conn.handle_write_failure(Instant::now());
     }
 }
 
@@ -177,7 +177,7 @@ pub(crate) fn write_direct(
         }
         Err((n, e)) => {
             conn.advance_transmit(n.min(queued));
-            conn.queue_unsent(&frame, n.saturating_sub(queued));
+            frame.written(conn, n.saturating_sub(queued));
             note_failure(conn, &e);
             Err(e)
         }
@@ -263,7 +263,7 @@ pub(crate) fn read_head<T>(
     deadline: Option<Instant>,
     mut parse: impl FnMut(&[u8]) -> std::result::Result<Option<T>, crate::HandshakeError>,
 ) -> Result<T> {
-    use crate::HandshakeError;
+    use crate::error::HandshakeError;
     let mut timeout = Timeout::default();
     let res = (|| {
         // Each round reads at least one byte or returns; the head is bounded.

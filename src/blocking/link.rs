@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use super::io::{WriteState, flush, put_back, write_after, write_direct, write_taken};
 use super::stream::Stream;
-use crate::error::Result;
-use crate::proto::{Connection, MessageKind};
+use crate::error::{Error, Result};
+use crate::proto::{Connection, MessageKind, SendError};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state behind these locks stays consistent between operations: a panic
@@ -66,7 +66,7 @@ pub(crate) trait Sink {
     fn run(
         &mut self,
         deadline: Option<Instant>,
-        op: &mut dyn FnMut(&mut Connection) -> Result<()>,
+        op: &mut dyn FnMut(&mut Connection) -> std::result::Result<(), SendError>,
     ) -> Result<()>;
     /// Sends a whole message, straight from `data` where the connection allows.
     fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<()>;
@@ -98,12 +98,12 @@ impl Sink for Solo<'_> {
     fn run(
         &mut self,
         deadline: Option<Instant>,
-        op: &mut dyn FnMut(&mut Connection) -> Result<()>,
+        op: &mut dyn FnMut(&mut Connection) -> std::result::Result<(), SendError>,
     ) -> Result<()> {
         self.ws.check_deadline(deadline)?;
         // A refused operation may still have queued something (the final frame of
         // a text stream that ended inside a code point): flush either way.
-        let r = op(self.conn);
+        let r = op(self.conn).map_err(Error::from);
         let f = flush(self.conn, self.io, self.ws, deadline);
         r.and(f)
     }
@@ -140,7 +140,7 @@ pub(crate) trait Shared {
     fn run(
         &self,
         deadline: Option<Instant>,
-        op: &mut dyn FnMut(&mut Connection) -> Result<()>,
+        op: &mut dyn FnMut(&mut Connection) -> std::result::Result<(), SendError>,
     ) -> Result<()>;
     fn send_message(&self, kind: MessageKind, data: &[u8]) -> Result<()>;
     fn set_write_deadline(&self, deadline: Option<Instant>);
@@ -203,11 +203,11 @@ impl<S: Stream> Shared for Split<S> {
     fn run(
         &self,
         deadline: Option<Instant>,
-        op: &mut dyn FnMut(&mut Connection) -> Result<()>,
+        op: &mut dyn FnMut(&mut Connection) -> std::result::Result<(), SendError>,
     ) -> Result<()> {
         let mut side = lock(&self.write);
         side.ws.check_deadline(deadline)?;
-        let r = op(&mut lock(&self.conn));
+        let r = op(&mut lock(&self.conn)).map_err(Error::from);
         let f = self.drain(&mut side, deadline);
         drop(side);
         r.and(f).and_then(|()| self.recheck())
@@ -320,7 +320,7 @@ impl Sink for AnySink<'_> {
     fn run(
         &mut self,
         deadline: Option<Instant>,
-        op: &mut dyn FnMut(&mut Connection) -> Result<()>,
+        op: &mut dyn FnMut(&mut Connection) -> std::result::Result<(), SendError>,
     ) -> Result<()> {
         match self {
             AnySink::Solo(s) => s.run(deadline, op),

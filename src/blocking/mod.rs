@@ -36,9 +36,9 @@ pub use write::MessageWriter;
 
 use crate::error::Result;
 use crate::message::Message;
-use crate::proto::close::CloseCode;
-use crate::proto::frame::OpCode;
-use crate::proto::{Connection, ConnectionConfig, MessageKind, Role};
+use crate::proto::CloseCode;
+use crate::proto::OpCode;
+use crate::proto::{Connection, ConnectionConfig, MessageKind, Randomness, Role};
 use io::WriteState;
 use link::{AnyLink, AnySink, Sink, Solo};
 use read::ReadCore;
@@ -64,7 +64,7 @@ impl Default for Config {
         Config {
             read_buffer_size: 4096,
             write_buffer_size: 4096,
-            max_message_size: crate::proto::decoder::DEFAULT_MAX_MESSAGE_SIZE,
+            max_message_size: crate::proto::DEFAULT_MAX_MESSAGE_SIZE,
             close_timeout: Duration::from_secs(5),
         }
     }
@@ -75,8 +75,8 @@ impl Config {
     pub(crate) fn connection(&self) -> ConnectionConfig {
         ConnectionConfig::default()
             .max_message_size(self.max_message_size)
-            .whole_frame_max(self.read_buffer_size.max(read::MIN_READ_BUFFER))
-            .fragment_size(self.write_buffer_size)
+            .read_buffer_size(self.read_buffer_size.max(read::MIN_READ_BUFFER))
+            .write_buffer_size(self.write_buffer_size)
             .close_timeout(self.close_timeout)
     }
 }
@@ -128,7 +128,7 @@ impl<S> std::fmt::Debug for Conn<S> {
         f.debug_struct("Conn")
             .field("role", &self.conn.role())
             .field("subprotocol", &self.conn.subprotocol())
-            .field("open", &self.conn.is_open())
+            .field("state", &self.conn.state())
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +143,12 @@ impl<S: Stream> Conn<S> {
         leftover: &[u8],
         subprotocol: Option<String>,
     ) -> Self {
-        let mut conn = Connection::new(role, Arc::new(config.connection()), Instant::now());
+        let mut conn = Connection::new(
+            role,
+            Arc::new(config.connection()),
+            Randomness::thread(),
+            Instant::now(),
+        );
         conn.set_subprotocol(subprotocol.as_deref());
         Self::from_connection(io, conn, config, leftover)
     }
@@ -156,7 +161,7 @@ impl<S: Stream> Conn<S> {
         leftover: &[u8],
     ) -> Self {
         let rd = ReadCore::new(config.read_buffer_size, leftover);
-        conn.set_whole_frame_max(rd.whole_frame_max());
+        conn.set_read_buffer_size(rd.whole_frame_max());
         Conn {
             io,
             conn,
@@ -256,7 +261,7 @@ impl<S: Stream> Conn<S> {
     /// while writing another needs the halves of [`split`](Self::split) (see
     /// [`next_reader`](Self::next_reader)).
     pub fn next_writer(&mut self, kind: MessageKind) -> Result<MessageWriter<'_>> {
-        self.conn.stream_begin(kind)?;
+        self.conn.stream_write(kind, &[])?;
         Ok(MessageWriter {
             sink: AnySink::Solo(self.solo()),
             kind,
@@ -334,7 +339,7 @@ impl<S: Stream> Conn<S> {
     /// Sets the largest message accepted (gorilla's `SetReadLimit`); a larger one is
     /// refused with close 1009 and [`Error::MessageTooBig`](crate::Error::MessageTooBig).
     pub fn set_read_limit(&mut self, limit: u64) {
-        self.conn.set_max_message_size(limit);
+        self.conn.set_read_limit(limit);
     }
 
     /// Sets the read deadline: a read that has not completed by then returns

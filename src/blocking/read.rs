@@ -12,10 +12,9 @@ use super::io::{Dir, Timeout};
 use super::link::{AnyLink, Link};
 use crate::error::{Error, ProtocolError, Result};
 use crate::message::Message;
-use crate::proto::MessageKind;
-use crate::proto::close::{CloseCode, CloseFrame};
-use crate::proto::connection::Event;
-use crate::proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::proto::{
+    CloseCode, CloseFrame, Event, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MessageKind, SendError,
+};
 
 /// Smallest read buffer: one header plus the largest control payload.
 pub(crate) const MIN_READ_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
@@ -38,7 +37,10 @@ pub struct Control<'a> {
 }
 
 impl Control<'_> {
-    fn send(&mut self, op: impl FnOnce(&mut crate::proto::Connection) -> Result<()>) -> Result<()> {
+    fn send(
+        &mut self,
+        op: impl FnOnce(&mut crate::proto::Connection) -> std::result::Result<(), SendError>,
+    ) -> Result<()> {
         op(&mut self.link.conn())?;
         self.link.flush()
     }
@@ -62,7 +64,7 @@ impl Control<'_> {
 
     /// True once a close frame has been sent (or queued) on this connection.
     pub fn close_sent(&mut self) -> bool {
-        self.link.conn().close_sent()
+        self.link.conn().state().close_sent()
     }
 
     /// Moves the connection's read deadline.
@@ -225,9 +227,9 @@ impl ReadCore {
                     let r = link.conn().handle_timeout(now);
                     let _ = link.flush();
                     if let Err(e) = r {
-                        return Err(self.finish(link, e));
+                        return Err(self.finish(link, e.into()));
                     }
-                    if link.conn().is_done() {
+                    if link.conn().state().is_done() {
                         // The server never closed the TCP connection after the
                         // closing handshake: the conversation is over.
                         return Err(self.finish(link, Error::AlreadyClosed));
@@ -327,7 +329,7 @@ impl ReadCore {
                     }
                     Err(e) => {
                         crate::logging::info!("the peer failed the connection: {e}");
-                        Step::Failed(Box::new(e))
+                        Step::Failed(Box::new(e.into()))
                     }
                 }
             };

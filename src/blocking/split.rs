@@ -12,8 +12,8 @@ use super::stream::{Shared, Stream};
 use super::write::MessageWriter;
 use crate::error::Result;
 use crate::message::Message;
-use crate::proto::close::CloseCode;
-use crate::proto::frame::OpCode;
+use crate::proto::CloseCode;
+use crate::proto::OpCode;
 use crate::proto::{Connection, MessageKind};
 
 pub(crate) fn split<S>(
@@ -111,7 +111,7 @@ where
 
     /// See [`Conn::set_read_limit`](super::Conn::set_read_limit).
     pub fn set_read_limit(&mut self, limit: u64) {
-        lock(&self.shared.conn).set_max_message_size(limit);
+        lock(&self.shared.conn).set_read_limit(limit);
     }
 
     /// See [`Conn::set_read_deadline`](super::Conn::set_read_deadline).
@@ -159,7 +159,7 @@ where
     /// See [`Conn::next_writer`](super::Conn::next_writer). The write side is taken
     /// per fragment, so the read half's pongs can go out between fragments.
     pub fn next_writer(&mut self, kind: MessageKind) -> Result<MessageWriter<'_>> {
-        lock(&self.shared.conn).stream_begin(kind)?;
+        lock(&self.shared.conn).stream_write(kind, &[])?;
         Ok(MessageWriter {
             sink: AnySink::Shared(&*self.shared),
             kind,

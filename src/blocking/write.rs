@@ -50,8 +50,9 @@ impl io::Write for MessageWriter<'_> {
         if self.finished {
             return Err(Error::AlreadyClosed.into_io());
         }
+        let kind = self.kind;
         self.sink
-            .run(None, &mut |c| c.stream_write(data))
+            .run(None, &mut |c| c.stream_write(kind, data))
             .map(|()| data.len())
             .map_err(Error::into_io)
     }

@@ -129,7 +129,9 @@ impl<H: Handler> Worker<H> {
     fn broadcast_now(&mut self, msg: &Prepared) {
         for slot in 0..self.slots.len() {
             let id = match self.slots[slot].as_ref() {
-                Some(c) if c.io.conn().is_some_and(|conn| conn.is_open()) && !c.io.dead => c.io.id,
+                Some(c) if c.io.conn().is_some_and(|conn| conn.state().is_open()) && !c.io.dead => {
+                    c.io.id
+                }
                 _ => continue,
             };
             self.deliver(id, Deferred::Prepared(msg.clone()));

@@ -97,7 +97,7 @@ impl Default for LoopConfig {
             max_head_size: 16 * 1024,
             max_headers: 64,
             max_http_body: 64 * 1024,
-            max_message_size: crate::proto::decoder::DEFAULT_MAX_MESSAGE_SIZE,
+            max_message_size: crate::proto::DEFAULT_MAX_MESSAGE_SIZE,
             read_buffer_size: 64 * 1024,
             write_buffer_size: 16 * 1024,
             max_output_buffer: 4 << 20,
@@ -127,8 +127,8 @@ impl LoopConfig {
     pub(crate) fn connection(&self) -> ConnectionConfig {
         ConnectionConfig::default()
             .max_message_size(self.max_message_size)
-            .whole_frame_max(self.read_buffer_size)
-            .fragment_size(self.write_buffer_size)
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(self.write_buffer_size)
             .auto_pong(self.auto_pong)
             .heartbeat(self.ping_interval, self.pong_timeout)
             .idle_timeout(self.idle_timeout)

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::proto::handshake::{ClientHandshake, Request, ServerHandshake};
-use crate::proto::{CloseCode, Connection, MessageKind, Role};
+use crate::proto::{CloseCode, Connection, MessageKind, Role, SendError};
 
 use super::config::Backpressure;
 use super::core::LoopShared;
@@ -96,7 +96,7 @@ impl Deferred {
     fn len(&self) -> usize {
         match self {
             Deferred::Owned(_, v) => v.len(),
-            Deferred::Prepared(p) => p.0.payload.len(),
+            Deferred::Prepared(p) => p.payload().len(),
         }
     }
 }
@@ -342,7 +342,7 @@ impl ConnIo {
                     // One vectored write straight from the caller's slice; only what
                     // the socket does not take is queued.
                     let n = write_through(sock, frame.header(), frame.payload());
-                    conn.queue_unsent(&frame, n);
+                    frame.written(conn, n);
                 }
             }
             _ => conn.send(kind, data)?,
@@ -377,9 +377,9 @@ impl ConnIo {
     pub(crate) fn with_conn(
         &mut self,
         shared: &mut LoopShared,
-        op: impl FnOnce(&mut Connection) -> Result<()>,
+        op: impl FnOnce(&mut Connection) -> std::result::Result<(), SendError>,
     ) -> Result<()> {
-        let r = op(self.writable()?);
+        let r = op(self.writable()?).map_err(Error::from);
         self.mark_dirty(shared);
         self.after_message(shared);
         r
@@ -401,11 +401,9 @@ impl ConnIo {
 
     fn queue_prepared(&mut self, shared: &mut LoopShared, msg: &Prepared) -> Result<()> {
         let m = &msg.0;
-        self.with_conn(shared, |c| {
-            c.send_prepared(m.kind, &m.payload, &m.server_frame)
-        })?;
+        self.with_conn(shared, |c| c.send_prepared(m))?;
         shared.stats.messages_out += 1;
-        shared.stats.bytes_out += m.payload.len() as u64;
+        shared.stats.bytes_out += m.payload().len() as u64;
         Ok(())
     }
 
@@ -477,8 +475,8 @@ impl ConnIo {
     /// 1009). Before the connection opened there is nothing to wait for.
     pub(crate) fn write_failed(&mut self, now: Instant) {
         match &mut self.phase {
-            Phase::Open(conn) if !conn.is_done() => {
-                conn.transmit_failed(now);
+            Phase::Open(conn) if !conn.state().is_done() => {
+                conn.handle_write_failure(now);
                 self.write_failed = true;
             }
             _ => self.dead = true,

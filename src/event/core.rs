@@ -155,7 +155,7 @@ impl<D> LoopCore<D> {
     }
 
     pub(crate) fn close_conn(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<()> {
-        crate::proto::connection::check_close(code, reason)?;
+        crate::proto::check_close(code, reason)?;
         if id.worker() == self.me.index {
             self.ops.push(Op::Close(id, code, reason.to_owned()));
             Ok(())

@@ -209,9 +209,10 @@ impl<'a, D> Ctx<'a, D> {
     /// it fills, the final frame on [`LoopWriter::close`] or drop.
     pub fn writer(&mut self, kind: MessageKind) -> Result<LoopWriter<'_, 'a, D>> {
         self.io
-            .with_conn(&mut self.core.shared, |c| c.stream_begin(kind))?;
+            .with_conn(&mut self.core.shared, |c| c.stream_write(kind, &[]))?;
         Ok(LoopWriter {
             ctx: self,
+            kind,
             done: false,
         })
     }
@@ -237,7 +238,7 @@ impl<'a, D> Ctx<'a, D> {
     /// Sets this connection's read limit (largest message; 1009 beyond).
     pub fn set_read_limit(&mut self, limit: u64) {
         if let Some(c) = self.io.conn_mut() {
-            c.set_max_message_size(limit);
+            c.set_read_limit(limit);
         }
     }
 
@@ -304,6 +305,7 @@ impl<'a, D> Ctx<'a, D> {
 /// fragments, keeps text on code point boundaries and compresses.
 pub struct LoopWriter<'c, 'a, D> {
     ctx: &'c mut Ctx<'a, D>,
+    kind: MessageKind,
     done: bool,
 }
 
@@ -330,8 +332,9 @@ impl<D> io::Write for LoopWriter<'_, '_, D> {
         if self.done {
             return Err(Error::AlreadyClosed.into_io());
         }
+        let kind = self.kind;
         let Ctx { io, core, .. } = &mut *self.ctx;
-        io.with_conn(&mut core.shared, |c| c.stream_write(data))
+        io.with_conn(&mut core.shared, |c| c.stream_write(kind, data))
             .map_err(Error::into_io)?;
         core.shared.stats.bytes_out += data.len() as u64;
         Ok(data.len())

@@ -2,8 +2,8 @@
 //! once open, the protocol connection's events to the handler's callbacks in the
 //! delivery mode the handler chose for each message.
 
+use crate::proto::Event;
 use crate::proto::MessageKind;
-use crate::proto::connection::Event;
 
 use super::conn::{Phase, Slot};
 use super::ctx::Ctx;
@@ -72,7 +72,7 @@ impl<H: Handler> Worker<H> {
             let rs = &mut **rd.get_or_insert_with(Box::default);
             // The loop's policy: after the handler's close, the peer's data is not
             // delivered (the handler asked to end the conversation).
-            let closing = conn.close_sent();
+            let closing = conn.state().close_sent();
             let (n, ev) = match conn.read(&mut rs.buf[rs.start..rs.end], inflated, now) {
                 Ok(r) => r,
                 Err(e) => {
@@ -87,7 +87,7 @@ impl<H: Handler> Worker<H> {
                         data: &mut *data,
                         core: &mut *core,
                     };
-                    handler.on_error(&mut ctx, &e);
+                    handler.on_error(&mut ctx, &e.into());
                     break;
                 }
             };

@@ -31,7 +31,7 @@ impl<H: Handler> Worker<H> {
     /// delivered in place (no compaction), and at least one whole HTTP head.
     fn buffer_size(&self) -> usize {
         let c = self.config();
-        (c.read_buffer_size + crate::proto::frame::MAX_HEADER_LEN).max(c.max_head_size + 1)
+        (c.read_buffer_size + crate::proto::MAX_HEADER_LEN).max(c.max_head_size + 1)
     }
 
     pub(crate) fn conn_event(&mut self, slot: usize, readable: bool, writable: bool, hup: bool) {
@@ -146,7 +146,10 @@ impl<H: Handler> Worker<H> {
                 // reported as the error it is.
                 Err(e)
                     if e.kind() == io::ErrorKind::UnexpectedEof
-                        && c.io.conn().is_some_and(|conn| conn.close_received()) =>
+                        && c.io
+                            .conn()
+                            .and_then(|conn| conn.end())
+                            .is_some_and(|e| e.received) =>
                 {
                     self.on_eof(slot);
                     return;
@@ -435,7 +438,7 @@ impl<H: Handler> Worker<H> {
         let end = match c.io.conn() {
             Some(conn) => Some(
                 conn.end()
-                    .map(|(code, reason)| (code, reason.to_owned()))
+                    .map(|e| (e.code, e.reason.to_owned()))
                     .unwrap_or((CloseCode::ABNORMAL, String::new())),
             ),
             None if c.io.role == Role::Client => Some((CloseCode::ABNORMAL, String::new())),
@@ -536,7 +539,7 @@ impl<H: Handler> Worker<H> {
             Phase::Open(conn) => {
                 let r = conn.handle_timeout(now);
                 c.io.mark_dirty(&mut core.shared);
-                r.err()
+                r.err().map(Error::Lost)
             }
             Phase::Deferred { seq, .. } => {
                 // The handler's worker did not answer in time: the loop does.

@@ -11,8 +11,8 @@ use mio::net::TcpStream;
 use mio::{Poll, Token, Waker};
 
 use crate::error::{Error, Result};
-use crate::proto::connection::{check_close, check_control, check_message};
 use crate::proto::{CloseCode, MessageKind};
+use crate::proto::{check_close, check_control, check_message};
 
 use super::id::ConnId;
 use super::prepared::Prepared;

@@ -3,33 +3,19 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::proto::{Encoder, MessageKind, Role};
+use crate::proto::{MessageKind, PreparedFrame};
 
 /// A message encoded once and sent to many connections (gorilla's
-/// `PreparedMessage`): the server frame is built at creation; connections copy it
-/// into their output queues without re-encoding. Cheap to clone.
+/// `PreparedMessage`): the server frame is built at creation (by the protocol core,
+/// [`PreparedFrame`]); connections copy it into their output queues without
+/// re-encoding. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Prepared(pub(crate) Arc<PreparedInner>);
-
-#[derive(Debug)]
-pub(crate) struct PreparedInner {
-    pub(crate) kind: MessageKind,
-    pub(crate) payload: Vec<u8>,
-    /// Header + payload as a server sends it (unmasked).
-    pub(crate) server_frame: Vec<u8>,
-}
+pub struct Prepared(pub(crate) Arc<PreparedFrame>);
 
 impl Prepared {
     /// Prepares a message. Text must be UTF-8.
     pub fn new(kind: MessageKind, payload: &[u8]) -> Result<Prepared> {
-        crate::proto::connection::check_message(kind, payload)?;
-        let mut server_frame = Vec::with_capacity(payload.len() + 10);
-        Encoder::new(Role::Server).encode(kind.opcode(), true, payload, &mut server_frame)?;
-        Ok(Prepared(Arc::new(PreparedInner {
-            kind,
-            payload: payload.to_vec(),
-            server_frame,
-        })))
+        Ok(Prepared(Arc::new(PreparedFrame::new(kind, payload)?)))
     }
 
     /// A prepared text message.
@@ -52,11 +38,11 @@ impl Prepared {
 
     /// The message kind.
     pub fn kind(&self) -> MessageKind {
-        self.0.kind
+        self.0.kind()
     }
 
     /// The payload.
     pub fn payload(&self) -> &[u8] {
-        &self.0.payload
+        self.0.payload()
     }
 }

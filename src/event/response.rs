@@ -50,7 +50,8 @@ impl HttpResponse {
         r
     }
 
-    /// The placeholder `on_http` returns after [`HttpRequest::defer`]: it is never
+    /// The placeholder `on_http` returns after
+    /// [`HttpRequest::defer`](super::HttpRequest::defer): it is never
     /// sent (the responder's answer is).
     pub fn deferred() -> Self {
         Self::text(500, "deferred\n")

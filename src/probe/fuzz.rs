@@ -98,7 +98,7 @@ impl Model {
         // Each round consumes input or ends: bounded by the input's length.
         for _ in 0..=buf.len() + 1 {
             match dec.decode(&mut buf[off..]) {
-                Err(e) => return Model::Fails(e.close_code().map_or(1002, |c| c.as_u16())),
+                Err(e) => return Model::Fails(e.close_code().as_u16()),
                 Ok((n, Some(FrameEvent::Close(_)))) => {
                     let _ = n;
                     return Model::Closes;

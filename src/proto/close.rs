@@ -1,8 +1,8 @@
 //! Close codes and close frame payloads (RFC 6455 §5.5.1, §7.4).
 
-use crate::error::{ProtocolError, UsageError};
+use super::error::{ProtocolError, UsageError};
 
-pub use super::close_code::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use super::close_code::{CloseCode, MAX_CLOSE_REASON};
 
 /// Parses a received close payload. An empty payload gives `None` (no status); a
 /// 1-byte payload, a code not allowed on the wire, or a reason that is not UTF-8 is

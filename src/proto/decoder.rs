@@ -6,8 +6,9 @@
 //! The caller owns the buffer; payloads are unmasked in place and handed out as
 //! borrowed slices. No socket, no clock, no allocation.
 
-use crate::error::{Error, ProtocolError};
-use crate::proto::close::{CloseCode, parse_close_payload};
+use super::error::{ProtocolError, RecvError};
+use crate::proto::close::parse_close_payload;
+use crate::proto::close_code::CloseCode;
 use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1};
 use crate::proto::mask::apply_mask;
 use crate::proto::utf8::Utf8Validator;
@@ -45,33 +46,8 @@ pub enum FrameEvent<'a> {
     Ping(&'a [u8]),
     /// A pong with its application data (≤ 125 bytes).
     Pong(&'a [u8]),
-    /// A close frame: code and reason, or `None` for an empty close payload. After
-    /// this the decoder is closed and discards any further input.
+    /// A close frame: code and reason, or `None` for an empty close payload.
     Close(Option<(CloseCode, &'a str)>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    Protocol(ProtocolError),
-    TooBig(u64),
-}
-
-impl From<Failure> for Error {
-    fn from(f: Failure) -> Error {
-        match f {
-            Failure::Protocol(p) => Error::Protocol(p),
-            Failure::TooBig(limit) => Error::MessageTooBig { limit },
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// A close frame was received; further input is discarded.
-    Closed,
-    /// A violation was found; every later call returns it again.
-    Failed(Failure),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +99,9 @@ pub struct Decoder {
     max_message_size: u64,
     whole_frame_max: usize,
     allowed_rsv: u8,
-    state: State,
+    /// A violation was found: every later call returns it again (the stream's
+    /// framing is lost).
+    failed: Option<RecvError>,
     msg: Option<Message>,
     frame: Option<Frame>,
     utf8: Utf8Validator,
@@ -138,7 +116,7 @@ impl Decoder {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             whole_frame_max: DEFAULT_WHOLE_FRAME_MAX,
             allowed_rsv: 0,
-            state: State::Open,
+            failed: None,
             msg: None,
             frame: None,
             utf8: Utf8Validator::new(),
@@ -155,7 +133,7 @@ impl Decoder {
     }
 
     /// Sets the read limit: a message whose total payload would exceed `limit` bytes
-    /// fails with [`Error::MessageTooBig`] (close 1009) as soon as a frame header
+    /// fails with [`RecvError::MessageTooBig`] (close 1009) as soon as a frame header
     /// announces it, before its payload is read. Default: 64 MiB. A compressed
     /// message may take up to zlib's `compressBound(limit)` bytes on the wire (an
     /// incompressible message of `limit` bytes grows by a few bytes per 16 KiB); its
@@ -199,26 +177,21 @@ impl Decoder {
         self.frame.is_some()
     }
 
-    /// True between frames of no message: nothing partly received, open.
+    /// True between frames of no message: nothing partly received, not failed.
     pub(crate) fn at_rest(&self) -> bool {
-        self.state == State::Open && self.msg.is_none() && self.frame.is_none()
-    }
-
-    /// True once a close frame has been received.
-    pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.failed.is_none() && self.msg.is_none() && self.frame.is_none()
     }
 
     /// True once the peer has violated the protocol.
     pub fn is_failed(&self) -> bool {
-        matches!(self.state, State::Failed(_))
+        self.failed.is_some()
     }
 
-    fn fail(&mut self, f: Failure) -> Error {
-        self.state = State::Failed(f);
+    fn fail(&mut self, f: RecvError) -> RecvError {
+        self.failed = Some(f);
         self.frame = None;
         self.msg = None;
-        f.into()
+        f
     }
 
     /// Decodes the next event from `buf`.
@@ -227,16 +200,15 @@ impl Decoder {
     /// rest, unchanged and followed by any new bytes, to the next call (bytes are
     /// unmasked in place, so they must not be re-read from a copy). `None` means more
     /// input is needed; `consumed` may be non-zero even then (a header was absorbed).
-    /// After an error every call returns the same error; after a close event every
-    /// call consumes and discards its input.
+    /// After an error every call returns the same error. A close frame is a frame
+    /// like the others: what may follow it is the connection's rule, not the
+    /// decoder's ([`Connection`](super::Connection) discards it).
     pub fn decode<'a>(
         &mut self,
         buf: &'a mut [u8],
-    ) -> Result<(usize, Option<FrameEvent<'a>>), Error> {
-        match self.state {
-            State::Open => {}
-            State::Closed => return Ok((buf.len(), None)),
-            State::Failed(f) => return Err(f.into()),
+    ) -> Result<(usize, Option<FrameEvent<'a>>), RecvError> {
+        if let Some(f) = self.failed {
+            return Err(f);
         }
         let mut consumed = 0;
         let frame = match self.frame {
@@ -250,7 +222,7 @@ impl Decoder {
                         Err(e) => return Err(self.fail(e)),
                     }
                 }
-                Err(e) => return Err(self.fail(Failure::Protocol(e))),
+                Err(e) => return Err(self.fail(RecvError::Protocol(e))),
             },
         };
         let avail = &mut buf[consumed..];
@@ -321,7 +293,7 @@ impl Decoder {
     }
 
     /// Checks a new frame header against the role, extensions and message state.
-    fn begin_frame(&mut self, h: FrameHeader) -> Result<Frame, Failure> {
+    fn begin_frame(&mut self, h: FrameHeader) -> Result<Frame, RecvError> {
         use ProtocolError as P;
         let first_data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
         let allowed = if first_data_frame {
@@ -330,11 +302,11 @@ impl Decoder {
             0
         };
         if h.rsv & !allowed != 0 {
-            return Err(Failure::Protocol(P::ReservedBitsSet(h.rsv)));
+            return Err(RecvError::Protocol(P::ReservedBitsSet(h.rsv)));
         }
         match (self.role, h.mask.is_some()) {
-            (Role::Server, false) => return Err(Failure::Protocol(P::UnmaskedFrameFromClient)),
-            (Role::Client, true) => return Err(Failure::Protocol(P::MaskedFrameFromServer)),
+            (Role::Server, false) => return Err(RecvError::Protocol(P::UnmaskedFrameFromClient)),
+            (Role::Client, true) => return Err(RecvError::Protocol(P::MaskedFrameFromServer)),
             _ => {}
         }
         let frame = Frame {
@@ -349,20 +321,20 @@ impl Decoder {
         if h.opcode.is_control() {
             // RFC 6455 §5.5: control frames MUST NOT be fragmented and carry ≤ 125 bytes.
             if !h.fin {
-                return Err(Failure::Protocol(P::FragmentedControlFrame));
+                return Err(RecvError::Protocol(P::FragmentedControlFrame));
             }
             if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(Failure::Protocol(P::ControlFrameTooBig));
+                return Err(RecvError::Protocol(P::ControlFrameTooBig));
             }
             return Ok(frame);
         }
         // RFC 6455 §5.4: a message is one start frame and then continuations only.
         let msg = match (h.opcode, self.msg) {
             (OpCode::Continuation, None) => {
-                return Err(Failure::Protocol(P::UnexpectedContinuation));
+                return Err(RecvError::Protocol(P::UnexpectedContinuation));
             }
             (OpCode::Continuation, Some(m)) => m,
-            (_, Some(_)) => return Err(Failure::Protocol(P::ExpectedContinuation)),
+            (_, Some(_)) => return Err(RecvError::Protocol(P::ExpectedContinuation)),
             (op, None) => {
                 self.utf8.reset();
                 Message {
@@ -387,14 +359,16 @@ impl Decoder {
             self.max_message_size
         };
         if size > wire_limit {
-            return Err(Failure::TooBig(self.max_message_size));
+            return Err(RecvError::MessageTooBig {
+                limit: self.max_message_size,
+            });
         }
         self.msg = Some(Message { size, ..msg });
         Ok(frame)
     }
 
     /// Unmasks `bytes` (at payload offset `offset`) and validates text incrementally.
-    fn prepare(&mut self, frame: &Frame, bytes: &mut [u8], offset: usize) -> Result<(), Failure> {
+    fn prepare(&mut self, frame: &Frame, bytes: &mut [u8], offset: usize) -> Result<(), RecvError> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -409,13 +383,13 @@ impl Decoder {
             }) => self
                 .utf8
                 .feed(bytes)
-                .map_err(|_| Failure::Protocol(ProtocolError::InvalidUtf8)),
+                .map_err(|_| RecvError::Protocol(ProtocolError::InvalidUtf8)),
             _ => Ok(()),
         }
     }
 
     /// Builds the data event for a prepared piece; `last` ends the message.
-    fn data<'a>(&mut self, payload: &'a [u8], last: bool) -> Result<FrameEvent<'a>, Error> {
+    fn data<'a>(&mut self, payload: &'a [u8], last: bool) -> Result<FrameEvent<'a>, RecvError> {
         let Some(msg) = self.msg.as_mut() else {
             unreachable!("data frame without message state");
         };
@@ -425,7 +399,7 @@ impl Decoder {
         if last {
             self.msg = None;
             if msg.kind == MessageKind::Text && !msg.compressed && self.utf8.finish().is_err() {
-                return Err(self.fail(Failure::Protocol(ProtocolError::InvalidUtf8)));
+                return Err(self.fail(RecvError::Protocol(ProtocolError::InvalidUtf8)));
             }
         }
         Ok(FrameEvent::Data(DataChunk {
@@ -437,17 +411,17 @@ impl Decoder {
         }))
     }
 
-    fn control<'a>(&mut self, opcode: OpCode, payload: &'a [u8]) -> Result<FrameEvent<'a>, Error> {
+    fn control<'a>(
+        &mut self,
+        opcode: OpCode,
+        payload: &'a [u8],
+    ) -> Result<FrameEvent<'a>, RecvError> {
         match opcode {
             OpCode::Ping => Ok(FrameEvent::Ping(payload)),
             OpCode::Pong => Ok(FrameEvent::Pong(payload)),
             _ => match parse_close_payload(payload) {
-                Ok(close) => {
-                    self.state = State::Closed;
-                    self.msg = None;
-                    Ok(FrameEvent::Close(close))
-                }
-                Err(e) => Err(self.fail(Failure::Protocol(e))),
+                Ok(close) => Ok(FrameEvent::Close(close)),
+                Err(e) => Err(self.fail(RecvError::Protocol(e))),
             },
         }
     }

@@ -1,13 +1,16 @@
 //! The write side of the connection state machine: which frames may be sent, in
 //! which order, and their headers (with a fresh random mask key for clients).
 //!
-//! The send rules of RFC 6455 live here once: control frames ≤ 125 bytes and never
-//! fragmented, continuation only inside a message, a new message only outside one,
-//! nothing after a close, clients mask and servers do not.
+//! The framing rules of sending live here once: control frames ≤ 125 bytes and
+//! never fragmented, continuation only inside a message, a new message only outside
+//! one, clients mask and servers do not. Whether anything may be sent at all (a
+//! close went out, the connection is over) is the connection's lifecycle
+//! ([`Connection`](super::Connection)), not the encoder's.
 
-use crate::error::{Error, UsageError};
+use super::error::UsageError;
 use crate::proto::Role;
-use crate::proto::close::{CloseCode, encode_close_payload};
+use crate::proto::close::encode_close_payload;
+use crate::proto::close_code::CloseCode;
 use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::proto::mask::apply_mask;
 use crate::proto::rng::Randomness;
@@ -39,13 +42,12 @@ impl EncodedHeader {
 /// assert_eq!(out, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']); // RFC 6455 §5.7
 /// // The rules are enforced: no control frame over 125 bytes.
 /// assert!(enc.encode(OpCode::Ping, true, &[0; 126], &mut out).is_err());
-/// # Ok::<(), silverback::Error>(())
+/// # Ok::<(), silverback::UsageError>(())
 /// ```
 #[derive(Debug)]
 pub struct Encoder {
     role: Role,
     msg_open: bool,
-    close_sent: bool,
     rng: Randomness,
 }
 
@@ -61,7 +63,6 @@ impl Encoder {
         Encoder {
             role,
             msg_open: false,
-            close_sent: false,
             rng,
         }
     }
@@ -71,11 +72,6 @@ impl Encoder {
         self.role
     }
 
-    /// True once a close frame has been encoded.
-    pub fn is_close_sent(&self) -> bool {
-        self.close_sent
-    }
-
     /// True while a fragmented message is open (a non-final data frame was sent).
     pub fn in_message(&self) -> bool {
         self.msg_open
@@ -83,19 +79,16 @@ impl Encoder {
 
     /// Checks that a frame may be sent now, without changing the state: the error
     /// [`header`](Self::header) would return.
-    pub fn check(&self, opcode: OpCode, fin: bool, payload_len: u64) -> Result<(), Error> {
-        if self.close_sent {
-            return Err(Error::AlreadyClosed);
-        }
+    pub fn check(&self, opcode: OpCode, fin: bool, payload_len: u64) -> Result<(), UsageError> {
         if opcode.is_control() {
             if payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(UsageError::ControlPayloadTooBig(payload_len as usize).into());
+                return Err(UsageError::ControlPayloadTooBig(payload_len as usize));
             }
             if !fin {
-                return Err(UsageError::MessageSequence.into());
+                return Err(UsageError::MessageSequence);
             }
         } else if (opcode == OpCode::Continuation) != self.msg_open {
-            return Err(UsageError::MessageSequence.into());
+            return Err(UsageError::MessageSequence);
         }
         Ok(())
     }
@@ -110,20 +103,12 @@ impl Encoder {
         fin: bool,
         compressed: bool,
         payload_len: u64,
-    ) -> Result<EncodedHeader, Error> {
+    ) -> Result<EncodedHeader, UsageError> {
         self.check(opcode, fin, payload_len)?;
-        if opcode == OpCode::Close {
-            self.close_sent = true;
-        } else if !opcode.is_control() {
+        if !opcode.is_control() {
             self.msg_open = !fin;
         }
         Ok(self.encode_header(opcode, fin, compressed && !opcode.is_control(), payload_len))
-    }
-
-    /// The header of a close frame that replaces the close frame this encoder sent
-    /// last, which the caller has withdrawn before it was transmitted.
-    pub(crate) fn replacement_close_header(&mut self, payload_len: u64) -> EncodedHeader {
-        self.encode_header(OpCode::Close, true, false, payload_len)
     }
 
     fn encode_header(
@@ -156,7 +141,7 @@ impl Encoder {
         fin: bool,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), UsageError> {
         let h = self.header(opcode, fin, false, payload.len() as u64)?;
         out.reserve(h.as_bytes().len() + payload.len());
         out.extend_from_slice(h.as_bytes());
@@ -173,7 +158,7 @@ impl Encoder {
         &mut self,
         close: Option<(CloseCode, &str)>,
         out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), UsageError> {
         let mut payload = [0u8; 125];
         let n = encode_close_payload(close, &mut payload)?;
         self.encode(OpCode::Close, true, &payload[..n], out)

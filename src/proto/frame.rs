@@ -4,7 +4,7 @@
 //! Never allocates, never touches the payload. "Need more bytes" is `Ok(None)`,
 //! not an error.
 
-use crate::error::ProtocolError;
+use super::error::ProtocolError;
 
 /// Longest possible frame header: 2 + 8 (64-bit length) + 4 (mask key).
 pub const MAX_HEADER_LEN: usize = 14;

@@ -1,37 +1,55 @@
 //! The protocol core: RFC 6455 without I/O.
 //!
 //! ```text
-//!   bytes from the peer ──► Decoder ──► FrameEvent (Data / Ping / Pong / Close)
-//!   your frames ──► Encoder ──► header bytes (+ masked payload) ──► to the peer
-//!   HTTP head ──► handshake::parse_request / parse_response ──► Request / Response
+//!   HTTP head ──► handshake::{ServerHandshake, ClientHandshake} ──► Connection
+//!   bytes from the peer ──► Connection::read ──► Event (message piece, ping, pong, close)
+//!   sends, time ──► Connection ──► transmit() bytes, poll_timeout(), state()
 //! ```
 //!
 //! Everything here takes bytes and gives bytes or events back. It never touches a
-//! socket, a clock or a thread, so it can be driven by the blocking layer, the event
-//! loop, a fuzzer or a test that pairs a client with a server in memory. Time, where
-//! it matters (deadlines, heartbeats), belongs to the IO layers.
+//! socket, a clock or a thread: the caller passes the time in (every deadline of a
+//! [`Connection`] and of the handshakes is computed from the `Instant`s it is
+//! given) and moves the bytes, so the blocking layer, the event loop, a fuzzer or a
+//! test that pairs a client with a server in memory all drive the same code.
+//!
+//! What a driver uses is re-exported here: [`Connection`] (the state machine of one
+//! connection) with its [`ConnectionConfig`], [`Event`], [`State`] and errors
+//! ([`RecvError`], [`SendError`], [`Lost`]); the opening handshake in [`handshake`];
+//! permessage-deflate in `deflate` (feature `deflate`). The framing pieces
+//! underneath ([`Decoder`], [`Encoder`], [`FrameHeader`], [`apply_mask`],
+//! [`Utf8Validator`]) are public for fuzzers, benchmarks and probes.
 
-pub mod close;
-pub mod close_code;
-pub mod connection;
-pub mod decoder;
+mod close;
+mod close_code;
+mod connection;
+mod decoder;
 #[cfg(feature = "deflate")]
 pub mod deflate;
-pub mod encoder;
-pub mod frame;
+mod encoder;
+mod error;
+mod frame;
 pub mod handshake;
-pub mod mask;
+mod mask;
 #[cfg(feature = "raw")]
 pub mod raw;
-pub mod rng;
-pub mod utf8;
+mod rng;
+mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
-pub use connection::{Chunk, Connection, ConnectionConfig, DirectFrame, Event};
+pub use close::{encode_close_payload, parse_close_payload};
+pub use close_code::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+pub use connection::{
+    Chunk, Connection, ConnectionConfig, DirectFrame, End, Event, PreparedFrame, State,
+    check_close, check_control, check_message,
+};
 pub use decoder::{DataChunk, Decoder, FrameEvent};
 pub use encoder::{EncodedHeader, Encoder};
-pub use frame::{FrameHeader, OpCode};
+pub use error::{HandshakeError, Lost, ProtocolError, RecvError, SendError, UsageError};
+pub use frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3};
+pub use mask::{apply_mask, apply_mask_naive};
 pub use rng::Randomness;
+pub use utf8::{InvalidUtf8, Utf8Validator, incomplete_tail_len};
+
+pub(crate) use decoder::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Which end of the connection an endpoint is. Clients mask what they send and
 /// expect unmasked frames; servers the reverse (RFC 6455 §5.1).

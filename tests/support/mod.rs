@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use silverback::Error;
-use silverback::proto::close::CloseCode;
-use silverback::proto::mask::apply_mask;
+use silverback::proto::CloseCode;
+use silverback::proto::apply_mask;
 use silverback::proto::{Decoder, FrameEvent, MessageKind};
 
 /// An owned copy of a decoder event.
@@ -63,7 +63,7 @@ pub fn drive(dec: &mut Decoder, input: &[u8], chunks: &[usize]) -> (Vec<Ev>, Opt
         steps += 1;
         assert!(steps < 10_000_000, "decoder loop did not terminate");
         match dec.decode(&mut buf[start..]) {
-            Err(e) => return (events, Some(e)),
+            Err(e) => return (events, Some(e.into())),
             Ok((n, Some(ev))) => {
                 events.push(Ev::from_event(&ev));
                 start += n;
@@ -164,7 +164,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use silverback::proto::frame::FrameHeader;
+use silverback::proto::FrameHeader;
 
 /// A frame as read off the wire by a [`RawPeer`], unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]

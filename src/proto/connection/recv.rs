@@ -4,14 +4,13 @@
 
 use std::time::Instant;
 
+use super::lifecycle::State;
 use super::timers::Stamp;
-use super::tx::TxQueue;
-use super::{Chunk, Connection, Event, State};
-use crate::error::Error;
+use super::{Chunk, Connection, Event};
 use crate::proto::MessageKind;
-use crate::proto::Role;
-use crate::proto::close::CloseCode;
+use crate::proto::close_code::CloseCode;
 use crate::proto::decoder::FrameEvent as Frame;
+use crate::proto::error::{ProtocolError, RecvError};
 
 /// What one `read` found, described by positions in the input so that the event can
 /// be built once the loop that found it has released its borrows.
@@ -62,9 +61,10 @@ impl Connection {
     /// received (the idle and heartbeat timers count from it).
     ///
     /// An error means the peer broke the protocol (or sent a message over the read
-    /// limit): the connection has failed, the close frame with the matching code is
-    /// queued, and later calls discard their input. After the peer's close (or once
-    /// the connection is done) input is discarded too.
+    /// limit): the connection has [failed](super::State::Failed), the close frame
+    /// with the matching code ([`RecvError::close_code`]) is queued, and later calls
+    /// discard their input. After the peer's close (or once the connection is done)
+    /// input is discarded too.
     // Without compression every round ends in an event or in "need more input".
     #[cfg_attr(not(feature = "deflate"), allow(clippy::never_loop))]
     pub fn read<'a>(
@@ -72,13 +72,13 @@ impl Connection {
         input: &'a mut [u8],
         scratch: &'a mut Vec<u8>,
         now: Instant,
-    ) -> Result<(usize, Option<Event<'a>>), Error> {
+    ) -> Result<(usize, Option<Event<'a>>), RecvError> {
         scratch.clear();
         if !input.is_empty() {
             self.keepalive.last_rx = Stamp::of(now);
             self.keepalive.awaiting_pong = false;
         }
-        if matches!(self.state, State::Failed | State::Done) {
+        if matches!(self.life.state(), State::Failed | State::Done) || self.life.peer_closed() {
             return Ok((input.len(), None));
         }
         let mut off = 0;
@@ -93,12 +93,12 @@ impl Connection {
                             None => continue,
                         }
                     }
-                    Err(e) => return Err(self.fail(e, now)),
+                    Err(e) => return Err(self.failed(e, now)),
                 }
             }
             let (n, ev) = match self.act().dec.decode(&mut input[off..]) {
                 Ok(r) => r,
-                Err(e) => return Err(self.fail(e, now)),
+                Err(e) => return Err(self.failed(e, now)),
             };
             let end = off + n;
             match ev {
@@ -117,8 +117,8 @@ impl Connection {
                     #[cfg(not(feature = "deflate"))]
                     {
                         // The decoder refuses RSV1 unless compression was negotiated.
-                        let e = crate::error::ProtocolError::InvalidCompressedData.into();
-                        return Err(self.fail(e, now));
+                        let e = ProtocolError::InvalidCompressedData.into();
+                        return Err(self.failed(e, now));
                     }
                 }
                 Some(Frame::Data(d)) => {
@@ -131,7 +131,7 @@ impl Connection {
                     };
                 }
                 Some(Frame::Ping(p)) => {
-                    if self.auto_pong && self.state == State::Open {
+                    if self.auto_pong && self.life.is_open() {
                         // Obligated reply (RFC 6455 §5.5.2); a full queue or a broken
                         // writer is the driver's to report, not the peer's fault.
                         let _ = self.pong(p);
@@ -199,67 +199,10 @@ impl Connection {
         })
     }
 
-    /// The peer closed the transport (end of input). After the closing handshake
-    /// this is the expected end; before it, the connection ends abnormally (1006).
-    pub fn handle_eof(&mut self) {
-        if !self.peer_closed {
-            self.set_end(CloseCode::ABNORMAL, "", false);
-        }
-        self.state = State::Done;
-        self.out = None;
-        if let Some(a) = self.active.as_mut() {
-            a.close_deadline = None;
-            #[cfg(feature = "deflate")]
-            {
-                a.inflating = None;
-            }
-        }
-    }
-
-    /// The peer's close frame: echo it (§5.5.1) unless we already sent ours, and
-    /// start waiting for the transport to close.
-    fn peer_close(&mut self, code: CloseCode, reason: &str, now: Instant) {
-        self.peer_closed = true;
-        if self.state == State::Open && !self.enc.is_close_sent() && !self.broken {
-            let mark = self.tx().map_or(0, TxQueue::end);
-            let echo = (code != CloseCode::NO_STATUS).then_some((code, ""));
-            if self.queue_close(echo).is_ok() {
-                self.act().echo_at = Some(mark);
-            }
-        }
-        if matches!(self.state, State::Open | State::CloseSent) {
-            self.state = State::Closed;
-        }
-        self.set_end(code, reason, true);
-        self.await_transport_close(now);
-    }
-
-    /// No more messages either way: a client waits (bounded) for the server to close
-    /// the transport, the server closes it once its close is out (§7.1.1).
-    fn await_transport_close(&mut self, now: Instant) {
-        let deadline = match self.role() {
-            Role::Client => Some(now + self.config.close_timeout),
-            Role::Server => None,
-        };
-        self.out = None;
-        let a = self.act();
-        a.close_deadline = deadline;
-        #[cfg(feature = "deflate")]
-        {
-            a.inflating = None;
-        }
-    }
-
-    /// Fails the connection (RFC 6455 §7.1.7): queue the close code that goes with
-    /// the violation; a server then closes the transport, a client waits for it.
-    pub(super) fn fail(&mut self, e: Error, now: Instant) -> Error {
-        let code = e.close_code().unwrap_or(CloseCode::ABNORMAL);
-        if code.is_allowed_on_wire() && !self.enc.is_close_sent() && !self.broken {
-            let _ = self.queue_close(Some((code, "")));
-        }
-        self.set_end(code, "", true);
-        self.state = State::Failed;
-        self.await_transport_close(now);
+    /// The peer broke the protocol (or passed the read limit): fail the connection
+    /// with the matching code and hand the error back.
+    fn failed(&mut self, e: RecvError, now: Instant) -> RecvError {
+        self.fail(e.close_code(), now);
         e
     }
 
@@ -273,7 +216,7 @@ impl Connection {
                 if let Some(z) = self.z.as_mut() {
                     z.inflater.begin_message(kind);
                 }
-                super::Inflating {
+                super::active::Inflating {
                     kind,
                     started: false,
                     pending: 0,
@@ -282,7 +225,7 @@ impl Connection {
                 }
             }
         };
-        self.act().inflating = Some(super::Inflating {
+        self.act().inflating = Some(super::active::Inflating {
             pending: len,
             last,
             active: true,
@@ -296,9 +239,9 @@ impl Connection {
         &mut self,
         input: &[u8],
         scratch: &mut Vec<u8>,
-    ) -> Result<(usize, Option<Found>), Error> {
+    ) -> Result<(usize, Option<Found>), RecvError> {
         let (Some(mut i), Some(z)) = (self.inflating(), self.z.as_mut()) else {
-            return Err(crate::error::ProtocolError::InvalidCompressedData.into());
+            return Err(ProtocolError::InvalidCompressedData.into());
         };
         let piece = input.get(..i.pending).unwrap_or(input);
         let (used, done) = z.inflater.inflate_step(piece, i.last, scratch)?;
@@ -307,7 +250,7 @@ impl Connection {
         let produced = !scratch.is_empty();
         if !produced && !done && !piece_over && used == 0 {
             // Cannot happen with a well-behaved inflater; never spin on it.
-            return Err(crate::error::ProtocolError::InvalidCompressedData.into());
+            return Err(ProtocolError::InvalidCompressedData.into());
         }
         let found = (produced || done).then(|| {
             let first = !i.started;
@@ -323,5 +266,10 @@ impl Connection {
         }
         self.act().inflating = (!done).then_some(i);
         Ok((used, found))
+    }
+
+    #[cfg(feature = "deflate")]
+    fn inflating(&self) -> Option<super::active::Inflating> {
+        self.active.as_deref().and_then(|a| a.inflating)
     }
 }

@@ -4,17 +4,29 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{Connection, State};
-use crate::error::{Error, Lost};
-use crate::proto::close::CloseCode;
+use super::Connection;
+use super::lifecycle::{Stage, State};
+use crate::proto::close_code::CloseCode;
+use crate::proto::error::Lost;
+
+/// The keepalive clock: what was received and pinged when (compact stamps: every
+/// connection carries this).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keepalive {
+    pub(super) last_rx: Stamp,
+    /// When the heartbeat last pinged (or tried to).
+    pub(super) last_ping: Stamp,
+    /// Our heartbeat ping (sent at `last_ping`) has had no answer yet.
+    pub(super) awaiting_pong: bool,
+}
 
 impl Connection {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     /// Changes after `read`, sends, closes and `handle_timeout`: ask again after
     /// each.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.close_deadline();
-        if self.state == State::Open {
+        let mut next = self.life.deadline();
+        if self.life.is_open() {
             let cfg = &self.config;
             let k = &self.keepalive;
             if let Some(interval) = cfg.ping_interval {
@@ -36,9 +48,9 @@ impl Connection {
 
     /// Runs the timers due at `now`: sends the heartbeat ping, closes (1001) an idle
     /// connection, ends the waits of the closing handshake (the connection is then
-    /// [done](Self::is_done)).
+    /// [done](State::Done)).
     ///
-    /// Returns [`Error::Lost`] when the connection ended because the peer went
+    /// Returns the [`Lost`] outcome when the connection ended because the peer went
     /// quiet (the connection is then done; [`end`](Self::end) says how it ended):
     /// [`Lost::PongTimeout`] when our heartbeat ping went unanswered for
     /// `pong_timeout` (ended as 1006 "pong timeout"), [`Lost::CloseTimeout`] when
@@ -47,26 +59,24 @@ impl Connection {
     /// closing handshake, or a failure [`read`](Self::read) already reported, a
     /// transport the server does not close ends the connection with `Ok`: the
     /// conversation had ended.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        if self.close_deadline().is_some_and(|d| now >= d) {
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Lost> {
+        if self.life.deadline().is_some_and(|d| now >= d) {
             // Our close went unanswered, the server never closed the transport, or
-            // our writes failed and the peer never said why.
-            if let Some(a) = self.active.as_mut() {
-                a.close_deadline = None;
-            }
-            // Lost if we were still waiting for the peer's word: an answer to our
-            // close, or its close after our writes failed. After the closing
-            // handshake, or after a failure already reported, the conversation had
-            // ended: only the transport's close is late.
-            let lost = matches!(self.state, State::CloseSent | State::Open);
-            self.set_end(CloseCode::ABNORMAL, "", false);
-            self.state = State::Done;
+            // our writes failed and the peer never said why. Lost if we were still
+            // waiting for the peer's word (an answer to our close, or its close after
+            // our writes failed); after the closing handshake, or a failure already
+            // reported, the conversation had ended: only the transport's close is
+            // late.
+            let lost = matches!(self.life.state(), State::CloseSent | State::WriteFailed);
+            let e = self.life.enter(Stage::Done);
+            e.deadline = None;
+            self.life.set_end(CloseCode::ABNORMAL, "", false);
             if lost {
-                return Err(Error::Lost(Lost::CloseTimeout));
+                return Err(Lost::CloseTimeout);
             }
             return Ok(());
         }
-        if self.state != State::Open {
+        if !self.life.is_open() {
             return Ok(());
         }
         let cfg = self.config.clone();
@@ -74,9 +84,9 @@ impl Connection {
             let k = self.keepalive;
             if k.awaiting_pong && now >= k.last_ping.instant() + cfg.pong_timeout {
                 // Nothing at all from the peer since our ping: it is gone.
-                self.set_end(CloseCode::ABNORMAL, "pong timeout", true);
-                self.state = State::Done;
-                return Err(Error::Lost(Lost::PongTimeout));
+                self.life.enter(Stage::Done);
+                self.life.set_end(CloseCode::ABNORMAL, "pong timeout", true);
+                return Err(Lost::PongTimeout);
             }
             if !k.awaiting_pong && now >= k.last_ping.instant() + interval {
                 self.keepalive.awaiting_pong = self.ping(b"").is_ok();
@@ -86,7 +96,8 @@ impl Connection {
         if let Some(idle) = cfg.idle_timeout
             && now >= self.keepalive.last_rx.instant() + idle
         {
-            self.close(now, CloseCode::GOING_AWAY, "idle timeout")?;
+            // An open connection can always send its close.
+            let _ = self.close(now, CloseCode::GOING_AWAY, "idle timeout");
         }
         Ok(())
     }

@@ -15,8 +15,8 @@ use flate2::{Decompress, FlushDecompress, Status};
 use zlib_rs::{Deflate, DeflateFlush};
 
 use super::{DeflateConfig, DeflateMemory, DeflateParams};
-use crate::error::{Error, ProtocolError};
 use crate::proto::decoder::DataChunk;
+use crate::proto::error::{ProtocolError, RecvError, SendError};
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{MessageKind, Role};
 
@@ -45,8 +45,9 @@ thread_local! {
     static INFLATERS: RefCell<Vec<Decompress>> = const { RefCell::new(Vec::new()) };
 }
 
-fn zerr() -> Error {
-    Error::Protocol(ProtocolError::InvalidCompressedData)
+/// A compressed stream that does not inflate (1007).
+fn zerr() -> RecvError {
+    RecvError::Protocol(ProtocolError::InvalidCompressedData)
 }
 
 /// A raw-deflate compressor (negative window bits: no zlib header).
@@ -147,7 +148,7 @@ fn deflate_into(
     mut input: &[u8],
     out: &mut Vec<u8>,
     flush: DeflateFlush,
-) -> Result<(), Error> {
+) -> Result<(), SendError> {
     // Bounded: every round either consumes input or, with all input consumed, ends
     // once the output is not full; zlib's flush output is bounded.
     loop {
@@ -159,7 +160,7 @@ fn deflate_into(
         let used = (d.total_in() - before_in) as usize;
         let wrote = (d.total_out() - before_out) as usize;
         out.truncate(start + wrote);
-        r.map_err(|_| zerr())?;
+        r.map_err(|_| SendError::Broken)?;
         input = &input[used..];
         if input.is_empty() && (flush == DeflateFlush::NoFlush || wrote < room) {
             return Ok(());
@@ -215,7 +216,7 @@ impl MessageDeflater {
         len >= self.min_size
     }
 
-    fn state(&mut self) -> Result<&mut Deflate, Error> {
+    fn state(&mut self) -> Result<&mut Deflate, SendError> {
         if self.state.is_none() {
             let d = match self.keep {
                 Keep::Stream => new_deflate(self.level, self.bits, self.mem_level),
@@ -223,7 +224,8 @@ impl MessageDeflater {
                 Keep::Window(_) => {
                     let mut d = borrow_deflate(self.level, self.bits);
                     if !self.window.is_empty() {
-                        d.set_dictionary(&self.window).map_err(|_| zerr())?;
+                        d.set_dictionary(&self.window)
+                            .map_err(|_| SendError::Broken)?;
                     }
                     d
                 }
@@ -234,7 +236,7 @@ impl MessageDeflater {
     }
 
     /// Compresses `input` into `out` (appended), without ending the message.
-    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         deflate_into(self.state()?, input, out, DeflateFlush::NoFlush)?;
         if let Keep::Window(cap) = self.keep {
             if self.window.capacity() < cap {
@@ -247,7 +249,7 @@ impl MessageDeflater {
 
     /// Ends the message: flushes, removes the `00 00 ff ff` tail (§7.2.1), and gives
     /// a borrowed stream back to the thread's pool.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), SendError> {
         let start = out.len();
         deflate_into(self.state()?, &[], out, DeflateFlush::SyncFlush)?;
         if out.len() >= start + TAIL.len() && out.ends_with(&TAIL) {
@@ -268,7 +270,7 @@ impl MessageDeflater {
     }
 
     /// Compresses a whole message into `out` (appended).
-    pub fn compress_message(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    pub fn compress_message(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         self.compress(input, out)?;
         self.finish(out)
     }
@@ -383,7 +385,7 @@ impl MessageInflater {
         input: &[u8],
         end: bool,
         out: &mut Vec<u8>,
-    ) -> Result<(usize, bool), Error> {
+    ) -> Result<(usize, bool), RecvError> {
         out.clear();
         if out.capacity() < INFLATE_CHUNK {
             out.reserve_exact(INFLATE_CHUNK);
@@ -458,7 +460,7 @@ impl MessageInflater {
         if !out.is_empty() {
             self.total += out.len() as u64;
             if self.total > self.limit {
-                return Err(Error::MessageTooBig { limit: self.limit });
+                return Err(RecvError::MessageTooBig { limit: self.limit });
             }
             if self.text && self.utf8.feed(out).is_err() {
                 return Err(ProtocolError::InvalidUtf8.into());
@@ -499,8 +501,8 @@ impl MessageInflater {
     pub fn push(
         &mut self,
         chunk: &DataChunk<'_>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), RecvError>,
+    ) -> Result<(), RecvError> {
         if chunk.first {
             self.begin_message(chunk.kind);
         }
@@ -540,8 +542,8 @@ impl MessageInflater {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ProtocolError;
     use crate::proto::decoder::DataChunk;
+    use crate::proto::error::{ProtocolError, RecvError};
 
     fn roundtrip(params: &DeflateParams, messages: &[&[u8]]) {
         let cfg = DeflateConfig::default();
@@ -722,7 +724,7 @@ mod tests {
         assert!(
             matches!(
                 r,
-                Err(Error::Protocol(ProtocolError::InvalidCompressedData))
+                Err(RecvError::Protocol(ProtocolError::InvalidCompressedData))
             ),
             "{r:?}"
         );
@@ -815,7 +817,7 @@ mod tests {
             Ok(())
         });
         assert!(
-            matches!(r, Err(Error::MessageTooBig { limit: 1048576 })),
+            matches!(r, Err(RecvError::MessageTooBig { limit: 1048576 })),
             "{r:?}"
         );
         assert!(seen <= 1 << 20, "handed out {seen} bytes before stopping");
@@ -841,7 +843,7 @@ mod tests {
         assert!(
             matches!(
                 r,
-                Err(Error::Protocol(ProtocolError::InvalidCompressedData))
+                Err(RecvError::Protocol(ProtocolError::InvalidCompressedData))
             ),
             "{r:?}"
         );

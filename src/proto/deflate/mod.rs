@@ -13,8 +13,8 @@
 //! us compress with 8 are declined (server) or refused (client). Decompression uses at
 //! least 9 bits, which reads any stream made with 8.
 
-use crate::error::HandshakeError;
 use crate::proto::Role;
+use crate::proto::error::HandshakeError;
 
 mod codec;
 

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::http::{ClientOffer, Response, parse_response, write_request};
 use super::{HeadLimits, generate_key_with};
-use crate::error::HandshakeError;
 use crate::proto::Role;
 use crate::proto::connection::{Connection, ConnectionConfig};
+use crate::proto::error::HandshakeError;
 use crate::proto::rng::Randomness;
 use crate::url::WsUrl;
 
@@ -212,8 +212,7 @@ impl ClientHandshake {
         };
         let rng = std::mem::take(&mut self.rng);
         #[allow(unused_mut)]
-        let mut conn =
-            Connection::with_randomness(Role::Client, self.config.connection.clone(), rng, now);
+        let mut conn = Connection::new(Role::Client, self.config.connection.clone(), rng, now);
         #[cfg(feature = "deflate")]
         if let Some(cfg) = self.config.deflate.as_ref()
             && let Some(params) =

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{HeadLimits, Headers, accept_key};
-use crate::error::HandshakeError;
+use crate::proto::error::HandshakeError;
 
 /// A parsed HTTP request head.
 #[derive(Debug, Clone, PartialEq, Eq)]

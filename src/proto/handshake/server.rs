@@ -7,9 +7,10 @@ use super::HeadLimits;
 use super::http::{
     Request, parse_request, write_accept_response, write_error_response, write_http_response,
 };
-use crate::error::HandshakeError;
 use crate::proto::Role;
 use crate::proto::connection::{Connection, ConnectionConfig};
+use crate::proto::error::HandshakeError;
+use crate::proto::rng::Randomness;
 
 /// An origin policy: true lets the request through, false refuses it with 403.
 pub type OriginCheck = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
@@ -209,10 +210,10 @@ impl ServerHandshake {
 
     /// Like [`accept`](Self::accept), but appends the `101` response to `response`
     /// instead of queueing it: the caller writes it before anything the connection
-    /// transmits (and hands back what the transport did not take with
-    /// [`Connection::requeue_front`]). A driver that writes it at once from a
-    /// scratch buffer leaves an idle connection with no transmit buffer allocated.
-    pub fn accept_into(
+    /// transmits (and queues what the transport did not take in front of the
+    /// connection's output). The event loop writes it at once from a scratch buffer,
+    /// so an idle connection holds no transmit buffer.
+    pub(crate) fn accept_into(
         self,
         req: &Request,
         protocol: Option<&str>,
@@ -220,7 +221,12 @@ impl ServerHandshake {
         now: Instant,
         response: &mut Vec<u8>,
     ) -> Connection {
-        let mut conn = Connection::new(Role::Server, self.config.connection.clone(), now);
+        let mut conn = Connection::new(
+            Role::Server,
+            self.config.connection.clone(),
+            Randomness::thread(),
+            now,
+        );
         #[cfg(feature = "deflate")]
         let negotiated = self.config.deflate.as_ref().and_then(|cfg| {
             crate::proto::deflate::server_accept(
