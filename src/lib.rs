@@ -73,6 +73,7 @@ pub mod message;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod proto;
+pub mod settings;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod url;
@@ -96,3 +97,4 @@ pub use error::{Error, HandshakeError, Lost, ProtocolError, Result, UsageError};
 pub use message::Message;
 pub use proto::{CloseCode, CloseFrame, OpCode};
 pub use proto::{MessageKind, Role};
+pub use settings::Settings;

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use silverback::blocking::Config;
+use silverback::Settings;
 use silverback::{
     CloseCode, Conn, Dialer, Error, HandshakeError, Message, MessageKind, OpCode, ProtocolError,
     Upgrader, UsageError,
@@ -668,9 +668,9 @@ fn misuse_is_reported() {
 fn from_raw_and_config_work_over_any_stream() {
     // A Unix socket pair: no TCP, no handshake; both ends built with from_raw.
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let cfg = Config::default();
-    let mut server = Conn::from_raw(a, silverback::Role::Server, cfg, &[], None);
-    let mut client = Conn::from_raw(b, silverback::Role::Client, cfg, &[], None);
+    let cfg = Settings::default();
+    let mut server = Conn::from_raw(a, silverback::Role::Server, &cfg, &[], None);
+    let mut client = Conn::from_raw(b, silverback::Role::Client, &cfg, &[], None);
     client
         .write_message(MessageKind::Binary, b"over unix")
         .unwrap();

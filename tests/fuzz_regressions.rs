@@ -5,7 +5,7 @@ mod support;
 
 use std::io::Write;
 
-use silverback::blocking::Config;
+use silverback::Settings;
 use silverback::{Conn, Error, MessageKind, Role, UsageError};
 use support::*;
 
@@ -25,9 +25,10 @@ fn text_stream_ending_inside_a_code_point_stays_valid_on_the_wire() {
         ),
     ] {
         for write_buffer in [0, 1, 2, 3, 5, 4096] {
-            let mut cfg = Config::default();
+            let mut cfg = Settings::default();
             cfg.write_buffer_size = write_buffer;
-            let mut conn = Conn::from_raw(MemStream::new(Vec::new()), Role::Client, cfg, &[], None);
+            let mut conn =
+                Conn::from_raw(MemStream::new(Vec::new()), Role::Client, &cfg, &[], None);
             let mut w = conn.next_writer(MessageKind::Text).unwrap();
             for p in pieces {
                 w.write_all(p).unwrap();
@@ -56,9 +57,9 @@ fn text_stream_ending_inside_a_code_point_stays_valid_on_the_wire() {
 #[test]
 fn a_refused_text_write_does_not_desynchronise_the_validator() {
     for role in [Role::Server, Role::Client] {
-        let mut cfg = Config::default();
+        let mut cfg = Settings::default();
         cfg.write_buffer_size = 0;
-        let mut conn = Conn::from_raw(MemStream::new(Vec::new()), role, cfg, &[], None);
+        let mut conn = Conn::from_raw(MemStream::new(Vec::new()), role, &cfg, &[], None);
         let mut w = conn.next_writer(MessageKind::Text).unwrap();
         w.write_all(&[0xDE]).unwrap();
         assert!(w.write_all(&[0x9D, 0xFF]).is_err());

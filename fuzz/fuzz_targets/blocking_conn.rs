@@ -10,7 +10,8 @@ use std::io::{self, Read, Write};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use silverback::blocking::{Config, Stream};
+use silverback::Settings;
+use silverback::blocking::Stream;
 use silverback::proto::{Decoder, Encoder, FrameEvent, MessageKind, OpCode, Role};
 use silverback::{CloseCode, Conn};
 
@@ -116,11 +117,11 @@ fuzz_target!(|inp: Input| {
         write_sizes: inp.write_sizes,
         wi: 0,
     };
-    let mut cfg = Config::default();
+    let mut cfg = Settings::default();
     cfg.read_buffer_size = usize::from(inp.read_buffer);
     cfg.write_buffer_size = usize::from(inp.write_buffer).max(1);
     cfg.max_message_size = u64::from(inp.max_message);
-    let mut conn = Conn::from_raw(mem, role, cfg, &[], None);
+    let mut conn = Conn::from_raw(mem, role, &cfg, &[], None);
     let mut scratch = vec![0u8; 4096];
     for op in inp.ops.iter().take(64) {
         let _ = match op {

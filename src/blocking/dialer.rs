@@ -3,14 +3,15 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::io::{read_head, write_head};
+use crate::blocking::Conn;
 use crate::blocking::stream::Stream;
-use crate::blocking::{Config, Conn};
 use crate::error::{Error, HandshakeError, Result};
 use crate::proto::Randomness;
-use crate::proto::handshake::{ClientConfig, ClientHandshake, Response};
+use crate::proto::handshake::{ClientHandshake, Response};
+use crate::settings::Settings;
 use crate::url::WsUrl;
 
 /// Opens client connections (gorilla's `Dialer`).
@@ -22,73 +23,32 @@ use crate::url::WsUrl;
 /// let echo = conn.read_message()?;
 /// # Ok::<(), silverback::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Dialer {
-    config: Config,
-    client: ClientConfig,
+    settings: Settings,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+impl Default for Dialer {
+    fn default() -> Self {
+        Dialer {
+            settings: Settings::client(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
 impl Dialer {
     /// A dialer with the defaults: 4 KiB buffers, 64 MiB read limit, 45 s handshake
-    /// timeout (connect included, as gorilla's `DefaultDialer`), no subprotocols.
+    /// timeout (connect included, as gorilla's `DefaultDialer`), no subprotocols (see
+    /// [`Settings`]).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Sets the connection buffers and limits.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Read buffer size. Default: 4096.
-    pub fn read_buffer_size(mut self, n: usize) -> Self {
-        self.config.read_buffer_size = n;
-        self
-    }
-
-    /// Write buffer size (fragment size of `next_writer`). Default: 4096.
-    pub fn write_buffer_size(mut self, n: usize) -> Self {
-        self.config.write_buffer_size = n;
-        self
-    }
-
-    /// Largest message accepted. Default: 64 MiB.
-    pub fn max_message_size(mut self, n: u64) -> Self {
-        self.config.max_message_size = n;
-        self
-    }
-
-    /// Time allowed for connect plus handshake. Default: 45 s.
-    pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
-        self.client.timeout = t;
-        self
-    }
-
-    /// Subprotocols to offer, in preference order. Default: none.
-    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<String>,
-    {
-        self.client.subprotocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Offers permessage-deflate (RFC 7692) on the terms of `cfg`. Default: off.
-    #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
-        self.client.deflate = Some(cfg);
-        self
-    }
-
-    /// Adds a header to the upgrade request (`Origin`, a cookie, a token).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.client.headers.push((name.into(), value.into()));
-        self
-    }
+    crate::settings::settings_setters!(settings);
 
     /// Connects over TCP to a `ws://` URL and performs the handshake. Returns the
     /// connection and the server's `101` response. A `wss://` URL is refused here:
@@ -139,8 +99,8 @@ impl Dialer {
         let started = Instant::now();
         let tcp = self.connect_tcp(&u, url, started)?;
         let left = self
-            .client
-            .timeout
+            .settings
+            .handshake_timeout
             .map(|t| t.saturating_sub(started.elapsed()));
         let stream = crate::tls::connect(tcp, &u.host, tls, left)?;
         self.handshake(stream, &u, started)
@@ -149,7 +109,7 @@ impl Dialer {
     /// TCP to the URL's host, trying its addresses in turn within the handshake
     /// timeout.
     fn connect_tcp(&self, u: &WsUrl, url: &str, started: Instant) -> Result<TcpStream> {
-        let deadline = self.client.timeout.map(|t| started + t);
+        let deadline = self.settings.handshake_timeout.map(|t| started + t);
         let addrs = (u.host.as_str(), u.port).to_socket_addrs()?;
         let mut last = None;
         for addr in addrs {
@@ -190,8 +150,8 @@ impl Dialer {
         u: &WsUrl,
         started: Instant,
     ) -> Result<(Conn<S>, Response)> {
-        let mut client = self.client.clone();
-        client.connection = Arc::new(self.config.connection());
+        let connection = Arc::new(self.settings.connection_config());
+        let client = self.settings.client_config(connection);
         let mut request = Vec::with_capacity(256);
         let mut hs = ClientHandshake::new(
             Arc::new(client),
@@ -204,11 +164,12 @@ impl Dialer {
         let deadline = hs.poll_timeout();
         write_head(&mut stream, &request, deadline)?;
         let mut buf = Vec::with_capacity(1024);
-        let max = self.client.limits.max_size;
+        let max = self.settings.max_head_size;
         let (resp, head, conn) = read_head(&mut stream, &mut buf, max, deadline, |b| {
             hs.read(b, Instant::now())
         })?;
-        let conn = Conn::from_connection(stream, conn, self.config, &buf[head..]);
+        let conn =
+            Conn::from_connection(stream, conn, self.settings.read_buffer_size, &buf[head..]);
         Ok((conn, resp))
     }
 }

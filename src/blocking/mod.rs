@@ -22,7 +22,7 @@ mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use dialer::Dialer;
 pub use read::{
@@ -38,48 +38,11 @@ use crate::error::Result;
 use crate::message::Message;
 use crate::proto::CloseCode;
 use crate::proto::OpCode;
-use crate::proto::{Connection, ConnectionConfig, MessageKind, Randomness, Role};
+use crate::proto::{Connection, MessageKind, Randomness, Role};
+use crate::settings::Settings;
 use io::WriteState;
 use link::{AnyLink, AnySink, Sink, Solo};
 use read::ReadCore;
-
-/// Buffer sizes and limits of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// Read buffer size; frames up to this size are unmasked in place and delivered
-    /// without an extra copy, larger ones stream through it. Default: 4096 (min 139).
-    pub read_buffer_size: usize,
-    /// Size of the fragments `next_writer` emits. Default: 4096.
-    pub write_buffer_size: usize,
-    /// Largest message accepted; larger ones are refused with 1009. Default: 64 MiB.
-    pub max_message_size: u64,
-    /// How long [`Conn::close`] waits for the peer's close frame (and a client, after
-    /// it, for the server to close the connection). Default: 5 s.
-    pub close_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            read_buffer_size: 4096,
-            write_buffer_size: 4096,
-            max_message_size: crate::proto::DEFAULT_MAX_MESSAGE_SIZE,
-            close_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Config {
-    /// The settings of the protocol connection this configuration drives.
-    pub(crate) fn connection(&self) -> ConnectionConfig {
-        ConnectionConfig::default()
-            .max_message_size(self.max_message_size)
-            .read_buffer_size(self.read_buffer_size.max(read::MIN_READ_BUFFER))
-            .write_buffer_size(self.write_buffer_size)
-            .close_timeout(self.close_timeout)
-    }
-}
 
 /// A WebSocket connection over a blocking [`Stream`].
 ///
@@ -139,28 +102,28 @@ impl<S: Stream> Conn<S> {
     pub fn from_raw(
         io: S,
         role: Role,
-        config: Config,
+        settings: &Settings,
         leftover: &[u8],
         subprotocol: Option<String>,
     ) -> Self {
         let mut conn = Connection::new(
             role,
-            Arc::new(config.connection()),
+            Arc::new(settings.connection_config()),
             Randomness::thread(),
             Instant::now(),
         );
         conn.set_subprotocol(subprotocol.as_deref());
-        Self::from_connection(io, conn, config, leftover)
+        Self::from_connection(io, conn, settings.read_buffer_size, leftover)
     }
 
     /// Drives a connection that a handshake object produced.
     pub(crate) fn from_connection(
         io: S,
         mut conn: Connection,
-        config: Config,
+        read_buffer_size: usize,
         leftover: &[u8],
     ) -> Self {
-        let rd = ReadCore::new(config.read_buffer_size, leftover);
+        let rd = ReadCore::new(read_buffer_size, leftover);
         conn.set_read_buffer_size(rd.whole_frame_max());
         Conn {
             io,
@@ -254,7 +217,7 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Starts a message written as a stream (gorilla's `NextWriter`): fragments of
-    /// [`Config::write_buffer_size`] go out as the writer fills; `close()` or drop sends
+    /// [`Settings::write_buffer_size`] go out as the writer fills; `close()` or drop sends
     /// the final frame.
     ///
     /// The writer borrows the whole `Conn`; a streaming echo that reads one message
@@ -285,7 +248,7 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Performs the closing handshake: sends a close with `code` and `reason`, waits
-    /// (bounded by the read deadline and [`Config::close_timeout`]) for the peer's
+    /// (bounded by the read deadline and [`Settings::close_timeout`]) for the peer's
     /// close, discarding any data that arrives first, then closes the transport (a
     /// client first waits, as long again, for the server to close it: RFC 6455
     /// §7.1.1). [`CloseCode::NO_STATUS`] sends an empty close payload.
@@ -439,7 +402,7 @@ mod tests {
             input: std::io::Cursor::new(wire),
             reads: 0,
         };
-        let mut c = Conn::from_raw(io, Role::Server, Config::default(), &[], None);
+        let mut c = Conn::from_raw(io, Role::Server, &Settings::default(), &[], None);
         assert_eq!(c.read_message().unwrap(), Message::Binary(big));
         // 300 kB through a 4 KiB buffer would take 74 reads; grown to 64 KiB, 6.
         assert!(c.io.reads <= 8, "{} reads", c.io.reads);
@@ -447,6 +410,6 @@ mod tests {
         // Waiting for the next message (here: end of input), the buffer is back to
         // its configured size.
         assert!(c.read_message().is_err());
-        assert_eq!(c.rd.buffer_len(), Config::default().read_buffer_size);
+        assert_eq!(c.rd.buffer_len(), Settings::default().read_buffer_size);
     }
 }

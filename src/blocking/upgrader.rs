@@ -3,13 +3,14 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::io::{read_head, write_head};
+use crate::blocking::Conn;
 use crate::blocking::stream::Stream;
-use crate::blocking::{Config, Conn};
 use crate::error::{HandshakeError, Result};
-use crate::proto::handshake::{Request, ServerConfig, ServerHandshake, write_http_response};
+use crate::proto::handshake::{Request, ServerHandshake, write_http_response};
+use crate::settings::Settings;
 
 /// Upgrades HTTP requests to WebSocket connections (gorilla's `Upgrader`).
 ///
@@ -25,15 +26,13 @@ use crate::proto::handshake::{Request, ServerConfig, ServerHandshake, write_http
 /// ```
 #[derive(Clone, Default)]
 pub struct Upgrader {
-    config: Config,
-    server: ServerConfig,
+    settings: Settings,
 }
 
 impl std::fmt::Debug for Upgrader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upgrader")
-            .field("config", &self.config)
-            .field("server", &self.server)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -41,89 +40,20 @@ impl std::fmt::Debug for Upgrader {
 impl Upgrader {
     /// An upgrader with the defaults: 4 KiB buffers, 64 MiB read limit, 10 s handshake
     /// timeout, 16 KiB / 64-header request limit, gorilla's same-origin check, no
-    /// subprotocols.
+    /// subprotocols (see [`Settings`]).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Sets the connection buffers and limits.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Read buffer size. Default: 4096.
-    pub fn read_buffer_size(mut self, n: usize) -> Self {
-        self.config.read_buffer_size = n;
-        self
-    }
-
-    /// Write buffer size (fragment size of `next_writer`). Default: 4096.
-    pub fn write_buffer_size(mut self, n: usize) -> Self {
-        self.config.write_buffer_size = n;
-        self
-    }
-
-    /// Largest message accepted. Default: 64 MiB.
-    pub fn max_message_size(mut self, n: u64) -> Self {
-        self.config.max_message_size = n;
-        self
-    }
-
-    /// Time allowed to read the request and write the answer. Default: 10 s.
-    pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
-        self.server.timeout = t;
-        self
-    }
-
-    /// Largest request head in bytes (431 beyond). Default: 16 KiB.
-    pub fn max_head_size(mut self, n: usize) -> Self {
-        self.server.limits.max_size = n;
-        self
-    }
-
-    /// Largest number of request headers (431 beyond). Default: 64.
-    pub fn max_headers(mut self, n: usize) -> Self {
-        self.server.limits.max_headers = n;
-        self
-    }
-
-    /// Subprotocols this server speaks, in preference order. Default: none.
-    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<String>,
-    {
-        self.server.subprotocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Replaces the origin check. Default: [`Request::same_origin`] (no `Origin`, or
-    /// one whose host equals `Host`). Refused requests get 403.
-    pub fn check_origin(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
-        self.server.check_origin = Some(Arc::new(f));
-        self
-    }
-
-    /// Accepts permessage-deflate (RFC 7692) when a client offers it, on the terms of
-    /// `cfg`. Default: off.
-    #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
-        self.server.deflate = Some(cfg);
-        self
-    }
-
-    /// Adds a header to every `101` answer (a cookie, a server name).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.server.headers.push((name.into(), value.into()));
-        self
-    }
+    crate::settings::settings_setters!(server settings);
 
     /// The handshake of one connection, starting now.
     fn handshake(&self) -> ServerHandshake {
-        let mut server = self.server.clone();
-        server.connection = Arc::new(self.config.connection());
-        ServerHandshake::new(Arc::new(server), Instant::now())
+        let connection = Arc::new(self.settings.connection_config());
+        ServerHandshake::new(
+            Arc::new(self.settings.server_config(connection)),
+            Instant::now(),
+        )
     }
 
     /// Reads the request, validates it and answers `101` (gorilla's `Upgrade`). A bad
@@ -159,7 +89,7 @@ impl Upgrader {
         };
         Ok(PendingUpgrade {
             upgrader: PhantomData,
-            config: self.config,
+            read_buffer_size: self.settings.read_buffer_size,
             leftover: buf[head..].to_vec(),
             hs,
             stream,
@@ -177,7 +107,7 @@ impl Upgrader {
     ) -> Result<Conn<S>> {
         PendingUpgrade {
             upgrader: PhantomData,
-            config: self.config,
+            read_buffer_size: self.settings.read_buffer_size,
             hs: self.handshake(),
             stream,
             request: request.clone(),
@@ -190,7 +120,7 @@ impl Upgrader {
 /// A request head that has been read but not yet answered.
 pub struct PendingUpgrade<'u, S> {
     upgrader: PhantomData<&'u Upgrader>,
-    config: Config,
+    read_buffer_size: usize,
     hs: ServerHandshake,
     stream: S,
     request: Request,
@@ -243,7 +173,7 @@ impl<S: Stream> PendingUpgrade<'_, S> {
         Ok(Conn::from_connection(
             self.stream,
             conn,
-            self.config,
+            self.read_buffer_size,
             &self.leftover,
         ))
     }

@@ -4,7 +4,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::config::{LoopConfig, config_setters};
+use super::config::{LoopConfig, loop_setters};
 use super::handler::Handler;
 use super::id::ConnId;
 use super::mailbox::{Command, WorkerHandle, new_loop};
@@ -18,7 +18,8 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    config_setters!();
+    crate::settings::settings_setters!(config.settings);
+    loop_setters!();
 
     /// The TLS configuration `wss://` URLs are dialled with: SNI and the certificate
     /// check use the URL's host; build it with [`crate::tls::client_config`] from

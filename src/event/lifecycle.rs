@@ -30,7 +30,7 @@ impl<H: Handler> Worker<H> {
     /// frame of exactly `read_buffer_size` that arrives into an empty buffer is
     /// delivered in place (no compaction), and at least one whole HTTP head.
     fn buffer_size(&self) -> usize {
-        let c = self.config();
+        let c = &self.config().settings;
         (c.read_buffer_size + crate::proto::MAX_HEADER_LEN).max(c.max_head_size + 1)
     }
 

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 
-use crate::proto::handshake::Request;
-
-use super::config::{LoopConfig, config_setters};
+use super::config::{LoopConfig, loop_setters};
 use super::handler::Handler;
 use super::mailbox::{Command, WorkerHandle, new_loop};
 use super::prepared::Prepared;
@@ -96,14 +94,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Replaces the origin check. Default: gorilla's same-origin rule; refused
-    /// requests get 403.
-    pub fn check_origin(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
-        self.config.check_origin = Some(Arc::new(f));
-        self
-    }
-
-    config_setters!();
+    crate::settings::settings_setters!(server config.settings);
+    loop_setters!();
 
     /// Binds the listener and prepares the loops. `factory(i)` creates loop `i`'s
     /// handler on that loop's thread.

@@ -46,47 +46,7 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// See [`limits`](#structfield.limits). Default: 16 KiB, 64 headers.
-    pub fn limits(mut self, limits: HeadLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// See [`timeout`](#structfield.timeout). Default: 45 s.
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.timeout = t;
-        self
-    }
-
-    /// Subprotocols offered, in preference order. Default: none.
-    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<String>,
-    {
-        self.subprotocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Adds a header to the request (`Origin`, a cookie, a token). Default: none.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Offers permessage-deflate on the terms of `cfg`. Default: off.
-    #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
-        self.deflate = Some(cfg);
-        self
-    }
-
-    /// The settings of the connection the handshake opens. Default:
-    /// [`ConnectionConfig::default`].
-    pub fn connection(mut self, config: ConnectionConfig) -> Self {
-        self.connection = Arc::new(config);
-        self
-    }
+    super::handshake_setters!("offered");
 }
 
 /// The client side of one opening handshake.

@@ -29,6 +29,58 @@ pub use http::{
 };
 pub use server::{OriginCheck, ServerConfig, ServerHandshake};
 
+/// The setters [`ClientConfig`] and [`ServerConfig`] share (one implementation for
+/// both sides of the handshake); `$what` says what happens to the subprotocols and
+/// the compression terms on that side.
+macro_rules! handshake_setters {
+    ($what:literal) => {
+        /// Bounds on the HTTP head (431 beyond). Default: 16 KiB, 64 headers.
+        pub fn limits(mut self, limits: super::HeadLimits) -> Self {
+            self.limits = limits;
+            self
+        }
+
+        /// Time allowed for the whole handshake (`None`: unbounded).
+        pub fn timeout(mut self, t: Option<std::time::Duration>) -> Self {
+            self.timeout = t;
+            self
+        }
+
+        #[doc = concat!("Subprotocols ", $what, ", in preference order. Default: none.")]
+        pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
+        where
+            I: IntoIterator<Item = P>,
+            P: Into<String>,
+        {
+            self.subprotocols = protocols.into_iter().map(Into::into).collect();
+            self
+        }
+
+        /// Adds a header to the request (client) or every `101` (server). Default:
+        /// none.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.headers.push((name.into(), value.into()));
+            self
+        }
+
+        #[doc = concat!("permessage-deflate, ", $what, " on the terms of `cfg`. Default: off.")]
+        #[cfg(feature = "deflate")]
+        pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
+            self.deflate = Some(cfg);
+            self
+        }
+
+        /// The settings of the connections it opens. Default:
+        /// [`ConnectionConfig::default`](crate::proto::ConnectionConfig::default).
+        pub fn connection(mut self, config: crate::proto::ConnectionConfig) -> Self {
+            self.connection = std::sync::Arc::new(config);
+            self
+        }
+    };
+}
+
+use handshake_setters;
+
 /// The GUID of RFC 6455 §1.3, appended to the key before hashing.
 pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 

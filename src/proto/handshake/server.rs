@@ -52,52 +52,12 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// See [`limits`](#structfield.limits) (431 beyond). Default: 16 KiB, 64 headers.
-    pub fn limits(mut self, limits: HeadLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// See [`timeout`](#structfield.timeout). Default: 10 s.
-    pub fn timeout(mut self, t: Option<Duration>) -> Self {
-        self.timeout = t;
-        self
-    }
-
-    /// Subprotocols this server speaks, in preference order. Default: none.
-    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<String>,
-    {
-        self.subprotocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
+    super::handshake_setters!("accepted");
 
     /// The origin policy: `f` returns true to let a request through (403
     /// otherwise). Default: [`Request::same_origin`], gorilla's rule.
     pub fn check_origin(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
         self.check_origin = Some(Arc::new(f));
-        self
-    }
-
-    /// Adds a header to every `101`. Default: none.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Accepts permessage-deflate on the terms of `cfg`. Default: off.
-    #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, cfg: crate::proto::deflate::DeflateConfig) -> Self {
-        self.deflate = Some(cfg);
-        self
-    }
-
-    /// The settings of the connections it opens. Default:
-    /// [`ConnectionConfig::default`].
-    pub fn connection(mut self, config: ConnectionConfig) -> Self {
-        self.connection = Arc::new(config);
         self
     }
 }
