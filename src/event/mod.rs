@@ -19,42 +19,19 @@
 //! Bounded everywhere: handshake size and time, message size, output queue per
 //! connection ([`Backpressure`]), connections per loop.
 
-mod accept;
-mod client;
-mod commands;
-mod config;
+mod api;
 mod conn;
-mod connect;
-mod core;
-mod ctx;
-mod dispatch;
-mod handler;
-mod id;
-mod lifecycle;
-mod mailbox;
-mod prepared;
-mod responder;
-mod response;
-mod server;
-mod slab;
-mod stats;
-mod timers;
-#[cfg(feature = "tls")]
-mod tls;
-mod transport;
-mod types;
-mod upgrade;
-mod worker;
+mod reactor;
 
-pub use client::{Client, ClientBuilder, ClientHandle};
-pub use config::{Backpressure, LoopConfig};
-pub use ctx::{Ctx, LoopCtx, LoopWriter};
-pub use handler::Handler;
-pub use id::{ConnId, TimerId};
-pub use mailbox::Sender;
-pub use prepared::Prepared;
-pub use responder::{HttpRequest, Responder};
-pub use response::HttpResponse;
-pub use server::{NoHandler, Server, ServerBuilder, ServerHandle};
-pub use stats::{Closes, Refusals, Stats};
-pub use types::{Decision, Delivery, MessageRef};
+pub use api::client::{Client, ClientBuilder, ClientHandle};
+pub use api::config::{Backpressure, LoopConfig};
+pub use api::ctx::{Ctx, LoopCtx, LoopWriter};
+pub use api::handler::Handler;
+pub use api::id::{ConnId, TimerId};
+pub use api::prepared::Prepared;
+pub use api::responder::{HttpRequest, Responder};
+pub use api::response::HttpResponse;
+pub use api::sender::Sender;
+pub use api::server::{NoHandler, Server, ServerBuilder, ServerHandle};
+pub use api::stats::{Closes, Refusals, Stats};
+pub use api::types::{Decision, Delivery, MessageRef};

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 
-use super::config::{LoopConfig, loop_setters};
-use super::handler::Handler;
-use super::mailbox::{Command, WorkerHandle, new_loop};
-use super::prepared::Prepared;
-use super::transport::ServerTls;
-use super::worker::{Listener, Worker};
+use crate::event::api::config::{LoopConfig, loop_setters};
+use crate::event::api::handler::Handler;
+use crate::event::api::prepared::Prepared;
+use crate::event::conn::transport::ServerTls;
+use crate::event::reactor::mailbox::{Command, WorkerHandle, new_loop};
+use crate::event::reactor::worker::{Listener, Worker};
 
 /// Listeners beyond the first a server can have.
 const MAX_EXTRA_LISTENERS: usize = 15;
@@ -310,14 +310,14 @@ impl ServerHandle {
     }
 
     /// The server's counters: the sum over its loops, each as of its last
-    /// iteration (see [`Stats`](super::Stats); [`Stats::prometheus`](super::Stats::prometheus)
+    /// iteration (see [`Stats`](crate::event::Stats); [`Stats::prometheus`](crate::event::Stats::prometheus)
     /// formats them for a `/metrics` page).
-    pub fn stats(&self) -> super::Stats {
+    pub fn stats(&self) -> crate::event::Stats {
         self.handles.iter().map(|h| h.stats.read()).sum()
     }
 
     /// Each loop's counters, in loop order.
-    pub fn loop_stats(&self) -> Vec<super::Stats> {
+    pub fn loop_stats(&self) -> Vec<crate::event::Stats> {
         self.handles.iter().map(|h| h.stats.read()).collect()
     }
 

@@ -1,5 +1,5 @@
 //! The answer to a plain HTTP request of the HTTP hook: a plain value, sent by the
-//! loop now or carried back by a [`Responder`](super::Responder) later.
+//! loop now or carried back by a [`Responder`](crate::event::Responder) later.
 
 /// A response to a plain HTTP request. The connection stays open for the client's
 /// next request if it asked for that (HTTP/1.1 unless `Connection: close`) and the
@@ -51,7 +51,7 @@ impl HttpResponse {
     }
 
     /// The placeholder `on_http` returns after
-    /// [`HttpRequest::defer`](super::HttpRequest::defer): it is never
+    /// [`HttpRequest::defer`](crate::event::HttpRequest::defer): it is never
     /// sent (the responder's answer is).
     pub fn deferred() -> Self {
         Self::text(500, "deferred\n")

@@ -5,7 +5,7 @@
 //! service) must not run there, or every connection of the loop waits with it. The
 //! handler defers the request, hands the `Responder` to a worker thread, and
 //! returns; the loop keeps serving everyone else. The worker's answer comes back
-//! through the loop's mailbox like a [`Sender`](super::Sender)'s message.
+//! through the loop's mailbox like a [`Sender`](crate::event::Sender)'s message.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use crate::error::Result;
 use crate::proto::handshake::Request;
 
-use super::id::ConnId;
-use super::mailbox::{Command, WorkerHandle};
-use super::response::HttpResponse;
+use crate::event::api::id::ConnId;
+use crate::event::api::response::HttpResponse;
+use crate::event::reactor::mailbox::{Command, WorkerHandle};
 
 /// A plain HTTP request (not an upgrade) with its body.
 ///
 /// Answer it by returning an [`HttpResponse`] from
-/// [`on_http`](super::Handler::on_http), or, for work that must not hold up the
+/// [`on_http`](crate::event::Handler::on_http), or, for work that must not hold up the
 /// loop (a database, another service), [`defer`](Self::defer) it and answer from
 /// another thread. Connections are kept alive between requests as the client asks
 /// (HTTP/1.1 by default), so a client can send many requests on one connection.
@@ -28,7 +28,7 @@ use super::response::HttpResponse;
 pub struct HttpRequest<'a> {
     /// The request head.
     pub head: &'a Request,
-    /// The body (by `Content-Length`, at most [`LoopConfig::max_http_body`](super::LoopConfig::max_http_body)).
+    /// The body (by `Content-Length`, at most [`LoopConfig::max_http_body`](crate::event::LoopConfig::max_http_body)).
     pub body: &'a [u8],
     /// The client's address.
     pub peer: SocketAddr,
@@ -43,7 +43,7 @@ impl HttpRequest<'_> {
     /// carries the answer back to the loop. The response `on_http` returns is then
     /// not sent (return [`HttpResponse::deferred`]). The loop serves every other
     /// connection meanwhile; the request is answered `504` if no answer comes
-    /// within [`LoopConfig::http_answer_timeout`](super::LoopConfig::http_answer_timeout),
+    /// within [`LoopConfig::http_answer_timeout`](crate::event::LoopConfig::http_answer_timeout),
     /// `500` if the responder is dropped unanswered.
     ///
     /// ```
@@ -82,7 +82,7 @@ impl HttpRequest<'_> {
 /// The pending answer to one deferred HTTP request: [`respond`](Self::respond) once,
 /// from any thread (`Send`). Dropped without an answer, it answers
 /// `500 Internal Server Error` so the client is never left waiting; a request that
-/// gets no answer within [`LoopConfig::http_answer_timeout`](super::LoopConfig::http_answer_timeout)
+/// gets no answer within [`LoopConfig::http_answer_timeout`](crate::event::LoopConfig::http_answer_timeout)
 /// is answered `504 Gateway Timeout` by the loop. An answer for a client that has
 /// gone (or timed out) is dropped.
 pub struct Responder {

@@ -11,29 +11,19 @@ use crate::error::{Error, Result};
 use crate::proto::CloseCode;
 use crate::url::WsUrl;
 
-use super::config::LoopConfig;
-use super::id::ConnId;
-use super::mailbox::{Command, WorkerHandle};
-use super::prepared::Prepared;
-use super::stats::Stats;
-use super::timers::Timers;
+use crate::event::api::config::LoopConfig;
+use crate::event::api::id::ConnId;
+use crate::event::api::prepared::Prepared;
+use crate::event::api::stats::Stats;
+use crate::event::conn::shared::LoopShared;
+use crate::event::reactor::mailbox::{Command, WorkerHandle};
+use crate::event::reactor::timers::Timers;
 
 /// Operations a callback asks for that touch other connections; run after it returns.
 pub(crate) enum Op<D> {
     SendTo(ConnId, Prepared),
     Close(ConnId, CloseCode, String),
     Connect(usize, u32, WsUrl, D),
-}
-
-/// Loop state a connection's write path needs.
-pub(crate) struct LoopShared {
-    pub(crate) config: Arc<LoopConfig>,
-    /// Connections with output to flush at the end of the iteration.
-    pub(crate) dirty: Vec<usize>,
-    /// Scratch for bytes written at once (a handshake response).
-    pub(crate) scratch: Vec<u8>,
-    /// The loop's counters (published to `me.stats` once per iteration).
-    pub(crate) stats: Stats,
 }
 
 /// Loop state callbacks reach through their contexts.

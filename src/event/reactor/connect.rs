@@ -12,11 +12,11 @@ use crate::proto::handshake::ClientHandshake;
 use crate::proto::{Randomness, Role};
 use crate::url::WsUrl;
 
-use super::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot};
-use super::handler::Handler;
-use super::id::ConnId;
-use super::transport::Transport;
-use super::worker::Worker;
+use crate::event::api::handler::Handler;
+use crate::event::api::id::ConnId;
+use crate::event::conn::transport::Transport;
+use crate::event::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot};
+use crate::event::reactor::worker::Worker;
 
 impl<H: Handler> Worker<H> {
     /// Starts connecting to `url`; the slot was reserved by `LoopCore::connect`.
@@ -83,13 +83,8 @@ impl<H: Handler> Worker<H> {
                     "wss:// without ClientBuilder::tls",
                 )
             })?;
-            let name = crate::tls::server_name(&url.host)?;
-            let conn = rustls::client::UnbufferedClientConnection::new(cfg, name)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            return Ok(Transport::tls(
-                sock,
-                super::tls::Session::Client(Box::new(conn)),
-            ));
+            let session = crate::event::conn::tls::Session::client(cfg, &url.host)?;
+            return Ok(Transport::tls(sock, session));
         }
         let _ = url;
         Ok(Transport::Plain(sock))

@@ -4,12 +4,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::config::{LoopConfig, loop_setters};
-use super::handler::Handler;
-use super::id::ConnId;
-use super::mailbox::{Command, WorkerHandle, new_loop};
-use super::worker::Worker;
 use crate::error::Result;
+use crate::event::api::config::{LoopConfig, loop_setters};
+use crate::event::api::handler::Handler;
+use crate::event::api::id::ConnId;
+use crate::event::reactor::mailbox::{Command, WorkerHandle, new_loop};
+use crate::event::reactor::worker::Worker;
 
 /// Configures a [`Client`].
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ pub struct Client<H: Handler> {
     handle: WorkerHandle,
 }
 
-impl Client<super::server::NoHandler> {
+impl Client<crate::event::api::server::NoHandler> {
     /// A builder with the defaults of [`LoopConfig`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
@@ -64,7 +64,7 @@ impl Client<super::server::NoHandler> {
 impl<H: Handler> Client<H> {
     /// Starts connecting to a `ws://` (or, with `ClientBuilder::tls` and the `tls` feature, `wss://`) URL; the outcome arrives as `on_open`, or as
     /// `on_error` then `on_close`. Callbacks can open more with
-    /// [`LoopCtx::connect`](super::LoopCtx::connect).
+    /// [`LoopCtx::connect`](crate::event::LoopCtx::connect).
     pub fn connect(&mut self, url: &str, data: H::Data) -> Result<ConnId> {
         self.worker.connect(url, data)
     }
@@ -100,7 +100,7 @@ pub struct ClientHandle {
 
 impl ClientHandle {
     /// The client loop's counters as of its last iteration.
-    pub fn stats(&self) -> super::Stats {
+    pub fn stats(&self) -> crate::event::Stats {
         self.handle.stats.read()
     }
 

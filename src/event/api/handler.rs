@@ -6,10 +6,10 @@ use crate::error::Error;
 use crate::proto::handshake::Request;
 use crate::proto::{CloseCode, MessageKind};
 
-use super::ctx::{Ctx, LoopCtx};
-use super::responder::HttpRequest;
-use super::response::HttpResponse;
-use super::types::{Decision, Delivery, MessageRef};
+use crate::event::api::ctx::{Ctx, LoopCtx};
+use crate::event::api::responder::HttpRequest;
+use crate::event::api::response::HttpResponse;
+use crate::event::api::types::{Decision, Delivery, MessageRef};
 
 /// The application's side of a loop: one handler per loop thread, called for every
 /// connection of that loop. Per-connection state lives in [`Handler::Data`], reached

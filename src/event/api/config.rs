@@ -16,7 +16,7 @@ pub enum Backpressure {
     /// Stop reading from the peer until the queue drains to half the limit (default).
     /// The pause starts when a callback leaves the queue over the limit (so a handler
     /// answering one message is never cut off half-way); while paused, sends from
-    /// timers, [`Sender`](super::Sender)s and broadcasts fail with
+    /// timers, [`Sender`](crate::event::Sender)s and broadcasts fail with
     /// [`Error::Backpressure`](crate::Error::Backpressure). A peer that never reads
     /// costs at most the limit plus what one callback queues.
     Pause,
@@ -25,7 +25,7 @@ pub enum Backpressure {
 }
 
 /// Settings shared by every connection of a loop. Build with the setters of
-/// [`ServerBuilder`](super::ServerBuilder) or [`ClientBuilder`](super::ClientBuilder).
+/// [`ServerBuilder`](crate::event::ServerBuilder) or [`ClientBuilder`](crate::event::ClientBuilder).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct LoopConfig {
@@ -48,7 +48,7 @@ pub struct LoopConfig {
     /// (HTTP/1.1 by default); an idle one closes after the handshake timeout.
     /// Default: true.
     pub http_keep_alive: bool,
-    /// How long a deferred HTTP request ([`HttpRequest::defer`](super::HttpRequest::defer))
+    /// How long a deferred HTTP request ([`HttpRequest::defer`](crate::event::HttpRequest::defer))
     /// waits for its answer before the loop answers `504`. Default: 30 s.
     pub http_answer_timeout: Duration,
     /// Set TCP_NODELAY on every connection. Default: true.

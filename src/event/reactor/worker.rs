@@ -22,15 +22,15 @@ use mio::{Events, Interest, Poll, Token};
 use crate::error::Result;
 use crate::proto::handshake::{ClientConfig, ServerConfig};
 
-use super::config::LoopConfig;
-use super::conn::Slot;
-use super::core::LoopCore;
-use super::ctx::Ctx;
-use super::handler::Handler;
-use super::id::ConnId;
-use super::mailbox::{Command, WAKER, WorkerHandle};
-use super::slab::Slab;
-use super::transport::ServerTls;
+use crate::event::api::config::LoopConfig;
+use crate::event::api::ctx::Ctx;
+use crate::event::api::handler::Handler;
+use crate::event::api::id::ConnId;
+use crate::event::conn::Slot;
+use crate::event::conn::transport::ServerTls;
+use crate::event::reactor::core::LoopCore;
+use crate::event::reactor::mailbox::{Command, WAKER, WorkerHandle};
+use crate::event::reactor::slab::Slab;
 
 /// Listener `i`'s token: `usize::MAX - 1` for the first, then downwards below the
 /// waker's.
@@ -65,10 +65,10 @@ pub(crate) struct Worker<H: Handler> {
     pub(crate) core: LoopCore<H::Data>,
     /// Read buffers kept for reuse.
     pub(crate) pool: Vec<Vec<u8>>,
-    /// Spare read states (see [`ReadState`](super::conn::ReadState)); boxes, since
+    /// Spare read states (see [`ReadState`](crate::event::conn::ReadState)); boxes, since
     /// a connection holds the allocation itself.
     #[allow(clippy::vec_box)]
-    pub(crate) rd_spares: Vec<Box<super::conn::ReadState>>,
+    pub(crate) rd_spares: Vec<Box<crate::event::conn::ReadState>>,
     /// Connections to read again without waiting for an event (read budget spent,
     /// or back-pressure lifted).
     pub(crate) ready: Vec<usize>,

@@ -1,14 +1,17 @@
-//! TLS on the loop with rustls' unbuffered API: the session holds only its keys and
-//! state; every buffer is ours and released when empty, so an idle `wss://`
+//! TLS on the loop: our buffers and the socket around a [`Session`] (session.rs, the
+//! one file that talks to rustls' connection API). The session holds only its keys
+//! and state; every buffer is ours and released when empty, so an idle `wss://`
 //! connection holds no I/O buffer (rustls' buffered API keeps a 4 KiB receive
 //! buffer per connection for its whole life).
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
-use rustls::client::UnbufferedClientConnection;
-use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+
+mod session;
+
+pub(crate) use session::Session;
+use session::{Sink, Stop};
 
 /// Encrypted output or early plaintext held before the socket or the handshake
 /// takes it; beyond this a write reports `WouldBlock`.
@@ -17,26 +20,6 @@ const LIMIT: usize = 64 * 1024;
 /// Ciphertext read from the socket per read: a whole maximum-size record and its
 /// header fit.
 const READ_CHUNK: usize = 16 * 1024 + 512;
-
-/// Largest write encrypted through the thread's scratch (larger ones go through the
-/// connection's queue, so the scratch never holds more than this).
-const SCRATCH_MAX: usize = 64 * 1024;
-
-pub(crate) enum Session {
-    Server(Box<UnbufferedServerConnection>),
-    Client(Box<UnbufferedClientConnection>),
-}
-
-/// Runs `$body` with `$c` bound to the session of either side (the two have the same
-/// API on different types).
-macro_rules! either {
-    ($s:expr, $c:ident => $body:expr) => {
-        match $s {
-            Session::Server($c) => $body,
-            Session::Client($c) => $body,
-        }
-    };
-}
 
 pub(crate) struct TlsIo {
     pub(crate) sock: TcpStream,
@@ -60,24 +43,11 @@ pub(crate) struct TlsIo {
     failed: bool,
 }
 
-/// What one round of record processing ended on.
-enum Stop {
-    /// More ciphertext is needed.
-    NeedInput,
-    /// `close_notify` received.
-    PeerClosed,
-}
-
 fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Appends `n` zeroed bytes to `v` and returns where they start.
-fn grow(v: &mut Vec<u8>, n: usize) -> usize {
-    let start = v.len();
-    v.resize(start + n, 0);
-    start
-}
+use session::grow;
 
 impl TlsIo {
     pub(crate) fn new(sock: TcpStream, session: Session) -> TlsIo {
@@ -122,109 +92,37 @@ impl TlsIo {
         incoming: &mut [u8],
         buf: &mut [u8],
     ) -> io::Result<(usize, Stop, usize)> {
-        let mut filled = 0;
-        let mut used = 0;
         if self.failed {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "TLS session failed",
             ));
         }
-        // Bounded: each round consumes input, emits a record, or stops.
-        loop {
-            let TlsIo {
-                session,
-                plain,
-                out,
-                early,
-                established,
-                peer_closed,
-                failed,
-                ..
-            } = self;
-            let mut stop = None;
-            let mut error = None;
-            let discard = either!(session, s => {
-                let status = s.process_tls_records(&mut incoming[used..]);
-                let mut discard = status.discard;
-                match status.state {
-                    Err(e) => {
-                        *failed = true;
-                        error = Some(e);
-                    }
-                    Ok(ConnectionState::ReadTraffic(mut r)) => {
-                        while let Some(rec) = r.next_record() {
-                            match rec {
-                                Ok(rec) => {
-                                    discard += rec.discard;
-                                    let n = rec.payload.len().min(buf.len() - filled);
-                                    buf[filled..filled + n].copy_from_slice(&rec.payload[..n]);
-                                    filled += n;
-                                    plain.extend_from_slice(&rec.payload[n..]);
-                                }
-                                Err(e) => {
-                                    *failed = true;
-                                    error = Some(e);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                        let mut want = 1024;
-                        // Bounded: the second try has the size rustls asked for.
-                        for _ in 0..2 {
-                            let start = grow(out, want);
-                            match e.encode(&mut out[start..]) {
-                                Ok(n) => {
-                                    out.truncate(start + n);
-                                    break;
-                                }
-                                Err(EncodeError::InsufficientSize(InsufficientSizeError {
-                                    required_size,
-                                })) => {
-                                    out.truncate(start);
-                                    want = required_size;
-                                }
-                                Err(_) => {
-                                    out.truncate(start);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Ok(ConnectionState::TransmitTlsData(t)) => {
-                        // `out` goes to the socket below, in order.
-                        t.done();
-                    }
-                    Ok(ConnectionState::WriteTraffic(mut w)) => {
-                        *established = true;
-                        if !early.is_empty() {
-                            let data = std::mem::take(early);
-                            if let Err(e) = encrypt(&mut w, &data, out) {
-                                error = Some(e);
-                                *failed = true;
-                            }
-                        }
-                        stop = Some(Stop::NeedInput);
-                    }
-                    Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => {
-                        *peer_closed = true;
-                        stop = Some(Stop::PeerClosed);
-                    }
-                    // BlockedHandshake, and early data (not enabled: rustls refuses it).
-                    Ok(_) => stop = Some(Stop::NeedInput),
-                }
-                discard
-            });
-            used += discard;
-            if let Some(e) = error {
+        let TlsIo {
+            session,
+            plain,
+            out,
+            early,
+            established,
+            peer_closed,
+            ..
+        } = self;
+        let mut sink = Sink {
+            buf,
+            filled: 0,
+            plain,
+            out,
+            early,
+            established,
+            peer_closed,
+        };
+        match session.process(incoming, &mut sink) {
+            Ok((stop, used)) => Ok((sink.filled, stop, used)),
+            Err(e) => {
+                self.failed = true;
                 // The alert rustls queued for the peer, best effort.
                 let _ = self.flush_out();
-                return Err(tls_error(e));
-            }
-            if let Some(stop) = stop {
-                return Ok((filled, stop, used));
+                Err(tls_error(e))
             }
         }
     }
@@ -319,36 +217,17 @@ impl TlsIo {
             session,
             inbuf,
             out,
+            out_pos,
             early,
+            sock,
             ..
         } = self;
-        let sock = &mut self.sock;
-        let out_pos = &mut self.out_pos;
-        let r = either!(session, s => {
-            match s.process_tls_records(&mut inbuf[..]).state {
-                Ok(ConnectionState::WriteTraffic(mut w)) if out.is_empty() && buf.len() <= SCRATCH_MAX => {
-                    // Nothing queued ahead: encrypt into the thread's scratch and
-                    // write from there; only what the socket does not take is kept.
-                    OUT_SCRATCH.with(|cell| {
-                        let mut scratch = cell.borrow_mut();
-                        let n = encrypt_into(&mut w, buf, &mut scratch)?;
-                        let sent = write_some(sock, &scratch[..n]).unwrap_or(0);
-                        if sent < n {
-                            out.extend_from_slice(&scratch[sent..n]);
-                            *out_pos = 0;
-                        }
-                        Ok(())
-                    })
-                }
-                Ok(ConnectionState::WriteTraffic(mut w)) => encrypt(&mut w, buf, out),
-                Ok(_) => {
-                    // Handshake records first (a key update): queue the plaintext
-                    // behind them.
-                    early.extend_from_slice(buf);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
+        // Nothing queued ahead: the records may go straight to the socket; only what
+        // it does not take is kept.
+        let direct = out.is_empty();
+        let r = session.write(inbuf, buf, early, out, direct, &mut |records| {
+            *out_pos = 0;
+            write_some(sock, records).unwrap_or(0)
         });
         if let Err(e) = r {
             self.failed = true;
@@ -395,21 +274,7 @@ impl TlsIo {
     /// Queues `close_notify` (once the handshake is done) and writes what it can.
     pub(crate) fn close_notify(&mut self) {
         if self.established && !self.failed {
-            let TlsIo {
-                session,
-                inbuf,
-                out,
-                ..
-            } = self;
-            either!(session, s => {
-                if let Ok(ConnectionState::WriteTraffic(mut w)) = s.process_tls_records(&mut inbuf[..]).state {
-                    let start = grow(out, 64);
-                    match w.queue_close_notify(&mut out[start..]) {
-                        Ok(n) => out.truncate(start + n),
-                        Err(_) => out.truncate(start),
-                    }
-                }
-            });
+            self.session.close_notify(&mut self.inbuf, &mut self.out);
         }
         let _ = self.flush_out();
     }
@@ -424,8 +289,6 @@ thread_local! {
     /// Ciphertext read from sockets on this thread, decrypted from here (one per loop
     /// thread: no connection holds a receive buffer between reads).
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Records encrypted on this thread on their way to a socket.
-    static OUT_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn truncated() -> io::Error {
@@ -450,58 +313,6 @@ fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
     Ok(done)
 }
 
-/// Encrypts `data` into `scratch` (kept at its size, grown when rustls asks for more);
-/// returns the length of the records.
-fn encrypt_into<D>(
-    w: &mut rustls::unbuffered::WriteTraffic<'_, D>,
-    data: &[u8],
-    scratch: &mut Vec<u8>,
-) -> Result<usize, rustls::Error> {
-    let want = data.len() + (data.len() / 16384 + 1) * 64;
-    if scratch.len() < want {
-        scratch.resize(want, 0);
-    }
-    // Bounded: the second try has the size rustls asked for.
-    for _ in 0..2 {
-        match w.encrypt(data, &mut scratch[..]) {
-            Ok(n) => return Ok(n),
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                scratch.resize(required_size, 0);
-            }
-            Err(EncryptError::EncryptExhausted) => return Err(rustls::Error::EncryptError),
-        }
-    }
-    Err(rustls::Error::General("TLS encryption: buffer size".into()))
-}
-
-/// Encrypts `data` into records appended to `out`.
-fn encrypt<D>(
-    w: &mut rustls::unbuffered::WriteTraffic<'_, D>,
-    data: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), rustls::Error> {
-    let mut want = data.len() + (data.len() / 16384 + 1) * 64;
-    // Bounded: the second try has the size rustls asked for.
-    for _ in 0..2 {
-        let start = grow(out, want);
-        match w.encrypt(data, &mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                out.truncate(start);
-                want = required_size;
-            }
-            Err(EncryptError::EncryptExhausted) => {
-                out.truncate(start);
-                return Err(rustls::Error::EncryptError);
-            }
-        }
-    }
-    Err(rustls::Error::General("TLS encryption: buffer size".into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,13 +335,8 @@ mod tests {
         for t in [&c, &s] {
             t.set_nonblocking(true).unwrap();
         }
-        let server = Session::Server(Box::new(
-            UnbufferedServerConnection::new(Arc::clone(&scfg)).unwrap(),
-        ));
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let client = Session::Client(Box::new(
-            UnbufferedClientConnection::new(ccfg, name).unwrap(),
-        ));
+        let server = Session::server(Arc::clone(&scfg)).unwrap();
+        let client = Session::client(ccfg, "localhost").unwrap();
         (
             TlsIo::new(TcpStream::from_std(s), server),
             TlsIo::new(TcpStream::from_std(c), client),

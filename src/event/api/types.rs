@@ -45,11 +45,11 @@ impl Decision {
 /// How a message is handed to the handler, chosen when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Collect the whole message and call [`Handler::on_message`](super::Handler::on_message) (a message that
+    /// Collect the whole message and call [`Handler::on_message`](crate::event::Handler::on_message) (a message that
     /// arrived in one frame is passed straight from the read buffer, no copy).
     Whole,
-    /// Call [`Handler::on_chunk`](super::Handler::on_chunk) with each piece as it arrives and
-    /// [`Handler::on_message_end`](super::Handler::on_message_end) at the end: any size in bounded memory.
+    /// Call [`Handler::on_chunk`](crate::event::Handler::on_chunk) with each piece as it arrives and
+    /// [`Handler::on_message_end`](crate::event::Handler::on_message_end) at the end: any size in bounded memory.
     Stream,
 }
 

@@ -8,13 +8,13 @@ use std::time::Instant;
 use crate::error::Error;
 use crate::proto::CloseCode;
 
-use super::conn::Deferred;
-use super::core::Op;
-use super::handler::Handler;
-use super::id::ConnId;
-use super::mailbox::Command;
-use super::prepared::Prepared;
-use super::worker::Worker;
+use crate::event::api::handler::Handler;
+use crate::event::api::id::ConnId;
+use crate::event::api::prepared::Prepared;
+use crate::event::conn::Deferred;
+use crate::event::reactor::core::Op;
+use crate::event::reactor::mailbox::Command;
+use crate::event::reactor::worker::Worker;
 
 impl<H: Handler> Worker<H> {
     pub(crate) fn drain_commands(&mut self) {

@@ -5,14 +5,14 @@
 use crate::error::HandshakeError;
 use crate::proto::handshake::{Request, ServerHandshake, write_http_answer, write_http_response};
 
-use super::conn::{Outbox, Phase, write_through};
-use super::ctx::{Ctx, LoopCtx};
-use super::handler::Handler;
-use super::id::ConnId;
-use super::responder::HttpRequest;
-use super::response::HttpResponse;
-use super::types::Decision;
-use super::worker::Worker;
+use crate::event::api::ctx::{Ctx, LoopCtx};
+use crate::event::api::handler::Handler;
+use crate::event::api::id::ConnId;
+use crate::event::api::responder::HttpRequest;
+use crate::event::api::response::HttpResponse;
+use crate::event::api::types::Decision;
+use crate::event::conn::{Outbox, Phase, write_through};
+use crate::event::reactor::worker::Worker;
 
 /// What the request head turned out to be.
 enum Head {
@@ -276,7 +276,7 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// The answer to a deferred request arrived from its [`Responder`](super::Responder)
+    /// The answer to a deferred request arrived from its [`Responder`](crate::event::Responder)
     /// (or the loop gave up waiting: 504). An answer for a request no longer waited
     /// for (the client went, or it timed out) is dropped.
     pub(crate) fn deferred_answer(&mut self, id: ConnId, seq: u32, resp: &HttpResponse) {

@@ -5,11 +5,11 @@
 use crate::proto::Event;
 use crate::proto::MessageKind;
 
-use super::conn::{Phase, Slot};
-use super::ctx::Ctx;
-use super::handler::Handler;
-use super::types::{Delivery, MessageRef};
-use super::worker::Worker;
+use crate::event::api::ctx::Ctx;
+use crate::event::api::handler::Handler;
+use crate::event::api::types::{Delivery, MessageRef};
+use crate::event::conn::{Phase, Slot};
+use crate::event::reactor::worker::Worker;
 
 impl<H: Handler> Worker<H> {
     /// Runs a connection's buffered input through its phase.

@@ -2,7 +2,7 @@
 //!
 //! A loop counts in plain integers on its own thread and publishes them to atomics
 //! once per iteration, so counting costs a few additions per message and readers on
-//! other threads ([`ServerHandle::stats`](super::ServerHandle::stats)) never slow
+//! other threads ([`ServerHandle::stats`](crate::event::ServerHandle::stats)) never slow
 //! the loop down. Figures are as of the loop's last iteration.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,7 +116,7 @@ pub struct Stats {
     /// 100 ms).
     pub output_queued: u64,
     /// Times a connection stopped being read because its output queue passed
-    /// `max_output_buffer` ([`Backpressure::Pause`](super::Backpressure::Pause)).
+    /// `max_output_buffer` ([`Backpressure::Pause`](crate::event::Backpressure::Pause)).
     pub backpressure_pauses: u64,
     /// Connections that ended, by close code.
     pub closes: Closes,

@@ -8,6 +8,13 @@
 //! applies the loop's policies. Idle connections hold no buffers: the read buffer is
 //! borrowed from the loop's pool only while unprocessed input remains.
 
+mod send;
+pub(crate) mod shared;
+mod sockio;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
+pub(crate) mod transport;
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -15,20 +22,17 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
 use crate::proto::handshake::{ClientHandshake, Request, ServerHandshake};
-use crate::proto::{CloseCode, Connection, MessageKind, Role, SendError};
+use crate::proto::{Connection, MessageKind, Role};
 
-use super::config::Backpressure;
-use super::core::LoopShared;
-use super::id::ConnId;
-use super::prepared::Prepared;
-use super::transport::Transport;
-use super::types::Delivery;
-
-/// Server frames at least this large are written straight from the caller's slice
-/// when nothing is queued ahead of them.
-const WRITE_THROUGH_MIN: usize = 16 * 1024;
+use crate::event::api::config::Backpressure;
+use crate::event::api::id::ConnId;
+use crate::event::api::types::Delivery;
+use crate::event::conn::transport::Transport;
+pub(crate) use send::Deferred;
+use shared::LoopShared;
+pub(crate) use sockio::write_through;
+use sockio::{flush_outbox, write_some};
 
 /// Bytes of an HTTP head (a request or an answer) not yet written.
 #[derive(Debug, Default)]
@@ -61,7 +65,7 @@ pub(crate) enum Phase {
         deadline: Option<Instant>,
     },
     /// Server: a plain HTTP request deferred by the handler
-    /// ([`HttpRequest::defer`](super::HttpRequest::defer)) waits for its answer.
+    /// ([`HttpRequest::defer`](crate::event::HttpRequest::defer)) waits for its answer.
     /// Input is left in the socket meanwhile.
     Deferred {
         /// Which request of the connection is waited for.
@@ -83,22 +87,6 @@ pub(crate) enum Phase {
     Client(Box<ClientStart>),
     /// WebSocket frames, through the protocol state machine.
     Open(Connection),
-}
-
-/// A message from another source ([`Sender`](super::Sender), broadcast) waiting for
-/// the handler's open fragmented message to end.
-pub(crate) enum Deferred {
-    Owned(MessageKind, Vec<u8>),
-    Prepared(Prepared),
-}
-
-impl Deferred {
-    fn len(&self) -> usize {
-        match self {
-            Deferred::Owned(_, v) => v.len(),
-            Deferred::Prepared(p) => p.payload().len(),
-        }
-    }
 }
 
 pub(crate) struct UserTimer {
@@ -133,7 +121,7 @@ impl PeerAddr {
     }
 }
 
-/// The state callbacks reach through [`Ctx`](super::Ctx).
+/// The state callbacks reach through [`Ctx`](crate::event::Ctx).
 pub(crate) struct ConnIo {
     pub(crate) sock: Option<Transport>,
     pub(crate) id: ConnId,
@@ -203,10 +191,6 @@ impl ConnIo {
         self.cold.get_or_insert_with(Box::default)
     }
 
-    fn deferred_bytes(&self) -> usize {
-        self.cold.as_deref().map_or(0, |c| c.deferred_bytes)
-    }
-
     /// The protocol connection, once open.
     pub(crate) fn conn(&self) -> Option<&Connection> {
         match &self.phase {
@@ -226,14 +210,6 @@ impl ConnIo {
     /// The WebSocket is open and the transport alive.
     pub(crate) fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_)) && !self.dead
-    }
-
-    /// The connection to send on, or [`Error::AlreadyClosed`].
-    fn writable(&mut self) -> Result<&mut Connection> {
-        if self.dead {
-            return Err(Error::AlreadyClosed);
-        }
-        self.conn_mut().ok_or(Error::AlreadyClosed)
     }
 
     /// When the connection's next protocol deadline is: the handshake deadline until
@@ -293,180 +269,6 @@ impl ConnIo {
             keep_alive,
         };
         self.mark_dirty(shared);
-    }
-
-    /// Sends are refused while the connection is paused for back-pressure: its queue
-    /// passed the limit at the end of an earlier callback, so reading stopped and
-    /// only timers and other threads could still grow it.
-    fn backpressure_check(&self, shared: &LoopShared) -> Result<()> {
-        if self.paused {
-            return Err(Error::Backpressure {
-                buffered: self.buffered(),
-                limit: shared.config.max_output_buffer,
-            });
-        }
-        Ok(())
-    }
-
-    /// A whole message from a callback: back-pressure applies. A large server frame
-    /// with nothing queued ahead is written straight from `data`.
-    pub(crate) fn send(
-        &mut self,
-        shared: &mut LoopShared,
-        kind: MessageKind,
-        data: &[u8],
-    ) -> Result<()> {
-        self.writable()?;
-        self.backpressure_check(shared)?;
-        self.queue_message(shared, kind, data)
-    }
-
-    /// Queues a whole message (no back-pressure check).
-    fn queue_message(
-        &mut self,
-        shared: &mut LoopShared,
-        kind: MessageKind,
-        data: &[u8],
-    ) -> Result<()> {
-        let ConnIo { phase, sock, .. } = self;
-        let (Phase::Open(conn), false) = (phase, self.dead) else {
-            return Err(Error::AlreadyClosed);
-        };
-        match sock.as_mut() {
-            Some(sock)
-                if data.len() >= WRITE_THROUGH_MIN
-                    && conn.buffered() == 0
-                    && sock.writes_through() =>
-            {
-                if let Some(frame) = conn.send_direct(kind, data)? {
-                    // One vectored write straight from the caller's slice; only what
-                    // the socket does not take is queued.
-                    let n = write_through(sock, frame.header(), frame.payload());
-                    frame.written(conn, n);
-                }
-            }
-            _ => conn.send(kind, data)?,
-        }
-        shared.stats.messages_out += 1;
-        shared.stats.bytes_out += data.len() as u64;
-        self.mark_dirty(shared);
-        self.after_message(shared);
-        Ok(())
-    }
-
-    /// One fragment of a message sent piece by piece (`Ctx::send_fragment`).
-    pub(crate) fn send_fragment(
-        &mut self,
-        shared: &mut LoopShared,
-        kind: MessageKind,
-        data: &[u8],
-        fin: bool,
-    ) -> Result<()> {
-        let conn = self.writable()?;
-        if !conn.in_message() {
-            self.backpressure_check(shared)?;
-        }
-        self.with_conn(shared, |c| c.send_fragment(kind, data, fin))?;
-        shared.stats.bytes_out += data.len() as u64;
-        shared.stats.messages_out += u64::from(fin);
-        Ok(())
-    }
-
-    /// Runs a send on the connection, marks the output for flushing and lets
-    /// deferred messages through once no fragmented message is open.
-    pub(crate) fn with_conn(
-        &mut self,
-        shared: &mut LoopShared,
-        op: impl FnOnce(&mut Connection) -> std::result::Result<(), SendError>,
-    ) -> Result<()> {
-        let r = op(self.writable()?).map_err(Error::from);
-        self.mark_dirty(shared);
-        self.after_message(shared);
-        r
-    }
-
-    /// A control frame (≤ 125 bytes); never refused for back-pressure.
-    pub(crate) fn ping(&mut self, shared: &mut LoopShared, data: &[u8]) -> Result<()> {
-        self.writable()?.ping(data)?;
-        self.mark_dirty(shared);
-        Ok(())
-    }
-
-    /// A prepared message from a callback: refused while a fragmented message is open.
-    pub(crate) fn send_prepared(&mut self, shared: &mut LoopShared, msg: &Prepared) -> Result<()> {
-        self.writable()?;
-        self.backpressure_check(shared)?;
-        self.queue_prepared(shared, msg)
-    }
-
-    fn queue_prepared(&mut self, shared: &mut LoopShared, msg: &Prepared) -> Result<()> {
-        let m = &msg.0;
-        self.with_conn(shared, |c| c.send_prepared(m))?;
-        shared.stats.messages_out += 1;
-        shared.stats.bytes_out += m.payload().len() as u64;
-        Ok(())
-    }
-
-    /// A message from another source (Sender, broadcast, another connection): waits
-    /// behind an open fragmented message instead of failing.
-    pub(crate) fn deliver(&mut self, shared: &mut LoopShared, d: Deferred) -> Result<()> {
-        let conn = self.writable()?;
-        let open_message = conn.in_message();
-        self.backpressure_check(shared)?;
-        if open_message {
-            let cold = self.cold();
-            cold.deferred_bytes += d.len();
-            cold.deferred.push_back(d);
-            return Ok(());
-        }
-        match d {
-            Deferred::Owned(kind, data) => self.queue_message(shared, kind, &data),
-            Deferred::Prepared(p) => self.queue_prepared(shared, &p),
-        }
-    }
-
-    /// Once no fragmented message of ours is open, deferred messages go out.
-    fn after_message(&mut self, shared: &mut LoopShared) {
-        if self.cold.as_ref().is_none_or(|c| c.deferred.is_empty())
-            || self.conn().is_none_or(Connection::in_message)
-        {
-            return;
-        }
-        while let Some(d) = self.cold().deferred.pop_front() {
-            self.cold().deferred_bytes -= d.len();
-            let r = match &d {
-                Deferred::Owned(k, v) => self.queue_message(shared, *k, v),
-                Deferred::Prepared(p) => self.queue_prepared(shared, p),
-            };
-            if r.is_err() {
-                // Closed meanwhile: the rest cannot be sent either.
-                let cold = self.cold();
-                cold.deferred.clear();
-                cold.deferred_bytes = 0;
-                return;
-            }
-        }
-    }
-
-    /// Starts the closing handshake (idempotent once a close was sent). Before the
-    /// connection opens there is nothing to close politely: it is dropped.
-    pub(crate) fn close(
-        &mut self,
-        shared: &mut LoopShared,
-        now: Instant,
-        code: CloseCode,
-        reason: &str,
-    ) -> Result<()> {
-        if self.dead {
-            return Ok(());
-        }
-        let Phase::Open(conn) = &mut self.phase else {
-            self.dead = true;
-            return Ok(());
-        };
-        conn.close(now, code, reason)?;
-        self.mark_dirty(shared);
-        Ok(())
     }
 
     /// A write to the transport failed. An open connection records it (nothing more
@@ -531,51 +333,6 @@ impl ConnIo {
             self.drain_wanted = true;
         }
     }
-}
-
-/// One write; 0 when the socket is full (the loop is registered for WRITABLE and
-/// resumes).
-fn write_some(sock: &mut Transport, bytes: &[u8]) -> io::Result<usize> {
-    loop {
-        match sock.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn flush_outbox(sock: &mut Transport, o: &mut Outbox) -> io::Result<()> {
-    while o.pos < o.buf.len() {
-        match write_some(sock, &o.buf[o.pos..])? {
-            0 => return Ok(()),
-            n => o.pos += n,
-        }
-    }
-    Ok(())
-}
-
-/// One vectored write of `head` + `body`; returns how many bytes went out (0 on
-/// WouldBlock or error: the queue takes over and `flush` reports any error).
-pub(crate) fn write_through(sock: &mut Transport, head: &[u8], body: &[u8]) -> usize {
-    let total = head.len() + body.len();
-    let mut done = 0;
-    while done < total {
-        let r = if done < head.len() {
-            sock.write_vectored(&[io::IoSlice::new(&head[done..]), io::IoSlice::new(body)])
-        } else {
-            sock.write(&body[done - head.len()..])
-        };
-        match r {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    done
 }
 
 /// The read side: pooled read buffer, message accumulator, delivery mode. A
@@ -648,7 +405,7 @@ mod size_tests {
         println!(
             "ConnIo besides Phase: sock {}, id {}, peer {}, timer_at {}, cold {} (Cold {}), flags and role 5",
             std::mem::size_of::<Option<super::Transport>>(),
-            std::mem::size_of::<super::ConnId>(),
+            std::mem::size_of::<crate::event::ConnId>(),
             std::mem::size_of::<super::PeerAddr>(),
             std::mem::size_of::<Option<std::time::Instant>>(),
             std::mem::size_of::<Option<Box<super::Cold>>>(),

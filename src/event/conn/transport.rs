@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 
 #[cfg(feature = "tls")]
-use super::tls::{Session, TlsIo};
+use crate::event::conn::tls::{Session, TlsIo};
 
 pub(crate) enum Transport {
     Plain(TcpStream),
@@ -41,9 +41,7 @@ impl ServerTls {
     pub(crate) fn wrap(&self, sock: TcpStream) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         if let Some(cfg) = &self.config {
-            let conn = rustls::server::UnbufferedServerConnection::new(cfg.clone())
-                .map_err(io::Error::other)?;
-            return Ok(Transport::tls(sock, Session::Server(Box::new(conn))));
+            return Ok(Transport::tls(sock, Session::server(cfg.clone())?));
         }
         Ok(Transport::Plain(sock))
     }

@@ -9,12 +9,12 @@ use mio::{Interest, Token};
 use crate::proto::Role;
 use crate::proto::handshake::{ServerHandshake, write_http_response};
 
-use super::conn::{ConnIo, Phase, Slot};
-use super::handler::Handler;
-use super::id::ConnId;
-use super::mailbox::Command;
-use super::transport::ServerTls;
-use super::worker::{Worker, interrupted, would_block};
+use crate::event::api::handler::Handler;
+use crate::event::api::id::ConnId;
+use crate::event::conn::transport::ServerTls;
+use crate::event::conn::{ConnIo, Phase, Slot};
+use crate::event::reactor::mailbox::Command;
+use crate::event::reactor::worker::{Worker, interrupted, would_block};
 
 impl<H: Handler> Worker<H> {
     /// Accepts on listener `index`.

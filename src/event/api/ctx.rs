@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::proto::{CloseCode, MessageKind, Role};
 
-use super::conn::{ConnIo, UserTimer};
-use super::core::LoopCore;
-use super::id::{ConnId, TimerId};
-use super::mailbox::{Sender, new_alive};
-use super::prepared::Prepared;
-use super::timers::TimerKind;
+use crate::event::api::id::{ConnId, TimerId};
+use crate::event::api::prepared::Prepared;
+use crate::event::api::sender::{Sender, new_alive};
+use crate::event::conn::{ConnIo, UserTimer};
+use crate::event::reactor::core::LoopCore;
+use crate::event::reactor::timers::TimerKind;
 
 /// Loop-wide operations, available to every callback (and to the HTTP hook).
 pub struct LoopCtx<'a, D> {
@@ -42,14 +42,14 @@ impl<D> LoopCtx<'_, D> {
     }
 
     /// Opens a client connection from this loop to a `ws://` URL; `data` becomes its
-    /// [`Handler::Data`](super::Handler::Data). The result arrives as `on_open`, or as
+    /// [`Handler::Data`](crate::event::Handler::Data). The result arrives as `on_open`, or as
     /// `on_error` and `on_close`.
     pub fn connect(&mut self, url: &str, data: D) -> Result<ConnId> {
         self.core.connect(url, data)
     }
 
     /// Every connection this loop holds: open WebSockets, handshakes in progress,
-    /// and plain HTTP requests being answered — in [`on_http`](super::Handler::on_http)
+    /// and plain HTTP requests being answered — in [`on_http`](crate::event::Handler::on_http)
     /// that includes the request being answered. For "how many clients are
     /// connected", use [`open_connections`](Self::open_connections).
     pub fn connections(&self) -> usize {
@@ -62,14 +62,14 @@ impl<D> LoopCtx<'_, D> {
         self.core.open
     }
 
-    /// This loop's counters (see [`Stats`](super::Stats)).
-    pub fn stats(&self) -> super::Stats {
+    /// This loop's counters (see [`Stats`](crate::event::Stats)).
+    pub fn stats(&self) -> crate::event::Stats {
         self.core.stats()
     }
 
     /// The counters of every loop of the server (this loop's as of now, the
     /// others' as of their last iteration); a client loop's own.
-    pub fn server_stats(&self) -> super::Stats {
+    pub fn server_stats(&self) -> crate::event::Stats {
         self.core.server_stats()
     }
 }
@@ -161,7 +161,7 @@ impl<'a, D> Ctx<'a, D> {
     }
 
     /// Queues a message. Fails with [`Error::Backpressure`] while the connection is
-    /// paused for back-pressure (see [`Backpressure::Pause`](super::Backpressure)),
+    /// paused for back-pressure (see [`Backpressure::Pause`](crate::event::Backpressure)),
     /// [`Error::AlreadyClosed`] after a close was sent, and a usage error for text
     /// that is not UTF-8 or while a fragmented message is open.
     pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
@@ -193,7 +193,7 @@ impl<'a, D> Ctx<'a, D> {
     }
 
     /// Queues one fragment of a message sent piece by piece across callbacks (for
-    /// streaming senders paced by [`Handler::on_drain`](super::Handler::on_drain)):
+    /// streaming senders paced by [`Handler::on_drain`](crate::event::Handler::on_drain)):
     /// the first call starts a message of `kind`, `fin` ends it. Messages from other
     /// sources ([`Sender`], broadcasts) wait until it ends.
     ///
@@ -258,13 +258,13 @@ impl<'a, D> Ctx<'a, D> {
         TimerId(id)
     }
 
-    /// Calls [`Handler::on_timer`](super::Handler::on_timer) with `token` once,
+    /// Calls [`Handler::on_timer`](crate::event::Handler::on_timer) with `token` once,
     /// after `after`.
     pub fn set_timer(&mut self, after: Duration, token: u64) -> TimerId {
         self.add_timer(after, None, token)
     }
 
-    /// Calls [`Handler::on_timer`](super::Handler::on_timer) with `token` every
+    /// Calls [`Handler::on_timer`](crate::event::Handler::on_timer) with `token` every
     /// `every` until cancelled or the connection ends.
     pub fn set_interval(&mut self, every: Duration, token: u64) -> TimerId {
         self.add_timer(every, Some(every.max(Duration::from_millis(1))), token)
