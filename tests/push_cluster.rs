@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use silverback::{CloseCode, Conn, Dialer, Error, Message};
-use support::{Child, http};
+use support::{Child, http, spawn_listening};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -169,23 +169,9 @@ fn push_binary() -> std::path::PathBuf {
 }
 
 fn start_push(extra: &[&str]) -> (Child, SocketAddr) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Child(
-        Command::new(push_binary())
-            .arg("--addr")
-            .arg(addr.to_string())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn push"),
-    );
-    let deadline = Instant::now() + T;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "push did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
-    (child, addr)
+    let mut cmd = Command::new(push_binary());
+    cmd.args(extra);
+    spawn_listening(cmd)
 }
 
 fn user(addr: SocketAddr, id: &str) -> Conn<std::net::TcpStream> {

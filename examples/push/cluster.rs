@@ -573,6 +573,11 @@ impl Cluster {
                 .collect();
             let ttl = self.ttl.as_millis() as u64;
             let r = link.run(|con, s| {
+                if users.is_empty() {
+                    // Nothing to renew (an empty pipeline is an error to the
+                    // client): a PING keeps the link checked.
+                    return redis::cmd("PING").query::<String>(con).map(|_| Vec::new());
+                }
                 let mut pipe = redis::pipe();
                 for (u, stamp) in &users {
                     pipe.cmd("EVALSHA")

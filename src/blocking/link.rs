@@ -18,6 +18,10 @@ use super::stream::Stream;
 use crate::error::{Error, Result};
 use crate::proto::{Connection, MessageKind, SendError};
 
+/// Rounds of a split connection's drain: each writes what was queued, and what the
+/// read half queued meanwhile (pongs) is picked up by the next.
+const DRAIN_ROUNDS: usize = 1024;
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state behind these locks stays consistent between operations: a panic
     // in another thread does not make it unusable.
@@ -151,7 +155,7 @@ impl<S: Stream> Split<S> {
     /// held while writing. Bytes queued meanwhile (the read half's pongs) are
     /// picked up by the loop.
     fn drain(&self, side: &mut WriteSide<S>, deadline: Option<Instant>) -> Result<()> {
-        for _ in 0..1024 {
+        for _ in 0..DRAIN_ROUNDS {
             {
                 let mut c = lock(&self.conn);
                 if c.buffered() == 0 {

@@ -22,6 +22,19 @@ pub(crate) const MIN_READ_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
 /// The most a connection's read buffer grows to while a large frame streams in.
 const MAX_STREAM_BUFFER: usize = 64 * 1024;
 
+/// Rounds of one blocking read: each reads, or runs a due timer (which moves the
+/// deadline on), or returns; the bound only guards against a timer that would not
+/// move.
+const WAIT_ROUNDS: usize = 1_000_000;
+
+/// Pieces discarded while waiting for the peer's close: as many as a peer can send
+/// before its close timeout (every piece holds at least one byte of input).
+const DRAIN_PIECES: u32 = u32::MAX;
+
+/// Rounds of waiting for the transport's end after the closing handshake (each
+/// reads, or times out on the close or read deadline).
+const EOF_WAIT_ROUNDS: usize = 1024;
+
 /// Handler for pings and pongs: gets the application data and a [`Control`].
 pub type ControlHandler = Box<dyn FnMut(&[u8], &mut Control<'_>) -> Result<()> + Send>;
 
@@ -211,7 +224,7 @@ impl ReadCore {
         }
         // Each round reads, or runs a due timer (which moves the deadline on), or
         // returns: the bound only guards against a timer that would not move.
-        for _ in 0..1_000_000 {
+        for _ in 0..WAIT_ROUNDS {
             let due = link.conn().poll_timeout();
             let wait = match (self.deadline, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -457,7 +470,7 @@ impl ReadCore {
     /// Reads until the peer's close frame arrives, discarding data (used by `close`).
     pub(crate) fn drain_until_close(&mut self, link: &mut dyn Link) -> Result<CloseFrame> {
         self.cur = None;
-        for _ in 0..u32::MAX {
+        for _ in 0..DRAIN_PIECES {
             match self.next_piece(link) {
                 Ok(_) => {}
                 Err(Error::Closed(f)) => return Ok(f),
@@ -472,7 +485,7 @@ impl ReadCore {
     /// bounded by the connection's close timeout and the read deadline; data that
     /// still arrives is discarded.
     pub(crate) fn wait_for_eof(&mut self, link: &mut dyn Link) {
-        for _ in 0..1024 {
+        for _ in 0..EOF_WAIT_ROUNDS {
             if link.conn().should_close_transport() {
                 return;
             }

@@ -18,6 +18,12 @@
 //!
 //! Bounded everywhere: handshake size and time, message size, output queue per
 //! connection ([`Backpressure`]), connections per loop.
+//!
+//! The code is in three rooms: `api` (what an application holds: the handler,
+//! contexts, handles, builders, counters), `conn` (one connection's IO: transport,
+//! TLS, the send paths, back-pressure and its life until the loop settles it) and
+//! `reactor` (the loop: poll, timers, mailbox, accept, and driving each connection
+//! through its phases).
 
 mod api;
 mod conn;

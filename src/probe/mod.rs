@@ -48,6 +48,10 @@ mod session;
 
 use std::time::{Duration, Instant};
 
+/// Upgrades tried after a probe before the server counts as gone (a loaded server
+/// may be slow to accept).
+const REOPEN_TRIES: usize = 3;
+
 pub use catalogue::{Expect, PROBES, Probe, Requirement, Run};
 pub use report::{json, junit, table};
 pub use serve::{CLIENT_PROBES, serve};
@@ -211,7 +215,7 @@ pub(crate) fn server_gone(t: &Target, opts: &Options) -> Option<String> {
     // A fresh connection must still upgrade (a few tries: a loaded server may be
     // slow to accept).
     let mut last = String::new();
-    for _ in 0..3 {
+    for _ in 0..REOPEN_TRIES {
         match Session::open(t, opts.deadline, "") {
             Ok(_) => return None,
             Err(e) => last = e.to_string(),

@@ -375,30 +375,50 @@ impl Drop for Child {
     }
 }
 
-/// Starts an example on a free loopback port and waits until it accepts.
+/// Starts an example on a loopback port of its own choosing and returns once it
+/// listens.
 pub fn run_example(name: &str, extra: &[&str]) -> (Child, std::net::SocketAddr) {
-    let bin = example(name);
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = std::process::Command::new(bin)
-        .arg("--addr")
-        .arg(addr.to_string())
-        .args(extra)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn example");
-    let child = Child(child);
-    for _ in 0..200 {
-        if TcpStream::connect(addr).is_ok() {
+    let mut cmd = std::process::Command::new(example(name));
+    cmd.args(extra);
+    spawn_listening(cmd)
+}
+
+/// Runs `cmd` (one of our examples) with `--addr 127.0.0.1:0` and reads the address
+/// it bound from the line it prints when it listens (`... ws://ADDR/...` or
+/// `wss://`): no port
+/// is picked in advance, so parallel tests cannot race for one. The rest of its
+/// output is drained on a thread.
+pub fn spawn_listening(mut cmd: std::process::Command) -> (Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = Child(
+        cmd.arg("--addr")
+            .arg("127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn example"),
+    );
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    // The address line is the first the examples print; a few more are allowed.
+    for _ in 0..20 {
+        let Some(Ok(line)) = lines.next() else {
+            break;
+        };
+        // The WebSocket address (a line may name others, such as Redis's).
+        let ws = line
+            .split_once("ws://")
+            .or_else(|| line.split_once("wss://"));
+        let addr = ws.and_then(|(_, rest)| {
+            let end = rest.find(['/', ' ', ';']).unwrap_or(rest.len());
+            rest[..end].parse::<std::net::SocketAddr>().ok()
+        });
+        if let Some(addr) = addr {
+            std::thread::spawn(move || lines.for_each(drop));
             return (child, addr);
         }
-        std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("example {name} did not start listening on {addr}");
+    panic!("{cmd:?} printed no listening address");
 }
 
 /// An in-memory stream: reads from `input`, records writes in `out`.

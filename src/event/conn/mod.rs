@@ -133,13 +133,15 @@ pub(crate) struct ConnIo {
     /// What few connections use, allocated on first use.
     pub(crate) cold: Option<Box<Cold>>,
     /// Reading is suspended for back-pressure.
-    pub(crate) paused: bool,
+    paused: bool,
     /// Call `on_drain` when the queue falls below the low watermark.
-    pub(crate) drain_wanted: bool,
-    /// On the loop's dirty list (output to flush at the end of the iteration).
-    pub(crate) dirty: bool,
-    /// The transport is gone or must go now: drop the connection.
-    pub(crate) dead: bool,
+    drain_wanted: bool,
+    /// On the loop's dirty list: settled (flushed, or torn down) at the end of the
+    /// iteration.
+    dirty: bool,
+    /// The transport is gone or must go now: set only by [`kill`](Self::kill), which
+    /// also puts the connection on the dirty list, so that it is always torn down.
+    dead: bool,
     /// A write failed: nothing more goes out, but reading goes on until the peer's
     /// close (which says why it stopped reading) or the end of input.
     pub(crate) write_failed: bool,
@@ -248,11 +250,63 @@ impl ConnIo {
         phase_empty && !self.sock.as_ref().is_some_and(Transport::has_pending)
     }
 
+    /// Puts the connection on the loop's dirty list: the loop settles it (flushes
+    /// its output, or tears it down) at the end of the iteration at the latest.
     pub(crate) fn mark_dirty(&mut self, shared: &mut LoopShared) {
         if !self.dirty {
             self.dirty = true;
             shared.dirty.push(self.id.slot());
         }
+    }
+
+    /// Takes the connection off the dirty list's count: true if it was on it.
+    pub(crate) fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The transport is gone or the connection must go now: nothing more is read or
+    /// sent, and the loop tears it down when it settles it (at the end of the
+    /// current event, or of the iteration: the connection is marked dirty, so
+    /// teardown cannot be forgotten).
+    pub(crate) fn kill(&mut self, shared: &mut LoopShared) {
+        self.dead = true;
+        self.mark_dirty(shared);
+    }
+
+    /// Killed: waiting for teardown.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Reading is suspended for back-pressure.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Settles output at the end of an event: flushes what is queued (unless the
+    /// connection is dead) and takes it off the dirty list once nothing is left.
+    pub(crate) fn settle_output(&mut self) -> io::Result<()> {
+        if self.dead || self.out_is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        if self.out_is_empty() {
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Back-pressure after an event: applies the policy, and once the queue is
+    /// below the low watermark lifts a pause (returns `resume`: read again) and
+    /// reports a wanted drain (`drain`: call `on_drain`), each once.
+    pub(crate) fn settle_backpressure(&mut self, shared: &mut LoopShared, now: Instant) -> Relief {
+        self.apply_backpressure(shared, now);
+        let mut relief = Relief::default();
+        if self.buffered() < shared.config.max_output_buffer / 2 {
+            relief.resume = std::mem::take(&mut self.paused);
+            relief.drain = std::mem::take(&mut self.drain_wanted);
+        }
+        relief
     }
 
     /// Answers a plain HTTP request (or refuses an upgrade): the connection closes
@@ -275,13 +329,13 @@ impl ConnIo {
     /// is sent) and keeps reading: the peer's close frame, if it sent one before it
     /// stopped reading, is still to come, and says why (a message over its limit:
     /// 1009). Before the connection opened there is nothing to wait for.
-    pub(crate) fn write_failed(&mut self, now: Instant) {
+    pub(crate) fn write_failed(&mut self, shared: &mut LoopShared, now: Instant) {
         match &mut self.phase {
             Phase::Open(conn) if !conn.state().is_done() => {
                 conn.handle_write_failure(now);
                 self.write_failed = true;
             }
-            _ => self.dead = true,
+            _ => self.kill(shared),
         }
     }
 
@@ -333,6 +387,15 @@ impl ConnIo {
             self.drain_wanted = true;
         }
     }
+}
+
+/// What settling back-pressure lifted (see [`ConnIo::settle_backpressure`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Relief {
+    /// A back-pressure pause ended: read the connection again.
+    pub(crate) resume: bool,
+    /// The handler asked for `on_drain`.
+    pub(crate) drain: bool,
 }
 
 /// The read side: pooled read buffer, message accumulator, delivery mode. A

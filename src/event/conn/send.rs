@@ -211,7 +211,7 @@ impl ConnIo {
             return Ok(());
         }
         let Phase::Open(conn) = &mut self.phase else {
-            self.dead = true;
+            self.kill(shared);
             return Ok(());
         };
         conn.close(now, code, reason)?;

@@ -16,6 +16,10 @@ use crate::event::reactor::core::Op;
 use crate::event::reactor::mailbox::Command;
 use crate::event::reactor::worker::Worker;
 
+/// Rounds of cross-connection operations per iteration (each runs what the
+/// previous one queued): a handler that queues operations forever stops here.
+const OP_ROUNDS: usize = 1024;
+
 impl<H: Handler> Worker<H> {
     pub(crate) fn drain_commands(&mut self) {
         self.core.me.wake_pending.store(false, Ordering::Release);
@@ -26,11 +30,8 @@ impl<H: Handler> Worker<H> {
                 }
                 Command::SendPrepared { id, msg } => self.deliver(id, Deferred::Prepared(msg)),
                 Command::Ping { id, data } => {
-                    if let Some(slot) = self.live_slot(id) {
-                        let Worker { slots, core, .. } = self;
-                        if let Some(c) = slots[slot].as_mut() {
-                            let _ = c.io.ping(&mut core.shared, &data);
-                        }
+                    if let Some(p) = self.live_slot(id).and_then(|slot| self.parts(slot)) {
+                        let _ = p.conn.io.ping(&mut p.core.shared, &data);
                     }
                 }
                 Command::Close { id, code, reason } => self.close_conn(id, code, &reason),
@@ -54,11 +55,10 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = self.live_slot(id) else {
             return;
         };
-        let Worker { slots, core, .. } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        let Some(p) = self.parts(slot) else {
             return;
         };
-        if let Err(e) = c.io.deliver(&mut core.shared, d)
+        if let Err(e) = p.conn.io.deliver(&mut p.core.shared, d)
             && !matches!(e, Error::AlreadyClosed)
         {
             self.report_error(slot, &e);
@@ -68,9 +68,8 @@ impl<H: Handler> Worker<H> {
     fn close_conn(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         let now = self.core.now;
         if let Some(slot) = self.live_slot(id) {
-            let Worker { slots, core, .. } = self;
-            if let Some(c) = slots[slot].as_mut() {
-                let _ = c.io.close(&mut core.shared, now, code, reason);
+            if let Some(p) = self.parts(slot) {
+                let _ = p.conn.io.close(&mut p.core.shared, now, code, reason);
             }
             self.finalize(slot);
         }
@@ -88,12 +87,11 @@ impl<H: Handler> Worker<H> {
         }
         let now = self.core.now;
         for slot in 0..self.slots.len() {
-            let Worker { slots, core, .. } = self;
-            let Some(c) = slots[slot].as_mut() else {
+            let Some(p) = self.parts(slot) else {
                 continue;
             };
-            let _ = c.io.close(
-                &mut core.shared,
+            let _ = p.conn.io.close(
+                &mut p.core.shared,
                 now,
                 CloseCode::GOING_AWAY,
                 "server shutting down",
@@ -106,7 +104,7 @@ impl<H: Handler> Worker<H> {
     pub(crate) fn run_ops(&mut self) {
         // Each round runs what the previous one queued; a callback that queues
         // operations forever is the application's loop, bounded here.
-        for _ in 0..1024 {
+        for _ in 0..OP_ROUNDS {
             if self.core.ops.is_empty() && self.core.broadcasts.is_empty() {
                 return;
             }
@@ -129,7 +127,10 @@ impl<H: Handler> Worker<H> {
     fn broadcast_now(&mut self, msg: &Prepared) {
         for slot in 0..self.slots.len() {
             let id = match self.slots[slot].as_ref() {
-                Some(c) if c.io.conn().is_some_and(|conn| conn.state().is_open()) && !c.io.dead => {
+                Some(c)
+                    if c.io.conn().is_some_and(|conn| conn.state().is_open())
+                        && !c.io.is_dead() =>
+                {
                     c.io.id
                 }
                 _ => continue,

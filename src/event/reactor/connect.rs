@@ -16,7 +16,7 @@ use crate::event::api::handler::Handler;
 use crate::event::api::id::ConnId;
 use crate::event::conn::transport::Transport;
 use crate::event::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot};
-use crate::event::reactor::worker::Worker;
+use crate::event::reactor::worker::{Parts, Worker};
 
 impl<H: Handler> Worker<H> {
     /// Starts connecting to `url`; the slot was reserved by `LoopCore::connect`.
@@ -93,8 +93,7 @@ impl<H: Handler> Worker<H> {
     /// The socket became writable while connecting: the connect finished (or
     /// failed); the request goes out.
     pub(crate) fn finish_connect(&mut self, slot: usize) {
-        let Worker { slots, core, .. } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
         let Some(sock) = c.io.sock.as_ref().map(|s| s.tcp_ref()) else {
@@ -128,7 +127,7 @@ impl<H: Handler> Worker<H> {
     /// processing should continue with the rest of the input (the first frames).
     pub(crate) fn client_handshake(&mut self, slot: usize) -> bool {
         let now = self.core.now;
-        let Some(c) = self.slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return false;
         };
         let Phase::Client(s) = &mut c.io.phase else {
@@ -144,7 +143,7 @@ impl<H: Handler> Worker<H> {
                 true
             }
             Err(e) => {
-                c.io.dead = true;
+                c.io.kill(&mut core.shared);
                 self.report_error(slot, &Error::Handshake(e));
                 false
             }

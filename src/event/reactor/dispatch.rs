@@ -2,28 +2,31 @@
 //! once open, the protocol connection's events to the handler's callbacks in the
 //! delivery mode the handler chose for each message.
 
-use crate::proto::Event;
-use crate::proto::MessageKind;
+use crate::proto::{Chunk, Event};
 
 use crate::event::api::ctx::Ctx;
 use crate::event::api::handler::Handler;
 use crate::event::api::types::{Delivery, MessageRef};
 use crate::event::conn::{Phase, Slot};
-use crate::event::reactor::worker::Worker;
+use crate::event::reactor::worker::{Parts, Worker};
+
+/// Phase changes per call of `process`: a connection goes through at most four
+/// before it opens.
+const PHASE_STEPS: usize = 8;
 
 impl<H: Handler> Worker<H> {
     /// Runs a connection's buffered input through its phase.
     pub(crate) fn process(&mut self, slot: usize) {
         // Each round either changes the phase or returns; a connection has at most
         // four phases before it opens.
-        for _ in 0..8 {
+        for _ in 0..PHASE_STEPS {
             let Some(c) = self.slots[slot].as_ref() else {
                 return;
             };
             // Without new input only a plain HTTP body (complete already) or an open
             // connection (decompressed data still to deliver) has anything to do.
             let idle_ok = matches!(c.io.phase, Phase::HttpBody { .. } | Phase::Open(_));
-            if c.io.dead || (c.pending().is_empty() && !idle_ok) {
+            if c.io.is_dead() || (c.pending().is_empty() && !idle_ok) {
                 return;
             }
             let more = match &c.io.phase {
@@ -45,21 +48,19 @@ impl<H: Handler> Worker<H> {
     /// Runs buffered frames through the connection and the handler.
     fn frames(&mut self, slot: usize) {
         let now = self.core.now;
-        let Worker {
-            slots,
+        let Some(Parts {
+            conn: Slot { io, rd, data },
             core,
             handler,
             inflated,
-            ..
-        } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        }) = self.parts(slot)
+        else {
             return;
         };
-        let Slot { io, rd, data } = c;
         // Until the connection needs more input: each round consumes input or
         // delivers decompressed data (a compressed message can still have some when
         // all of its input is consumed), and the connection's input is bounded.
-        while !(io.dead || io.paused) {
+        while !(io.is_dead() || io.is_paused()) {
             let Phase::Open(conn) = &mut io.phase else {
                 break;
             };
@@ -119,13 +120,7 @@ impl<H: Handler> Worker<H> {
                                 };
                                 handler.on_message(&mut ctx, msg);
                             } else {
-                                let piece = Piece {
-                                    data: chunk.data,
-                                    last: chunk.last,
-                                    mode,
-                                    kind,
-                                };
-                                deliver_piece(handler, &mut ctx, &mut rs.msg, piece);
+                                deliver_piece(handler, &mut ctx, &mut rs.msg, &chunk, mode);
                             }
                         }
                     }
@@ -154,35 +149,28 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// One piece of a message for the handler.
-struct Piece<'a> {
-    data: &'a [u8],
-    last: bool,
-    mode: Delivery,
-    kind: MessageKind,
-}
-
 /// Feeds one piece of a message to the handler in its chosen delivery mode.
 fn deliver_piece<H: Handler>(
     handler: &mut H,
     ctx: &mut Ctx<'_, H::Data>,
     msg: &mut Vec<u8>,
-    p: Piece<'_>,
+    chunk: &Chunk<'_>,
+    mode: Delivery,
 ) {
-    match p.mode {
-        Delivery::Stream => handler.on_chunk(ctx, p.data),
-        Delivery::Whole => msg.extend_from_slice(p.data),
+    match mode {
+        Delivery::Stream => handler.on_chunk(ctx, chunk.data),
+        Delivery::Whole => msg.extend_from_slice(chunk.data),
     }
-    if !p.last {
+    if !chunk.last {
         return;
     }
-    match p.mode {
+    match mode {
         Delivery::Stream => handler.on_message_end(ctx),
         Delivery::Whole => {
             handler.on_message(
                 ctx,
                 MessageRef {
-                    kind: p.kind,
+                    kind: chunk.kind,
                     data: msg,
                 },
             );

@@ -10,7 +10,7 @@ use crate::proto::Role;
 
 use crate::event::api::handler::Handler;
 use crate::event::conn::Phase;
-use crate::event::reactor::worker::{Worker, interrupted, would_block};
+use crate::event::reactor::worker::{Parts, Worker, interrupted, would_block};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
@@ -60,7 +60,7 @@ impl<H: Handler> Worker<H> {
         // Input buffered before a back-pressure pause (or decompressed data still to
         // deliver) goes first.
         let backlog = self.slots[slot].as_ref().is_some_and(|c| {
-            !c.io.paused
+            !c.io.is_paused()
                 && (!c.pending().is_empty() || c.io.conn().is_some_and(|conn| conn.wants_read()))
         });
         if backlog {
@@ -68,7 +68,7 @@ impl<H: Handler> Worker<H> {
         }
         for round in 0..READ_BUDGET {
             let (needs_buffer, discard) = match self.slots[slot].as_ref() {
-                Some(c) if !c.io.paused && !c.io.dead => (
+                Some(c) if !c.io.is_paused() && !c.io.is_dead() => (
                     c.rd.as_deref().is_none_or(|rd| rd.buf.is_empty()),
                     match &c.io.phase {
                         Phase::Answer {
@@ -162,7 +162,7 @@ impl<H: Handler> Worker<H> {
 
     /// Reads and drops input we no longer care about (after an HTTP answer).
     fn discard_input(&mut self, slot: usize) {
-        let Some(c) = self.slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
         let Some(sock) = c.io.sock.as_mut() else {
@@ -172,7 +172,7 @@ impl<H: Handler> Worker<H> {
         for _ in 0..READ_BUDGET {
             match sock.read(&mut scratch) {
                 Ok(0) => {
-                    c.io.dead = true;
+                    c.io.kill(&mut core.shared);
                     return;
                 }
                 Ok(_) => {}
@@ -212,10 +212,10 @@ impl<H: Handler> Worker<H> {
     fn on_eof(&mut self, slot: usize) {
         // Frames that arrived with the FIN are still processed.
         self.process(slot);
-        let Some(c) = self.slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
-        c.io.dead = true;
+        c.io.kill(&mut core.shared);
         match &mut c.io.phase {
             Phase::Open(conn) => conn.handle_eof(),
             Phase::Client(_) => {
@@ -229,22 +229,22 @@ impl<H: Handler> Worker<H> {
     /// A write failed: see [`ConnIo::write_failed`](crate::event::conn::ConnIo::write_failed).
     fn write_failed(&mut self, slot: usize, e: io::Error) {
         let now = self.core.now;
-        let Some(c) = self.slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
         if c.io.conn().is_none() {
             return self.io_failed(slot, e);
         }
-        c.io.write_failed(now);
+        c.io.write_failed(&mut core.shared, now);
         self.report_error(slot, &Error::Io(e));
     }
 
     /// The transport failed.
     pub(crate) fn io_failed(&mut self, slot: usize, e: io::Error) {
-        let Some(c) = self.slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
-        c.io.dead = true;
+        c.io.kill(&mut core.shared);
         let report = match &mut c.io.phase {
             Phase::Open(conn) => {
                 conn.handle_eof();

@@ -12,7 +12,7 @@ use crate::event::api::ctx::Ctx;
 use crate::event::api::handler::Handler;
 use crate::event::conn::Phase;
 use crate::event::reactor::timers::TimerKind;
-use crate::event::reactor::worker::Worker;
+use crate::event::reactor::worker::{Parts, Worker};
 
 use super::readiness::POOL_MAX;
 
@@ -72,54 +72,29 @@ impl<H: Handler> Worker<H> {
     /// protocol timer, and teardown when the transport should close.
     pub(crate) fn finalize(&mut self, slot: usize) {
         let now = self.core.now;
-        let Worker {
-            slots,
-            core,
-            handler,
-            ready,
-            ..
-        } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        let Some(mut p) = self.parts(slot) else {
             return;
         };
-        if !c.io.dead && !c.io.out_is_empty() {
-            let flushed = c.io.flush();
-            if flushed.is_ok() && c.io.out_is_empty() {
-                c.io.dirty = false;
-            }
-            if let Err(e) = flushed {
-                c.io.write_failed(now);
-                let mut ctx = Ctx {
-                    io: &mut c.io,
-                    data: &mut c.data,
-                    core,
-                };
-                handler.on_error(&mut ctx, &Error::Io(e));
-            }
+        if let Err(e) = p.conn.io.settle_output() {
+            p.conn.io.write_failed(&mut p.core.shared, now);
+            p.call(|h, ctx| h.on_error(ctx, &Error::Io(e)));
         }
-        if c.io.is_open() {
-            c.io.apply_backpressure(&mut core.shared, now);
-            let low = core.shared.config.max_output_buffer / 2;
-            if c.io.buffered() < low {
-                if c.io.paused {
-                    c.io.paused = false;
-                    ready.push(slot);
-                }
-                if c.io.drain_wanted {
-                    c.io.drain_wanted = false;
-                    let mut ctx = Ctx {
-                        io: &mut c.io,
-                        data: &mut c.data,
-                        core,
-                    };
-                    handler.on_drain(&mut ctx);
-                    if !c.io.out_is_empty() {
-                        let _ = c.io.flush();
-                    }
+        if p.conn.io.is_open() {
+            let relief = p.conn.io.settle_backpressure(&mut p.core.shared, now);
+            if relief.drain {
+                p.call(|h, ctx| h.on_drain(ctx));
+                if !p.conn.io.out_is_empty() {
+                    let _ = p.conn.io.flush();
                 }
             }
+            if relief.resume {
+                self.ready.push(slot);
+            }
         }
-        let done = c.io.dead
+        let Some(c) = self.slots[slot].as_ref() else {
+            return;
+        };
+        let done = c.io.is_dead()
             || match &c.io.phase {
                 Phase::Open(conn) => conn.should_close_transport(),
                 // TLS records of the answer still to write keep it (bounded by the
@@ -158,9 +133,8 @@ impl<H: Handler> Worker<H> {
         for &slot in &dirty {
             // Connections already flushed in their own event were unmarked there.
             if let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut)
-                && c.io.dirty
+                && c.io.take_dirty()
             {
-                c.io.dirty = false;
                 self.finalize(slot);
             }
         }
@@ -186,7 +160,7 @@ impl<H: Handler> Worker<H> {
         if let Some(a) = c.io.cold.as_mut().and_then(|cold| cold.alive.take()) {
             a.store(false, Ordering::Release);
         }
-        c.io.dead = true;
+        c.io.kill(&mut self.core.shared);
         self.core.release_slot(slot);
         self.core.set_live(self.core.live.saturating_sub(1));
         if c.io.conn().is_some() {
@@ -288,8 +262,7 @@ impl<H: Handler> Worker<H> {
     /// close waits); before it opened, the handshake took too long.
     fn conn_timeout(&mut self, slot: usize) {
         let now = self.core.now;
-        let Worker { slots, core, .. } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
         let err = match &mut c.io.phase {
@@ -313,7 +286,7 @@ impl<H: Handler> Worker<H> {
                 return;
             }
             _ => {
-                c.io.dead = true;
+                c.io.kill(&mut core.shared);
                 let idle_keep_alive = c.io.http_served
                     && matches!(c.io.phase, Phase::Request(_))
                     && c.rd.as_deref().is_none_or(|rd| rd.start == rd.end);
@@ -326,8 +299,8 @@ impl<H: Handler> Worker<H> {
             }
         };
         if let Some(e) = err {
-            if let Some(c) = self.slots[slot].as_mut() {
-                c.io.dead = true;
+            if let Some(p) = self.parts(slot) {
+                p.conn.io.kill(&mut p.core.shared);
             }
             self.report_error(slot, &e);
         }

@@ -5,14 +5,14 @@
 use crate::error::HandshakeError;
 use crate::proto::handshake::{Request, ServerHandshake, write_http_answer, write_http_response};
 
-use crate::event::api::ctx::{Ctx, LoopCtx};
+use crate::event::api::ctx::LoopCtx;
 use crate::event::api::handler::Handler;
 use crate::event::api::id::ConnId;
 use crate::event::api::responder::HttpRequest;
 use crate::event::api::response::HttpResponse;
 use crate::event::api::types::Decision;
 use crate::event::conn::{Outbox, Phase, write_through};
-use crate::event::reactor::worker::Worker;
+use crate::event::reactor::worker::{Parts, Worker};
 
 /// What the request head turned out to be.
 enum Head {
@@ -25,8 +25,7 @@ enum Head {
 impl<H: Handler> Worker<H> {
     /// Answers with a plain HTTP response (or a refusal) and closes once it is sent.
     fn http_answer(&mut self, slot: usize, bytes: Vec<u8>) {
-        let Worker { slots, core, .. } = self;
-        if let Some(c) = slots[slot].as_mut() {
+        if let Some(Parts { conn: c, core, .. }) = self.parts(slot) {
             c.io.answer(&mut core.shared, bytes, false);
             c.discard_pending();
         }
@@ -79,13 +78,13 @@ impl<H: Handler> Worker<H> {
 
     /// The handler accepts or refuses a valid upgrade request.
     fn decide(&mut self, slot: usize, req: Request, head_len: usize) -> bool {
-        let Worker {
-            slots,
+        let Some(Parts {
+            conn: c,
             core,
             handler,
             ..
-        } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        }) = self.parts(slot)
+        else {
             return false;
         };
         match handler.on_request(&req, &mut c.data, c.io.peer()) {
@@ -140,22 +139,11 @@ impl<H: Handler> Worker<H> {
 
     /// The connection is a WebSocket now: `on_open`.
     pub(crate) fn open(&mut self, slot: usize) {
-        let Worker {
-            slots,
-            core,
-            handler,
-            ..
-        } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        let Some(mut p) = self.parts(slot) else {
             return;
         };
-        core.count_open(true);
-        let mut ctx = Ctx {
-            io: &mut c.io,
-            data: &mut c.data,
-            core,
-        };
-        handler.on_open(&mut ctx);
+        p.core.count_open(true);
+        p.call(|h, ctx| h.on_open(ctx));
     }
 
     /// A plain HTTP request: wait for its body, then ask the handler.
@@ -200,13 +188,13 @@ impl<H: Handler> Worker<H> {
     /// (deferred) later from another thread.
     pub(crate) fn http_body(&mut self, slot: usize) -> bool {
         let now = self.core.now;
-        let Worker {
-            slots,
+        let Some(Parts {
+            conn: c,
             core,
             handler,
             ..
-        } = self;
-        let Some(c) = slots[slot].as_mut() else {
+        }) = self.parts(slot)
+        else {
             return false;
         };
         let Phase::HttpBody {
@@ -240,7 +228,7 @@ impl<H: Handler> Worker<H> {
         // The request is consumed; what follows it is the client's next request.
         c.consume(head_len + body_len);
         if deferred {
-            let deadline = now + self.core.shared.config.http_answer_timeout;
+            let deadline = now + core.shared.config.http_answer_timeout;
             c.io.phase = Phase::Deferred {
                 seq,
                 keep_alive: wants_keep_alive,
@@ -267,8 +255,7 @@ impl<H: Handler> Worker<H> {
             .collect();
         let mut out = Vec::with_capacity(128 + resp.body.len());
         write_http_answer(resp.status, &headers, &resp.body, keep_alive, &mut out);
-        let Worker { slots, core, .. } = self;
-        if let Some(c) = slots[slot].as_mut() {
+        if let Some(Parts { conn: c, core, .. }) = self.parts(slot) {
             c.io.answer(&mut core.shared, out, keep_alive);
             if !keep_alive {
                 c.discard_pending();

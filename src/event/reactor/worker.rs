@@ -6,11 +6,9 @@
 //! timers → run deferred cross-connection operations → flush every connection that
 //! queued output, one write per connection per iteration (write coalescing).
 //!
-//! The rest of the loop lives beside this file, one concern each: `accept`
-//! (listener and load balancing), `upgrade` (server handshake and plain HTTP),
-//! `connect` (client connections), `dispatch` (protocol events to the handler),
-//! `commands` (other threads and deferred operations), `lifecycle` (readiness,
-//! flushing, timers, teardown).
+//! The rest of the loop lives beside this file, one concern each (see the
+//! module's docs). Every callback reaches its connection through [`Worker::parts`],
+//! the one place that splits the worker's borrows.
 
 use std::io;
 use std::sync::{Arc, mpsc};
@@ -82,6 +80,31 @@ pub(crate) struct Worker<H: Handler> {
     pub(crate) inflated: Vec<u8>,
     /// When `output_queued` was last summed over the connections.
     pub(crate) queued_at: Option<Instant>,
+}
+
+/// One connection's slot with the loop state its event needs, borrowed apart from
+/// the rest of the worker (see [`Worker::parts`]).
+pub(crate) struct Parts<'w, H: Handler> {
+    /// The connection.
+    pub(crate) conn: &'w mut Slot<H::Data>,
+    /// What every connection of the loop shares.
+    pub(crate) core: &'w mut LoopCore<H::Data>,
+    /// The user's callbacks.
+    pub(crate) handler: &'w mut H,
+    /// The loop's decompression scratch buffer.
+    pub(crate) inflated: &'w mut Vec<u8>,
+}
+
+impl<H: Handler> Parts<'_, H> {
+    /// Runs a handler callback with the connection's context.
+    pub(crate) fn call<R>(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>) -> R) -> R {
+        let mut ctx = Ctx {
+            io: &mut self.conn.io,
+            data: &mut self.conn.data,
+            core: self.core,
+        };
+        f(self.handler, &mut ctx)
+    }
 }
 
 pub(crate) fn would_block(e: &io::Error) -> bool {
@@ -219,8 +242,8 @@ impl<H: Handler> Worker<H> {
                 }
                 if self.core.now >= deadline {
                     for slot in 0..self.slots.len() {
-                        if let Some(c) = self.slots[slot].as_mut() {
-                            c.io.dead = true;
+                        if let Some(p) = self.parts(slot) {
+                            p.conn.io.kill(&mut p.core.shared);
                             self.finalize(slot);
                         }
                     }
@@ -233,21 +256,29 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Runs a handler callback with the context of the connection in `slot`.
-    pub(crate) fn call(&mut self, slot: usize, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>)) {
+    /// The connection in `slot`, if there is one, with the loop state its event
+    /// needs: the one place that splits the worker's borrows.
+    pub(crate) fn parts(&mut self, slot: usize) -> Option<Parts<'_, H>> {
         let Worker {
             slots,
             core,
             handler,
+            inflated,
             ..
         } = self;
-        if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
-            let mut ctx = Ctx {
-                io: &mut c.io,
-                data: &mut c.data,
-                core,
-            };
-            f(handler, &mut ctx);
+        let conn = slots.get_mut(slot)?.as_mut()?;
+        Some(Parts {
+            conn,
+            core,
+            handler,
+            inflated,
+        })
+    }
+
+    /// Runs a handler callback with the context of the connection in `slot`.
+    pub(crate) fn call(&mut self, slot: usize, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>)) {
+        if let Some(mut p) = self.parts(slot) {
+            p.call(f);
         }
     }
 

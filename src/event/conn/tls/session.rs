@@ -18,6 +18,10 @@ use rustls::unbuffered::{
 /// connection's queue, so the scratch never holds more than this).
 const SCRATCH_MAX: usize = 64 * 1024;
 
+/// Tries to encode or encrypt into a buffer: the second has the size rustls asked
+/// for.
+const ENCODE_TRIES: usize = 2;
+
 thread_local! {
     /// Records encrypted on this thread on their way to a socket.
     static OUT_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -129,7 +133,7 @@ impl Session {
                         let out = &mut *sink.out;
                         let mut want = 1024;
                         // Bounded: the second try has the size rustls asked for.
-                        for _ in 0..2 {
+                        for _ in 0..ENCODE_TRIES {
                             let start = grow(out, want);
                             match e.encode(&mut out[start..]) {
                                 Ok(n) => {
@@ -245,7 +249,7 @@ fn encrypt_into<D>(
         scratch.resize(want, 0);
     }
     // Bounded: the second try has the size rustls asked for.
-    for _ in 0..2 {
+    for _ in 0..ENCODE_TRIES {
         match w.encrypt(data, &mut scratch[..]) {
             Ok(n) => return Ok(n),
             Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
@@ -265,7 +269,7 @@ fn encrypt<D>(
 ) -> Result<(), rustls::Error> {
     let mut want = data.len() + (data.len() / 16384 + 1) * 64;
     // Bounded: the second try has the size rustls asked for.
-    for _ in 0..2 {
+    for _ in 0..ENCODE_TRIES {
         let start = grow(out, want);
         match w.encrypt(data, &mut out[start..]) {
             Ok(n) => {
