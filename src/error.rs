@@ -14,7 +14,8 @@ use std::io;
 
 use crate::proto::{CloseCode, CloseFrame};
 
-pub use crate::proto::{HandshakeError, Lost, ProtocolError, RecvError, SendError, UsageError};
+pub use crate::proto::{HandshakeError, Lost, ProtocolError, UsageError};
+use crate::proto::{RecvError, SendError};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -64,16 +64,16 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
-pub mod error;
+mod error;
 pub mod event;
 #[cfg(feature = "json")]
 pub mod json;
 mod logging;
-pub mod message;
+mod message;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod proto;
-pub mod settings;
+mod settings;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod url;
