@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! loadgen echo    --url ws://127.0.0.1:9000/ --conns 100 --size 20 --duration 5 [--text] [--server-pid PID]
+//!                 [--count N]   (exactly N round trips per connection, then close)
 //! loadgen idle    --url ws://127.0.0.1:9000/ --conns 10000 --hold 5 --server-pid PID
 //! (any mode: `--url wss://... --cafile PEM` with `--features tls`)
 //! loadgen connect --url ws://127.0.0.1:9000/ --conns 16 --duration 5 [--server-pid PID]
@@ -81,6 +82,8 @@ struct Conn {
     sent_at: Option<Instant>,
     /// Which of the payloads is in flight.
     next: usize,
+    /// Round trips done (with `--count`).
+    done: u64,
 }
 
 struct Echo {
@@ -101,6 +104,9 @@ struct Echo {
     cpu_used_us: Option<u64>,
     /// Connections that negotiated permessage-deflate.
     compressed: usize,
+    /// `--count N`: every connection makes exactly N round trips, all measured (no
+    /// warm-up, no duration), then closes.
+    count: Option<u64>,
 }
 
 impl Echo {
@@ -134,7 +140,18 @@ impl Handler for Echo {
             self.errors += 1;
         }
         ctx.data().next = i + 1;
-        if let (Some(sent), Some(w), Some(stop)) =
+        if let Some(count) = self.count {
+            self.measured += 1;
+            if let Some(sent) = ctx.data().sent_at {
+                self.latencies_us
+                    .push(now.duration_since(sent).as_micros() as u32);
+            }
+            ctx.data().done += 1;
+            if ctx.data().done >= count {
+                let _ = ctx.close(CloseCode::NORMAL, "");
+                return;
+            }
+        } else if let (Some(sent), Some(w), Some(stop)) =
             (ctx.data().sent_at, self.warmup_until, self.stop_at)
         {
             if now >= w && now < stop {
@@ -179,6 +196,7 @@ fn echo(
             .max_output_buffer(64 << 20),
         common::flag("--deflate"),
     )?;
+    let count: Option<u64> = common::flag_value("--count").and_then(|v| v.parse().ok());
     let mut rng = corpus::Rng::new(1);
     let mut client = builder.build(Echo {
         payloads: if corpus {
@@ -214,14 +232,19 @@ fn echo(
         server_pid: pid,
         cpu_used_us: None,
         compressed: 0,
+        count,
     })?;
+    let began = Instant::now();
     for _ in 0..conns {
         client.connect(url, Conn::default())?;
     }
     client.run()?;
     let h = client.handler_mut();
     h.latencies_us.sort_unstable();
-    let secs = duration;
+    let secs = match count {
+        Some(_) => began.elapsed().as_secs_f64(),
+        None => duration,
+    };
     let rate = h.measured as f64 / secs;
     let cpu_per_msg = h.cpu_used_us.map(|c| c as f64 / h.measured.max(1) as f64);
     Ok(format!(
@@ -430,7 +453,7 @@ fn verdict(r: Result<(String, bool), Error>) -> ExitCode {
 fn main() -> ExitCode {
     common::usage(
         "loadgen echo|idle|connect|soak|push --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
-         [--duration SECS] [--hold SECS] [--text] [--corpus] [--message BYTES] [--server-pid PID]\n    \
+         [--duration SECS | --count N] [--hold SECS] [--text] [--corpus] [--message BYTES] [--server-pid PID]\n    \
          [--deflate [--deflate-mode MODE]] [--cafile PEM]\n    \
          soak: [--interval SECS] [--report-every SECS] [--resetters N] [--slow-readers N] [--seed N]\n    \
          push: --url ws://A/ --url ws://B/ ... [--pushers N] [--at SECS:COMMAND]...   (examples/push processes)\n    \
