@@ -6,14 +6,15 @@
 //! of any size streams through a buffer of bounded size.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::io::{Dir, Timeout};
 use super::link::{AnyLink, Link};
 use crate::error::{Error, ProtocolError, Result};
 use crate::message::Message;
 use crate::proto::{
-    CloseCode, CloseFrame, Event, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MessageKind, SendError,
+    CloseCode, CloseFrame, Event, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MessageKind, Role,
+    SendError,
 };
 
 /// Smallest read buffer: one header plus the largest control payload.
@@ -30,6 +31,12 @@ const WAIT_ROUNDS: usize = 1_000_000;
 /// Pieces discarded while waiting for the peer's close: as many as a peer can send
 /// before its close timeout (every piece holds at least one byte of input).
 const DRAIN_PIECES: u32 = u32::MAX;
+
+/// How long a closing server waits for the peer's end of input (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// The most input a closing server reads and drops while it lingers.
+const LINGER_BYTES: usize = 256 * 1024;
 
 /// Rounds of waiting for the transport's end after the closing handshake (each
 /// reads, or times out on the close or read deadline).
@@ -83,6 +90,30 @@ impl Control<'_> {
     /// Moves the connection's read deadline.
     pub fn set_read_deadline(&mut self, deadline: Option<Instant>) {
         *self.read_deadline = deadline;
+    }
+}
+
+/// A server that closes the transport while the peer still sends (after failing
+/// the connection, or after the closing handshake before the client's FIN) reads
+/// and drops that input until the peer's end of input, for at most [`LINGER`] and
+/// [`LINGER_BYTES`]: closing a socket with unread input makes the kernel send a
+/// reset, and a reset can destroy what we sent last (the close frame, the final
+/// messages) before the peer's application reads it (asyncio's streams raise the
+/// reset before buffered data). Streams without read timeouts do not linger.
+fn linger(link: &mut dyn Link) {
+    let until = Instant::now() + LINGER;
+    let mut scratch = [0u8; 4096];
+    for _ in 0..LINGER_BYTES / scratch.len() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || link.stream().set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match link.stream().read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -294,6 +325,9 @@ impl ReadCore {
         let _ = link.flush();
         if link.conn().should_close_transport() {
             link.shutdown();
+            if link.conn().role() == Role::Server && !link.conn().state().is_done() {
+                linger(link);
+            }
         }
         e
     }

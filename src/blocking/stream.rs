@@ -22,8 +22,11 @@ pub trait Stream: Read + Write {
         Err(io::ErrorKind::Unsupported.into())
     }
 
-    /// Closes the transport in both directions (a server does this after the closing
-    /// handshake: RFC 6455 §7.1.1). Default: nothing (dropping the stream closes it).
+    /// Ends our direction of the transport (a server does this after the closing
+    /// handshake: RFC 6455 §7.1.1): TCP and Unix sockets send their FIN, TLS sends
+    /// `close_notify` first. The input stays readable, so a closing server can read
+    /// until the peer's end rather than reset a peer that still sends; dropping the
+    /// stream closes it. Default: nothing (dropping the stream closes it).
     fn shutdown(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -49,7 +52,7 @@ macro_rules! tcp_stream_impl {
                 TcpStream::set_write_timeout(self, timeout)
             }
             fn shutdown(&mut self) -> io::Result<()> {
-                match TcpStream::shutdown(self, Shutdown::Both) {
+                match TcpStream::shutdown(self, Shutdown::Write) {
                     // Already shut down or reset by the peer: nothing left to close.
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
                     r => r,
@@ -79,7 +82,7 @@ macro_rules! unix_stream_impl {
                 std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
             }
             fn shutdown(&mut self) -> io::Result<()> {
-                match std::os::unix::net::UnixStream::shutdown(self, Shutdown::Both) {
+                match std::os::unix::net::UnixStream::shutdown(self, Shutdown::Write) {
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
                     r => r,
                 }

@@ -336,7 +336,8 @@ where
     Ok(s)
 }
 
-/// Sends `close_notify` and shuts the socket down (best effort).
+/// Sends `close_notify` and ends our direction of TCP (best effort; the input stays
+/// readable until the peer's end).
 pub(crate) fn shutdown_stream<C, D>(s: &mut StreamOwned<C, TcpStream>) -> io::Result<()>
 where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
@@ -348,7 +349,7 @@ where
             break;
         }
     }
-    s.sock.shutdown(std::net::Shutdown::Both)
+    s.sock.shutdown(std::net::Shutdown::Write)
 }
 
 macro_rules! tls_stream_impl {
@@ -360,7 +361,7 @@ macro_rules! tls_stream_impl {
             fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
                 self.sock.set_write_timeout(timeout)
             }
-            /// Sends `close_notify`, then closes TCP both ways.
+            /// Sends `close_notify`, then ends our direction of TCP.
             fn shutdown(&mut self) -> io::Result<()> {
                 match shutdown_stream(self) {
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
