@@ -37,7 +37,11 @@ fn handshake(addr: SocketAddr) -> TcpStream {
         head.push(b[0]);
         assert!(head.len() < 4096);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
@@ -84,7 +88,10 @@ fn blocking_server_lingers_instead_of_resetting() {
     for round in 0..3 {
         let s = fail_the_connection(addr);
         if let Err(e) = after_the_close(s) {
-            panic!("round {round}: the server reset the connection: {e} ({:?})", e.kind());
+            panic!(
+                "round {round}: the server reset the connection: {e} ({:?})",
+                e.kind()
+            );
         }
     }
     server.join().unwrap();

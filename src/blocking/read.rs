@@ -13,8 +13,7 @@ use super::link::{AnyLink, Link};
 use crate::error::{Error, ProtocolError, Result};
 use crate::message::Message;
 use crate::proto::{
-    CloseCode, CloseFrame, Event, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MessageKind, Role,
-    SendError,
+    CloseCode, CloseFrame, Event, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MessageKind, Role, SendError,
 };
 
 /// Smallest read buffer: one header plus the largest control payload.
