@@ -10,11 +10,16 @@
 //! Autobahn. `--deflate` (with `--features deflate`) accepts permessage-deflate.
 //! `--tls-cert FILE --tls-key FILE` (PEM) or `--tls-self-signed` (with
 //! `--features tls`) serve `wss://` and the page over `https://`.
+//! `--proxy-protocol` serves behind a TCP balancer that sends PROXY headers
+//! (HAProxy `send-proxy`/`send-proxy-v2`): connections from `--trusted-proxy CIDR`
+//! (repeatable; default 127.0.0.1 and ::1) must start with one, and every line
+//! the server prints names the client's address from it.
 
 mod common;
 
 use silverback::event::{
-    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Server,
+    Ctx, Decision, Handler, HttpRequest, HttpResponse, IpNet, LoopCtx, MessageRef, ProxyProtocol,
+    Server,
 };
 use silverback::proto::handshake::Request;
 use silverback::{CloseCode, Error, MessageKind};
@@ -42,6 +47,14 @@ impl Handler for Echo {
             "/" | "/index.html" => HttpResponse::html(200, PAGE),
             "/health" => HttpResponse::text(200, "ok\n"),
             _ => HttpResponse::upgrade_required(),
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
+        if !self.quiet {
+            // The client's address as the server sees it (behind a balancer with
+            // --proxy-protocol: the address its PROXY header names).
+            println!("{}: connected", ctx.peer_addr());
         }
     }
 
@@ -93,6 +106,7 @@ fn main() -> std::io::Result<()> {
         "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]\n\
          \x20    [--deflate [--deflate-mode fast|small|shared|dedicated:BITS:MEM|window:BITS]]\n\
          \x20    [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss://, --features tls)\n\
+         \x20    [--proxy-protocol [--trusted-proxy CIDR]...]\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");
@@ -118,6 +132,22 @@ fn main() -> std::io::Result<()> {
         // Heartbeat: a ping every SECS, a peer silent for 3 x SECS after one is dropped.
         let every = std::time::Duration::from_secs_f64(secs);
         builder = builder.heartbeat(every, every * 3);
+    }
+    if common::flag("--proxy-protocol") {
+        let mut nets = Vec::new();
+        for n in common::flag_values("--trusted-proxy") {
+            match n.parse::<IpNet>() {
+                Ok(n) => nets.push(n),
+                Err(e) => {
+                    eprintln!("--trusted-proxy: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        if nets.is_empty() {
+            nets = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        }
+        builder = builder.proxy_protocol(ProxyProtocol::trusting(nets).required(true));
     }
     let (builder, ws, http) = common::with_server_tls(builder);
     let server = builder

@@ -29,8 +29,9 @@ mod api;
 mod conn;
 mod reactor;
 
+pub use crate::proto::proxy::IpNet;
 pub use api::client::{Client, ClientBuilder, ClientHandle};
-pub use api::config::{Backpressure, LoopConfig};
+pub use api::config::{Backpressure, LoopConfig, ProxyProtocol};
 pub use api::ctx::{Ctx, LoopCtx, LoopWriter};
 pub use api::handler::Handler;
 pub use api::id::{ConnId, TimerId};

@@ -30,6 +30,7 @@ mod error;
 mod frame;
 pub mod handshake;
 mod mask;
+pub mod proxy;
 #[cfg(feature = "raw")]
 pub mod raw;
 mod rng;

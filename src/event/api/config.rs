@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proto::handshake::{ClientConfig, ServerConfig};
+use crate::proto::proxy::IpNet;
 use crate::proto::{CloseCode, ConnectionConfig};
 use crate::settings::Settings;
 
@@ -22,6 +23,68 @@ pub enum Backpressure {
     Pause,
     /// Close the connection with this code (1008 or 1013 are usual).
     Close(CloseCode),
+}
+
+/// The PROXY protocol on a server's listeners
+/// ([`ServerBuilder::proxy_protocol`](crate::event::ServerBuilder::proxy_protocol)):
+/// which balancers may send a header (version 1 or 2, told apart by its first
+/// bytes), and whether their connections must.
+///
+/// A connection from a trusted address that starts with a header is served as the
+/// client the header names: the `peer` of
+/// [`Handler::on_request`](crate::event::Handler::on_request),
+/// [`Ctx::peer_addr`](crate::event::Ctx::peer_addr) and the log lines see that
+/// address (a `LOCAL` or `UNKNOWN` header, a balancer's own health check, keeps
+/// the socket's). A connection from any other address that starts like a header is
+/// closed (a client must not choose its own address), as are a malformed header
+/// and, when [`required`](Self::required), a trusted connection without one. Each
+/// is counted in [`Stats::proxy_refused`](crate::event::Stats::proxy_refused). The
+/// header comes before TLS on a `wss://` listener, as balancers send it. The
+/// header is read within the handshake timeout and is bounded (107 bytes for
+/// version 1, 16 + 65,535 for version 2); the loop peeks at it and consumes
+/// exactly the header, so the client's bytes behind it are untouched.
+///
+/// ```
+/// use silverback::event::{ProxyProtocol, Server};
+/// # struct H; impl silverback::event::Handler for H { type Data = (); }
+/// let server = Server::builder()
+///     .addr("127.0.0.1:0")
+///     .proxy_protocol(ProxyProtocol::trusting(["10.0.0.0/8".parse().unwrap()]).required(true))
+///     .build(|_| H)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    trusted: Vec<IpNet>,
+    required: bool,
+}
+
+impl ProxyProtocol {
+    /// Accepts PROXY headers from connections whose address is in one of `nets`
+    /// (the balancers), and from no other.
+    pub fn trusting(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        ProxyProtocol {
+            trusted: nets.into_iter().collect(),
+            required: false,
+        }
+    }
+
+    /// Whether a connection from a trusted address must start with a header
+    /// (`true`: one without is closed) or may come directly (`false`, the default).
+    pub fn required(mut self, required: bool) -> Self {
+        self.required = required;
+        self
+    }
+
+    /// Whether a connection from `ip` may send a header.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// Whether trusted connections must send a header.
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
 }
 
 /// Settings shared by every connection of a loop. Build with the setters of
@@ -53,6 +116,9 @@ pub struct LoopConfig {
     pub http_answer_timeout: Duration,
     /// Set TCP_NODELAY on every connection. Default: true.
     pub nodelay: bool,
+    /// Servers: the PROXY protocol on every listener. Default: none (a connection
+    /// that starts with a PROXY header is an ordinary bad request).
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// Client loops: the TLS configuration `wss://` URLs are dialled with (roots
     /// that verify servers; see [`crate::tls::client_config`]). Default: none, and a
     /// `wss://` connect fails.
@@ -71,6 +137,7 @@ impl Default for LoopConfig {
             http_keep_alive: true,
             http_answer_timeout: Duration::from_secs(30),
             nodelay: true,
+            proxy_protocol: None,
             #[cfg(feature = "tls")]
             tls_client: None,
         }

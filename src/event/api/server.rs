@@ -94,6 +94,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Reads a PROXY protocol header (version 1 or 2) from the balancers `p`
+    /// trusts, before TLS and HTTP: see [`ProxyProtocol`](crate::event::ProxyProtocol). Default: off.
+    pub fn proxy_protocol(mut self, p: crate::event::ProxyProtocol) -> Self {
+        self.config.proxy_protocol = Some(p);
+        self
+    }
+
     crate::settings::settings_setters!(server config.settings);
     loop_setters!();
 

@@ -120,6 +120,10 @@ pub struct Stats {
     pub backpressure_pauses: u64,
     /// Connections that ended, by close code.
     pub closes: Closes,
+    /// Connections closed at the PROXY protocol step
+    /// ([`ProxyProtocol`](crate::event::ProxyProtocol)): a PROXY header from an
+    /// address not trusted, a malformed one, or none where one is required.
+    pub proxy_refused: u64,
 }
 
 /// Number of counters in the flat form.
@@ -156,7 +160,7 @@ impl Stats {
             c.message_too_big,
             c.internal_error,
             c.other,
-            0,
+            self.proxy_refused,
         ]
     }
 
@@ -192,6 +196,7 @@ impl Stats {
                 internal_error: a[24],
                 other: a[25],
             },
+            proxy_refused: a[26],
         }
     }
 
@@ -278,6 +283,12 @@ impl Stats {
             "counter",
             "Reads paused by back-pressure.",
             self.backpressure_pauses,
+        );
+        one(
+            "proxy_refused_total",
+            "counter",
+            "Connections refused at the PROXY protocol step.",
+            self.proxy_refused,
         );
         let _ = writeln!(
             o,

@@ -54,6 +54,9 @@ pub(crate) struct ClientStart {
 // cost an allocation per connection to save bytes only in the short phases.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Phase {
+    /// Server with the PROXY protocol on: the header (or its absence) is read
+    /// before TLS and the request; the handshake's deadline bounds it.
+    Proxy(Box<ProxyWait>),
     /// Server: reading the request head.
     Request(ServerHandshake),
     /// Server: a plain HTTP request whose body is still arriving.
@@ -87,6 +90,15 @@ pub(crate) enum Phase {
     Client(Box<ClientStart>),
     /// WebSocket frames, through the protocol state machine.
     Open(Connection),
+}
+
+/// A connection waiting for its PROXY header: the handshake that follows, the TLS
+/// that wraps the socket once the header is consumed, and whether the peer may
+/// send one.
+pub(crate) struct ProxyWait {
+    pub(crate) hs: ServerHandshake,
+    pub(crate) tls: crate::event::conn::transport::ServerTls,
+    pub(crate) trusted: bool,
 }
 
 pub(crate) struct UserTimer {
@@ -220,6 +232,7 @@ impl ConnIo {
         match &self.phase {
             Phase::Open(c) => c.poll_timeout(),
             Phase::Request(hs) => hs.poll_timeout(),
+            Phase::Proxy(w) => w.hs.poll_timeout(),
             Phase::Client(s) => s.hs.poll_timeout(),
             Phase::HttpBody { deadline, .. } | Phase::Answer { deadline, .. } => *deadline,
             Phase::Deferred { deadline, .. } => Some(*deadline),

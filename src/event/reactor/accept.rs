@@ -11,8 +11,8 @@ use crate::proto::handshake::{ServerHandshake, write_http_response};
 
 use crate::event::api::handler::Handler;
 use crate::event::api::id::ConnId;
-use crate::event::conn::transport::ServerTls;
-use crate::event::conn::{ConnIo, Phase, Slot};
+use crate::event::conn::transport::{ServerTls, Transport};
+use crate::event::conn::{ConnIo, Phase, ProxyWait, Slot};
 use crate::event::reactor::mailbox::Command;
 use crate::event::reactor::worker::{Worker, interrupted, would_block};
 
@@ -73,7 +73,18 @@ impl<H: Handler> Worker<H> {
         if self.config().nodelay {
             let _ = sock.set_nodelay(true);
         }
-        let Ok(mut sock) = tls.wrap(sock) else {
+        // With the PROXY protocol on, the header comes before TLS: the socket
+        // stays plain until it is read.
+        let proxy = self
+            .config()
+            .proxy_protocol
+            .as_ref()
+            .map(|p| p.trusts(peer.ip()));
+        let sock = match proxy {
+            Some(_) => Ok(Transport::Plain(sock)),
+            None => tls.wrap(sock),
+        };
+        let Ok(mut sock) = sock else {
             return;
         };
         let (slot, generation) = self.core.alloc_slot();
@@ -93,7 +104,15 @@ impl<H: Handler> Worker<H> {
             if tls.is_tls() { " (TLS)" } else { "" }
         );
         let hs = ServerHandshake::new(self.server.clone(), self.core.now);
-        let io = ConnIo::new(Some(sock), id, peer, Role::Server, Phase::Request(hs));
+        let phase = match proxy {
+            Some(trusted) => Phase::Proxy(Box::new(ProxyWait {
+                hs,
+                tls: tls.clone(),
+                trusted,
+            })),
+            None => Phase::Request(hs),
+        };
+        let io = ConnIo::new(Some(sock), id, peer, Role::Server, phase);
         self.insert(
             slot,
             Slot {

@@ -37,7 +37,12 @@ impl<H: Handler> Worker<H> {
                     self.frames(slot);
                     return;
                 }
-                Phase::Client(_) | Phase::Answer { .. } | Phase::Deferred { .. } => return,
+                Phase::Proxy(_)
+                | Phase::Client(_)
+                | Phase::Answer { .. }
+                | Phase::Deferred { .. } => {
+                    return;
+                }
             };
             if !more {
                 return;

@@ -14,6 +14,7 @@ mod connect;
 pub(crate) mod core;
 mod dispatch;
 pub(crate) mod mailbox;
+mod proxy;
 mod readiness;
 mod settle;
 pub(crate) mod slab;

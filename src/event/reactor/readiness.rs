@@ -56,6 +56,12 @@ impl<H: Handler> Worker<H> {
     }
 
     fn read_conn(&mut self, slot: usize, hup: bool) {
+        let proxy_phase = self.slots[slot]
+            .as_ref()
+            .is_some_and(|c| matches!(c.io.phase, Phase::Proxy(_)));
+        if proxy_phase && !self.proxy_step(slot) {
+            return;
+        }
         let size = self.buffer_size();
         // Input buffered before a back-pressure pause (or decompressed data still to
         // deliver) goes first.
