@@ -13,13 +13,14 @@
 //! `--proxy-protocol` serves behind a TCP balancer that sends PROXY headers
 //! (HAProxy `send-proxy`/`send-proxy-v2`): connections from `--trusted-proxy CIDR`
 //! (repeatable; default 127.0.0.1 and ::1) must start with one, and every line
-//! the server prints names the client's address from it.
+//! the server prints names the client's address from it. `--max-conns-per-ip N`,
+//! `--max-handshakes-per-ip N`, `--max-msgs-per-sec N`, `--max-bytes-per-sec N`
+//! and `--rate-policy close|throttle` set the limits of `silverback::event::Limits`.
 
 mod common;
 
 use silverback::event::{
-    Ctx, Decision, Handler, HttpRequest, HttpResponse, IpNet, LoopCtx, MessageRef, ProxyProtocol,
-    Server,
+    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Server,
 };
 use silverback::proto::handshake::Request;
 use silverback::{CloseCode, Error, MessageKind};
@@ -106,7 +107,9 @@ fn main() -> std::io::Result<()> {
         "echo [--addr HOST:PORT] [--workers N] [--plain] [--quiet] [--ping SECS]\n\
          \x20    [--deflate [--deflate-mode fast|small|shared|dedicated:BITS:MEM|window:BITS]]\n\
          \x20    [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss://, --features tls)\n\
-         \x20    [--proxy-protocol [--trusted-proxy CIDR]...]\n\
+         \x20    [--proxy-protocol [--trusted-proxy CIDR]...] [--max-conns-per-ip N]\n\
+         \x20    [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N]\n\
+         \x20    [--rate-policy close|throttle]\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");
@@ -133,22 +136,7 @@ fn main() -> std::io::Result<()> {
         let every = std::time::Duration::from_secs_f64(secs);
         builder = builder.heartbeat(every, every * 3);
     }
-    if common::flag("--proxy-protocol") {
-        let mut nets = Vec::new();
-        for n in common::flag_values("--trusted-proxy") {
-            match n.parse::<IpNet>() {
-                Ok(n) => nets.push(n),
-                Err(e) => {
-                    eprintln!("--trusted-proxy: {e}");
-                    std::process::exit(2);
-                }
-            }
-        }
-        if nets.is_empty() {
-            nets = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
-        }
-        builder = builder.proxy_protocol(ProxyProtocol::trusting(nets).required(true));
-    }
+    let builder = common::with_edge_flags(builder);
     let (builder, ws, http) = common::with_server_tls(builder);
     let server = builder
         .addr(addr)

@@ -191,6 +191,51 @@ pub fn server_tls() -> Option<()> {
     None
 }
 
+/// Applies the edge flags to a server builder: `--proxy-protocol` (headers
+/// required from `--trusted-proxy CIDR`, repeatable, default 127.0.0.1 and ::1)
+/// and the limits (see `silverback::event::Limits`). Exits with status 2 on a bad
+/// value.
+pub fn with_edge_flags(
+    mut b: silverback::event::ServerBuilder,
+) -> silverback::event::ServerBuilder {
+    use silverback::event::{IpNet, ProxyProtocol, RatePolicy};
+    fn bad(flag: &str, v: &str) -> ! {
+        eprintln!("{flag}: bad value {v:?}");
+        std::process::exit(2);
+    }
+    fn num<T: std::str::FromStr>(flag: &str) -> Option<T> {
+        flag_value(flag).map(|v| v.parse().unwrap_or_else(|_| bad(flag, &v)))
+    }
+    if flag("--proxy-protocol") {
+        let mut nets: Vec<IpNet> = flag_values("--trusted-proxy")
+            .iter()
+            .map(|n| n.parse().unwrap_or_else(|_| bad("--trusted-proxy", n)))
+            .collect();
+        if nets.is_empty() {
+            nets = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        }
+        b = b.proxy_protocol(ProxyProtocol::trusting(nets).required(true));
+    }
+    if let Some(n) = num("--max-conns-per-ip") {
+        b = b.max_conns_per_ip(n);
+    }
+    if let Some(n) = num("--max-handshakes-per-ip") {
+        b = b.max_handshakes_per_ip(n);
+    }
+    if let Some(n) = num("--max-msgs-per-sec") {
+        b = b.max_messages_per_sec(n);
+    }
+    if let Some(n) = num("--max-bytes-per-sec") {
+        b = b.max_bytes_per_sec(n);
+    }
+    match flag_value("--rate-policy").as_deref() {
+        None | Some("close") => {}
+        Some("throttle") => b = b.rate_policy(RatePolicy::Throttle),
+        Some(v) => bad("--rate-policy", v),
+    }
+    b
+}
+
 /// Applies the TLS flags (see [`server_tls`]) to a server builder; returns it with
 /// the schemes to print: `("ws", "http")` or `("wss", "https")`.
 pub fn with_server_tls(

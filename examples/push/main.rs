@@ -277,7 +277,9 @@ fn main() -> std::io::Result<()> {
         "push [--addr HOST:PORT] [--ping SECS] [--tick SECS]\n     \
          [--redis redis://HOST:PORT --node NAME [--registry-ttl SECS] [--redis-timeout SECS] [--redis-workers N]]\n     \
          (default 0.0.0.0:22345)\n     \
-         [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)",
+         [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)\n     \
+         [--proxy-protocol [--trusted-proxy CIDR]...] [--max-conns-per-ip N]\n     \
+         [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N] [--rate-policy close|throttle]",
     );
     let addr = common::addr("0.0.0.0:22345");
     let secs = |name: &str, default: f64| -> f64 {
@@ -317,7 +319,7 @@ fn main() -> std::io::Result<()> {
             }
         });
     }
-    let (builder, ws, http) = common::with_server_tls(Server::builder());
+    let (builder, ws, http) = common::with_server_tls(common::with_edge_flags(Server::builder()));
     let server = builder
         .addr(addr)
         .heartbeat(ping, ping * 3)

@@ -35,6 +35,7 @@ pub use api::config::{Backpressure, LoopConfig, ProxyProtocol};
 pub use api::ctx::{Ctx, LoopCtx, LoopWriter};
 pub use api::handler::Handler;
 pub use api::id::{ConnId, TimerId};
+pub use api::limits::{Limits, RatePolicy};
 pub use api::prepared::Prepared;
 pub use api::responder::{HttpRequest, Responder};
 pub use api::response::HttpResponse;

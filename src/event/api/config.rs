@@ -119,6 +119,9 @@ pub struct LoopConfig {
     /// Servers: the PROXY protocol on every listener. Default: none (a connection
     /// that starts with a PROXY header is an ordinary bad request).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Servers: limits per source address and per connection (all off by
+    /// default; see [`Limits`](crate::event::Limits)).
+    pub limits: crate::event::Limits,
     /// Client loops: the TLS configuration `wss://` URLs are dialled with (roots
     /// that verify servers; see [`crate::tls::client_config`]). Default: none, and a
     /// `wss://` connect fails.
@@ -138,6 +141,7 @@ impl Default for LoopConfig {
             http_answer_timeout: Duration::from_secs(30),
             nodelay: true,
             proxy_protocol: None,
+            limits: crate::event::Limits::default(),
             #[cfg(feature = "tls")]
             tls_client: None,
         }

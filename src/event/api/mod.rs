@@ -10,6 +10,7 @@ pub(crate) mod config;
 pub(crate) mod ctx;
 pub(crate) mod handler;
 pub(crate) mod id;
+pub(crate) mod limits;
 pub(crate) mod prepared;
 pub(crate) mod responder;
 pub(crate) mod response;

@@ -12,6 +12,7 @@ use crate::event::api::config::{LoopConfig, loop_setters};
 use crate::event::api::handler::Handler;
 use crate::event::api::prepared::Prepared;
 use crate::event::conn::transport::ServerTls;
+use crate::event::reactor::limits::IpTable;
 use crate::event::reactor::mailbox::{Command, WorkerHandle, new_loop};
 use crate::event::reactor::worker::{Listener, Worker};
 
@@ -101,6 +102,43 @@ impl ServerBuilder {
         self
     }
 
+    /// At most `n` connections at once (handshaking or open) from one source
+    /// address, over all loops; the next gets `503` with `Retry-After: 1` (see
+    /// [`Limits`](crate::event::Limits)). Default: none.
+    pub fn max_conns_per_ip(mut self, n: u32) -> Self {
+        self.config.limits.max_conns_per_ip = Some(n);
+        self
+    }
+
+    /// At most `n` new connections per second from one source address (a bucket
+    /// holding one second's worth); beyond, `503` with `Retry-After: 1`. Default:
+    /// none.
+    pub fn max_handshakes_per_ip(mut self, n: u32) -> Self {
+        self.config.limits.max_handshakes_per_ip = Some(n);
+        self
+    }
+
+    /// At most `n` messages per second per connection; beyond,
+    /// [`rate_policy`](Self::rate_policy) applies. Default: none.
+    pub fn max_messages_per_sec(mut self, n: u32) -> Self {
+        self.config.limits.max_messages_per_sec = Some(n);
+        self
+    }
+
+    /// At most `n` payload bytes per second per connection; beyond,
+    /// [`rate_policy`](Self::rate_policy) applies. Default: none.
+    pub fn max_bytes_per_sec(mut self, n: u64) -> Self {
+        self.config.limits.max_bytes_per_sec = Some(n);
+        self
+    }
+
+    /// What a connection over its message or byte rate gets: closed with 1008, or
+    /// throttled. Default: [`RatePolicy::Close`](crate::event::RatePolicy::Close).
+    pub fn rate_policy(mut self, p: crate::event::RatePolicy) -> Self {
+        self.config.limits.rate_policy = p;
+        self
+    }
+
     crate::settings::settings_setters!(server config.settings);
     loop_setters!();
 
@@ -147,6 +185,7 @@ impl ServerBuilder {
             factory: Arc::new(factory),
             config: Arc::new(self.config),
             local_addrs: local_addrs.into(),
+            ips: Arc::default(),
         })
     }
 }
@@ -162,6 +201,8 @@ pub struct Server<H: Handler> {
     factory: Factory<H>,
     config: Arc<LoopConfig>,
     local_addrs: Arc<[SocketAddr]>,
+    /// Connections and handshake rates per source address, over all loops.
+    ips: Arc<IpTable>,
 }
 
 impl Server<NoHandler> {
@@ -216,12 +257,14 @@ impl<H: Handler> Server<H> {
             let peers = self.handles.clone();
             let config = self.config.clone();
             let factory = self.factory.clone();
+            let ips = self.ips.clone();
             threads.push(
                 thread::Builder::new()
                     .name(format!("silverback-loop-{i}"))
                     .spawn(move || {
                         let mut w =
                             Worker::new(poll, rx, me, peers, config, factory(i), Vec::new())?;
+                        w.core.shared.ips = Some(ips);
                         w.run(false)
                     })?,
             );
@@ -237,6 +280,7 @@ impl<H: Handler> Server<H> {
                 (self.factory)(i),
                 std::mem::take(&mut self.listeners),
             )?;
+            w.core.shared.ips = Some(self.ips.clone());
             result = w.run(false);
             if result.is_err() {
                 // Take the other loops down with this one.

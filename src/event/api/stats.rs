@@ -124,10 +124,18 @@ pub struct Stats {
     /// ([`ProxyProtocol`](crate::event::ProxyProtocol)): a PROXY header from an
     /// address not trusted, a malformed one, or none where one is required.
     pub proxy_refused: u64,
+    /// Connections refused by a per-address limit
+    /// ([`Limits`](crate::event::Limits): connections or handshakes per address).
+    pub refused_per_ip: u64,
+    /// Connections closed with 1008 for going over their message or byte rate.
+    pub rate_limited: u64,
+    /// Times a connection over its rate stopped being read
+    /// ([`RatePolicy::Throttle`](crate::event::RatePolicy::Throttle)).
+    pub throttled: u64,
 }
 
 /// Number of counters in the flat form.
-const N: usize = 27;
+const N: usize = 30;
 
 impl Stats {
     fn to_array(self) -> [u64; N] {
@@ -161,6 +169,9 @@ impl Stats {
             c.internal_error,
             c.other,
             self.proxy_refused,
+            self.refused_per_ip,
+            self.rate_limited,
+            self.throttled,
         ]
     }
 
@@ -197,6 +208,9 @@ impl Stats {
                 other: a[25],
             },
             proxy_refused: a[26],
+            refused_per_ip: a[27],
+            rate_limited: a[28],
+            throttled: a[29],
         }
     }
 
@@ -289,6 +303,24 @@ impl Stats {
             "counter",
             "Connections refused at the PROXY protocol step.",
             self.proxy_refused,
+        );
+        one(
+            "refused_per_ip_total",
+            "counter",
+            "Connections refused by a per-address limit.",
+            self.refused_per_ip,
+        );
+        one(
+            "rate_limited_total",
+            "counter",
+            "Connections closed for going over their message or byte rate.",
+            self.rate_limited,
+        );
+        one(
+            "throttled_total",
+            "counter",
+            "Times a connection over its rate stopped being read.",
+            self.throttled,
         );
         let _ = writeln!(
             o,

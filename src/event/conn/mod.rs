@@ -116,6 +116,8 @@ pub(crate) struct Cold {
     deferred_bytes: usize,
     pub(crate) user_timers: Vec<UserTimer>,
     pub(crate) alive: Option<Arc<AtomicBool>>,
+    /// Message and byte budgets (servers with per-connection rates).
+    pub(crate) rates: Option<crate::event::reactor::limits::ConnRates>,
 }
 
 /// A peer address in 16 bytes (a `SocketAddr` takes 32): IPv4 inline, IPv6 boxed.
@@ -161,6 +163,9 @@ pub(crate) struct ConnIo {
     /// request deadline that passes with nothing received is an idle keep-alive
     /// connection closing, not a handshake timeout.
     pub(crate) http_served: bool,
+    /// Counted against its source address in the server's table (released at
+    /// teardown).
+    pub(crate) ip_counted: bool,
 }
 
 impl ConnIo {
@@ -185,6 +190,7 @@ impl ConnIo {
             dead: false,
             write_failed: false,
             http_served: false,
+            ip_counted: false,
         }
     }
 
@@ -229,6 +235,15 @@ impl ConnIo {
     /// When the connection's next protocol deadline is: the handshake deadline until
     /// it opens, then its state machine's.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let phase = self.phase_deadline();
+        match (phase, self.throttled_until()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The deadline of the connection's phase (handshake, protocol timers).
+    pub(crate) fn phase_deadline(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Open(c) => c.poll_timeout(),
             Phase::Request(hs) => hs.poll_timeout(),
@@ -291,9 +306,18 @@ impl ConnIo {
         self.dead
     }
 
-    /// Reading is suspended for back-pressure.
-    pub(crate) fn is_paused(&self) -> bool {
-        self.paused
+    /// Until when reading is suspended for going over a rate
+    /// ([`RatePolicy::Throttle`](crate::event::RatePolicy::Throttle)).
+    pub(crate) fn throttled_until(&self) -> Option<Instant> {
+        self.cold
+            .as_deref()
+            .and_then(|c| c.rates.as_ref())
+            .and_then(|r| r.throttled_until)
+    }
+
+    /// Reading is suspended: back-pressure or a rate.
+    pub(crate) fn is_held(&self) -> bool {
+        self.paused || self.throttled_until().is_some()
     }
 
     /// Settles output at the end of an event: flushes what is queued (unless the

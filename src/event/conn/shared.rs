@@ -16,4 +16,6 @@ pub(crate) struct LoopShared {
     pub(crate) scratch: Vec<u8>,
     /// The loop's counters (published to `me.stats` once per iteration).
     pub(crate) stats: Stats,
+    /// A server's per-address table, shared by its loops (`None` in a client).
+    pub(crate) ips: Option<Arc<crate::event::reactor::limits::IpTable>>,
 }

@@ -122,6 +122,10 @@ impl<H: Handler> Worker<H> {
             },
         );
         self.core.set_live(self.core.live + 1);
+        // Behind a balancer the address is known after the PROXY header.
+        if proxy.is_none() && !self.admit(slot, tls.is_tls()) {
+            return;
+        }
         self.arm_timer(slot);
     }
 }

@@ -59,6 +59,7 @@ impl<D> LoopCore<D> {
                 dirty: Vec::new(),
                 scratch: Vec::new(),
                 stats: Stats::default(),
+                ips: None,
             },
             now: Instant::now(),
             timers: Timers::default(),

@@ -2,7 +2,8 @@
 //! once open, the protocol connection's events to the handler's callbacks in the
 //! delivery mode the handler chose for each message.
 
-use crate::proto::{Chunk, Event};
+use crate::event::api::limits::RatePolicy;
+use crate::proto::{Chunk, CloseCode, Event};
 
 use crate::event::api::ctx::Ctx;
 use crate::event::api::handler::Handler;
@@ -65,7 +66,7 @@ impl<H: Handler> Worker<H> {
         // Until the connection needs more input: each round consumes input or
         // delivers decompressed data (a compressed message can still have some when
         // all of its input is consumed), and the connection's input is bounded.
-        while !(io.is_dead() || io.is_paused()) {
+        while !(io.is_dead() || io.is_held()) {
             let Phase::Open(conn) = &mut io.phase else {
                 break;
             };
@@ -106,8 +107,12 @@ impl<H: Handler> Worker<H> {
                 data: &mut *data,
                 core: &mut *core,
             };
+            let mut over_rate = None;
             match ev {
                 Event::Message(chunk) => {
+                    if let Some(r) = ctx.io.cold.as_deref_mut().and_then(|c| c.rates.as_mut()) {
+                        over_rate = r.charge(chunk.data.len(), chunk.last, now);
+                    }
                     let stats = &mut ctx.core.shared.stats;
                     stats.bytes_in += chunk.data.len() as u64;
                     stats.messages_in += u64::from(chunk.last);
@@ -147,9 +152,46 @@ impl<H: Handler> Worker<H> {
                 }
             }
             rs.start += n;
+            if let Some(over) = over_rate
+                && over_the_rate(io, core, over, now)
+            {
+                break;
+            }
         }
         if !io.out_is_empty() {
             io.mark_dirty(&mut core.shared);
+        }
+    }
+}
+
+/// A connection went over its message or byte rate by `over` (the time its budget
+/// needs to refill): closed with 1008, or throttled until then. True when it must
+/// not be read on now.
+fn over_the_rate<D>(
+    io: &mut crate::event::conn::ConnIo,
+    core: &mut crate::event::reactor::core::LoopCore<D>,
+    over: std::time::Duration,
+    now: std::time::Instant,
+) -> bool {
+    match core.shared.config.limits.rate_policy {
+        RatePolicy::Close => {
+            let Phase::Open(conn) = &mut io.phase else {
+                return true;
+            };
+            if !conn.state().close_sent() {
+                core.shared.stats.rate_limited += 1;
+                let _ = conn.close(now, CloseCode::POLICY_VIOLATION, "rate limit");
+                crate::logging::info!("{}: {} over its rate: closed", io.id, io.peer());
+                io.mark_dirty(&mut core.shared);
+            }
+            false
+        }
+        RatePolicy::Throttle => {
+            core.shared.stats.throttled += 1;
+            if let Some(r) = io.cold().rates.as_mut() {
+                r.throttled_until = Some(now + over);
+            }
+            true
         }
     }
 }

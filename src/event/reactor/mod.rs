@@ -13,6 +13,7 @@ mod commands;
 mod connect;
 pub(crate) mod core;
 mod dispatch;
+pub(crate) mod limits;
 pub(crate) mod mailbox;
 mod proxy;
 mod readiness;

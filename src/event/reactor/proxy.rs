@@ -100,11 +100,17 @@ impl<H: Handler> Worker<H> {
         };
         let ProxyWait { hs, tls, .. } = *w;
         c.io.phase = Phase::Request(hs);
+        if !self.admit(slot, tls.is_tls()) {
+            return false;
+        }
+        let Some(c) = self.slots[slot].as_mut() else {
+            return false;
+        };
         if let Some(Transport::Plain(tcp)) = c.io.sock.take() {
             match tls.wrap(tcp) {
                 Ok(t) => c.io.sock = Some(t),
                 Err(_) => {
-                    c.io.kill(&mut core.shared);
+                    c.io.kill(&mut self.core.shared);
                     return false;
                 }
             }

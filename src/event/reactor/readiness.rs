@@ -66,7 +66,7 @@ impl<H: Handler> Worker<H> {
         // Input buffered before a back-pressure pause (or decompressed data still to
         // deliver) goes first.
         let backlog = self.slots[slot].as_ref().is_some_and(|c| {
-            !c.io.is_paused()
+            !c.io.is_held()
                 && (!c.pending().is_empty() || c.io.conn().is_some_and(|conn| conn.wants_read()))
         });
         if backlog {
@@ -74,7 +74,7 @@ impl<H: Handler> Worker<H> {
         }
         for round in 0..READ_BUDGET {
             let (needs_buffer, discard) = match self.slots[slot].as_ref() {
-                Some(c) if !c.io.is_paused() && !c.io.is_dead() => (
+                Some(c) if !c.io.is_held() && !c.io.is_dead() => (
                     c.rd.as_deref().is_none_or(|rd| rd.buf.is_empty()),
                     match &c.io.phase {
                         Phase::Answer {

@@ -161,6 +161,7 @@ impl<H: Handler> Worker<H> {
             a.store(false, Ordering::Release);
         }
         c.io.kill(&mut self.core.shared);
+        self.release_ip(&c.io);
         self.core.release_slot(slot);
         self.core.set_live(self.core.live.saturating_sub(1));
         if c.io.conn().is_some() {
@@ -222,7 +223,15 @@ impl<H: Handler> Worker<H> {
                     } else {
                         self.core.timers.popped_dead();
                     }
-                    if c.io.next_deadline().is_some_and(|d| d <= now) {
+                    // A throttled connection's budget refilled: read it again
+                    // (its input waited in the buffer and the socket).
+                    if c.io.throttled_until().is_some_and(|t| t <= now) {
+                        if let Some(r) = c.io.cold().rates.as_mut() {
+                            r.throttled_until = None;
+                        }
+                        self.ready.push(slot);
+                    }
+                    if c.io.phase_deadline().is_some_and(|d| d <= now) {
                         self.conn_timeout(slot);
                     }
                 }
