@@ -15,7 +15,8 @@
 //! (repeatable; default 127.0.0.1 and ::1) must start with one, and every line
 //! the server prints names the client's address from it. `--max-conns-per-ip N`,
 //! `--max-handshakes-per-ip N`, `--max-msgs-per-sec N`, `--max-bytes-per-sec N`
-//! and `--rate-policy close|throttle` set the limits of `silverback::event::Limits`.
+//! and `--rate-policy close|throttle` set the limits of `silverback::event::Limits`;
+//! `--reuseport` (with `--features reuseport`) gives each worker its own listener.
 
 mod common;
 
@@ -109,7 +110,7 @@ fn main() -> std::io::Result<()> {
          \x20    [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss://, --features tls)\n\
          \x20    [--proxy-protocol [--trusted-proxy CIDR]...] [--max-conns-per-ip N]\n\
          \x20    [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N]\n\
-         \x20    [--rate-policy close|throttle]\n\
+         \x20    [--rate-policy close|throttle] [--reuseport]   (SO_REUSEPORT, --features reuseport)\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");

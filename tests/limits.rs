@@ -283,7 +283,13 @@ fn a_byte_flood_is_throttled_to_the_rate() {
 fn echo_example_limits_flags() {
     let (_child, addr) = support::run_example(
         "echo",
-        &["--quiet", "--max-conns-per-ip", "1", "--max-msgs-per-sec", "50"],
+        &[
+            "--quiet",
+            "--max-conns-per-ip",
+            "1",
+            "--max-msgs-per-sec",
+            "50",
+        ],
     );
     let url = format!("ws://{addr}/websocket");
     let (mut first, _) = Dialer::new().dial(&url).unwrap();

@@ -193,8 +193,8 @@ pub fn server_tls() -> Option<()> {
 
 /// Applies the edge flags to a server builder: `--proxy-protocol` (headers
 /// required from `--trusted-proxy CIDR`, repeatable, default 127.0.0.1 and ::1)
-/// and the limits (see `silverback::event::Limits`). Exits with status 2 on a bad
-/// value.
+/// the limits (see `silverback::event::Limits`) and `--reuseport` (one listener
+/// per loop). Exits with status 2 on a bad value.
 pub fn with_edge_flags(
     mut b: silverback::event::ServerBuilder,
 ) -> silverback::event::ServerBuilder {
@@ -227,6 +227,17 @@ pub fn with_edge_flags(
     }
     if let Some(n) = num("--max-bytes-per-sec") {
         b = b.max_bytes_per_sec(n);
+    }
+    if flag("--reuseport") {
+        #[cfg(all(unix, feature = "reuseport"))]
+        {
+            b = b.reuseport(true);
+        }
+        #[cfg(not(all(unix, feature = "reuseport")))]
+        {
+            eprintln!("--reuseport needs a build with --features reuseport (Unix)");
+            std::process::exit(2);
+        }
     }
     match flag_value("--rate-policy").as_deref() {
         None | Some("close") => {}

@@ -279,7 +279,8 @@ fn main() -> std::io::Result<()> {
          (default 0.0.0.0:22345)\n     \
          [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)\n     \
          [--proxy-protocol [--trusted-proxy CIDR]...] [--max-conns-per-ip N]\n     \
-         [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N] [--rate-policy close|throttle]",
+         [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N] [--rate-policy close|throttle]\n     \
+         [--reuseport]   (SO_REUSEPORT, --features reuseport)",
     );
     let addr = common::addr("0.0.0.0:22345");
     let secs = |name: &str, default: f64| -> f64 {

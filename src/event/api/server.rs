@@ -42,6 +42,7 @@ pub struct ServerBuilder {
     extra: Vec<(String, ServerTls)>,
     workers: usize,
     config: LoopConfig,
+    reuseport: bool,
 }
 
 impl ServerBuilder {
@@ -88,8 +89,22 @@ impl ServerBuilder {
         self
     }
 
+    /// Each loop listens on every address itself (`SO_REUSEPORT`: the kernel
+    /// spreads new connections over the loops by a hash of their addresses), in
+    /// place of the default, where loop 0 accepts and hands sockets round-robin to
+    /// the loops with room. No hand-off hop and no single acceptor; the kernel's
+    /// spread ignores how loaded each loop is, and a loop at `max_connections`
+    /// refuses with 503 rather than passing the connection on. Linux and the BSDs
+    /// (feature `reuseport`, which adds `socket2`). Default: off.
+    #[cfg(all(unix, feature = "reuseport"))]
+    pub fn reuseport(mut self, on: bool) -> Self {
+        self.reuseport = on;
+        self
+    }
+
     /// Number of loops (threads). The first accepts and hands sockets round-robin to
-    /// the others. Default: 1.
+    /// the others (see `reuseport`, feature `reuseport`, for the alternative).
+    /// Default: 1.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.clamp(1, 255);
         self
@@ -155,21 +170,27 @@ impl ServerBuilder {
                 "too many listeners",
             ));
         }
-        let mut listeners = Vec::new();
+        // listeners[i]: loop i's. Without SO_REUSEPORT loop 0 holds them all.
+        let per_loop = if self.reuseport { self.workers } else { 1 };
+        let mut listeners: Vec<Vec<Listener>> = (0..self.workers).map(|_| Vec::new()).collect();
         let mut local_addrs = Vec::new();
         let all = std::iter::once((self.addr, self.tls)).chain(self.extra);
         for (addr, tls) in all {
-            let addr = addr
+            let mut addr = addr
                 .to_socket_addrs()?
                 .next()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
-            let std_listener = std::net::TcpListener::bind(addr)?;
-            std_listener.set_nonblocking(true)?;
-            local_addrs.push(std_listener.local_addr()?);
-            listeners.push(Listener {
-                sock: TcpListener::from_std(std_listener),
-                tls,
-            });
+            for own in listeners.iter_mut().take(per_loop) {
+                let std_listener = bind(addr, self.reuseport)?;
+                std_listener.set_nonblocking(true)?;
+                // Port 0: the first bind chose the port the others share.
+                addr = std_listener.local_addr()?;
+                own.push(Listener {
+                    sock: TcpListener::from_std(std_listener),
+                    tls: tls.clone(),
+                });
+            }
+            local_addrs.push(addr);
         }
         let mut handles = Vec::new();
         let mut parts = Vec::new();
@@ -186,8 +207,25 @@ impl ServerBuilder {
             config: Arc::new(self.config),
             local_addrs: local_addrs.into(),
             ips: Arc::default(),
+            reuseport: self.reuseport,
         })
     }
+}
+
+/// A listening socket on `addr`, with `SO_REUSEPORT` when asked.
+fn bind(addr: SocketAddr, reuseport: bool) -> io::Result<std::net::TcpListener> {
+    #[cfg(all(unix, feature = "reuseport"))]
+    if reuseport {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        return Ok(s.into());
+    }
+    let _ = reuseport;
+    std::net::TcpListener::bind(addr)
 }
 
 type Factory<H> = Arc<dyn Fn(usize) -> H + Send + Sync>;
@@ -195,7 +233,8 @@ type Factory<H> = Arc<dyn Fn(usize) -> H + Send + Sync>;
 /// A WebSocket server on the event loop. [`run`](Self::run) blocks until
 /// [`ServerHandle::shutdown`]; [`spawn`](Self::spawn) runs it on background threads.
 pub struct Server<H: Handler> {
-    listeners: Vec<Listener>,
+    /// Each loop's listeners (all of them loop 0's without `SO_REUSEPORT`).
+    listeners: Vec<Vec<Listener>>,
     handles: Arc<[WorkerHandle]>,
     parts: Vec<(mio::Poll, std::sync::mpsc::Receiver<Command>)>,
     factory: Factory<H>,
@@ -203,6 +242,8 @@ pub struct Server<H: Handler> {
     local_addrs: Arc<[SocketAddr]>,
     /// Connections and handshake rates per source address, over all loops.
     ips: Arc<IpTable>,
+    /// Each loop accepts on its own listeners.
+    reuseport: bool,
 }
 
 impl Server<NoHandler> {
@@ -214,6 +255,7 @@ impl Server<NoHandler> {
             extra: Vec::new(),
             workers: 1,
             config: LoopConfig::default(),
+            reuseport: false,
         }
     }
 }
@@ -258,12 +300,14 @@ impl<H: Handler> Server<H> {
             let config = self.config.clone();
             let factory = self.factory.clone();
             let ips = self.ips.clone();
+            let own = std::mem::take(&mut self.listeners[i]);
+            let reuseport = self.reuseport;
             threads.push(
                 thread::Builder::new()
                     .name(format!("silverback-loop-{i}"))
                     .spawn(move || {
-                        let mut w =
-                            Worker::new(poll, rx, me, peers, config, factory(i), Vec::new())?;
+                        let mut w = Worker::new(poll, rx, me, peers, config, factory(i), own)?;
+                        w.accept_here = reuseport;
                         w.core.shared.ips = Some(ips);
                         w.run(false)
                     })?,
@@ -278,8 +322,9 @@ impl<H: Handler> Server<H> {
                 self.handles.clone(),
                 self.config.clone(),
                 (self.factory)(i),
-                std::mem::take(&mut self.listeners),
+                std::mem::take(&mut self.listeners[i]),
             )?;
+            w.accept_here = self.reuseport;
             w.core.shared.ips = Some(self.ips.clone());
             result = w.run(false);
             if result.is_err() {

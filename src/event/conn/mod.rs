@@ -166,6 +166,11 @@ pub(crate) struct ConnIo {
     /// Counted against its source address in the server's table (released at
     /// teardown).
     pub(crate) ip_counted: bool,
+    /// Has message and byte budgets (`cold.rates`); checked before the cold part
+    /// is touched, so connections without limits pay one flag per message.
+    pub(crate) rated: bool,
+    /// Not read until `cold.rates.throttled_until`.
+    pub(crate) throttled: bool,
 }
 
 impl ConnIo {
@@ -191,6 +196,8 @@ impl ConnIo {
             write_failed: false,
             http_served: false,
             ip_counted: false,
+            rated: false,
+            throttled: false,
         }
     }
 
@@ -309,6 +316,9 @@ impl ConnIo {
     /// Until when reading is suspended for going over a rate
     /// ([`RatePolicy::Throttle`](crate::event::RatePolicy::Throttle)).
     pub(crate) fn throttled_until(&self) -> Option<Instant> {
+        if !self.throttled {
+            return None;
+        }
         self.cold
             .as_deref()
             .and_then(|c| c.rates.as_ref())
@@ -317,7 +327,7 @@ impl ConnIo {
 
     /// Reading is suspended: back-pressure or a rate.
     pub(crate) fn is_held(&self) -> bool {
-        self.paused || self.throttled_until().is_some()
+        self.paused || self.throttled
     }
 
     /// Settles output at the end of an event: flushes what is queued (unless the

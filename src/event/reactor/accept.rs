@@ -41,6 +41,11 @@ impl<H: Handler> Worker<H> {
 
     /// Hands an accepted socket to the next loop with room (round-robin).
     fn distribute(&mut self, sock: TcpStream, peer: SocketAddr, tls: ServerTls) {
+        if self.accept_here {
+            // adopt() refuses with 503 when this loop is full.
+            self.adopt(sock, peer, &tls);
+            return;
+        }
         let n = self.core.peers.len();
         let max = self.config().max_connections;
         for i in 0..n {

@@ -110,7 +110,9 @@ impl<H: Handler> Worker<H> {
             let mut over_rate = None;
             match ev {
                 Event::Message(chunk) => {
-                    if let Some(r) = ctx.io.cold.as_deref_mut().and_then(|c| c.rates.as_mut()) {
+                    if ctx.io.rated
+                        && let Some(r) = ctx.io.cold.as_deref_mut().and_then(|c| c.rates.as_mut())
+                    {
                         over_rate = r.charge(chunk.data.len(), chunk.last, now);
                     }
                     let stats = &mut ctx.core.shared.stats;
@@ -190,6 +192,7 @@ fn over_the_rate<D>(
             core.shared.stats.throttled += 1;
             if let Some(r) = io.cold().rates.as_mut() {
                 r.throttled_until = Some(now + over);
+                io.throttled = true;
             }
             true
         }

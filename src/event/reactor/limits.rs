@@ -210,6 +210,7 @@ impl<H: crate::event::Handler> crate::event::reactor::worker::Worker<H> {
         }
         if limits.per_conn() {
             c.io.cold().rates = Some(ConnRates::new(&limits, now));
+            c.io.rated = true;
         }
         true
     }

@@ -56,12 +56,6 @@ impl<H: Handler> Worker<H> {
     }
 
     fn read_conn(&mut self, slot: usize, hup: bool) {
-        let proxy_phase = self.slots[slot]
-            .as_ref()
-            .is_some_and(|c| matches!(c.io.phase, Phase::Proxy(_)));
-        if proxy_phase && !self.proxy_step(slot) {
-            return;
-        }
         let size = self.buffer_size();
         // Input buffered before a back-pressure pause (or decompressed data still to
         // deliver) goes first.
@@ -77,6 +71,14 @@ impl<H: Handler> Worker<H> {
                 Some(c) if !c.io.is_held() && !c.io.is_dead() => (
                     c.rd.as_deref().is_none_or(|rd| rd.buf.is_empty()),
                     match &c.io.phase {
+                        // The PROXY header first (peeked at, then consumed); the
+                        // next round reads the request behind it.
+                        Phase::Proxy(_) => {
+                            if self.proxy_step(slot) {
+                                continue;
+                            }
+                            return;
+                        }
                         Phase::Answer {
                             keep_alive: false, ..
                         } => true,

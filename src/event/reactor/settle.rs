@@ -229,6 +229,7 @@ impl<H: Handler> Worker<H> {
                         if let Some(r) = c.io.cold().rates.as_mut() {
                             r.throttled_until = None;
                         }
+                        c.io.throttled = false;
                         self.ready.push(slot);
                     }
                     if c.io.phase_deadline().is_some_and(|d| d <= now) {

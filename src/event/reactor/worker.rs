@@ -53,8 +53,12 @@ pub(crate) struct Listener {
 /// Everything one loop owns.
 pub(crate) struct Worker<H: Handler> {
     pub(crate) poll: Poll,
-    /// Loop 0's listeners (plain and TLS); the other loops have none.
+    /// Loop 0's listeners (plain and TLS); the other loops have none, unless
+    /// each loop has its own (`SO_REUSEPORT`).
     pub(crate) listeners: Vec<Listener>,
+    /// Accepted sockets stay on this loop (`SO_REUSEPORT`: the kernel spread
+    /// them) instead of being handed round-robin to the loops.
+    pub(crate) accept_here: bool,
     /// Next loop to hand an accepted socket to.
     pub(crate) rr: usize,
     pub(crate) rx: mpsc::Receiver<Command>,
@@ -134,6 +138,7 @@ impl<H: Handler> Worker<H> {
         Ok(Worker {
             poll,
             listeners,
+            accept_here: false,
             rr: 0,
             rx,
             handler,
