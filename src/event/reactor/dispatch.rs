@@ -110,10 +110,8 @@ impl<H: Handler> Worker<H> {
             let mut over_rate = None;
             match ev {
                 Event::Message(chunk) => {
-                    if ctx.io.rated
-                        && let Some(r) = ctx.io.cold.as_deref_mut().and_then(|c| c.rates.as_mut())
-                    {
-                        over_rate = r.charge(chunk.data.len(), chunk.last, now);
+                    if ctx.io.rated {
+                        over_rate = charge(ctx.io, chunk.data.len(), chunk.last, now);
                     }
                     let stats = &mut ctx.core.shared.stats;
                     stats.bytes_in += chunk.data.len() as u64;
@@ -166,9 +164,27 @@ impl<H: Handler> Worker<H> {
     }
 }
 
+/// Charges a piece of a message to a connection's budgets (connections with
+/// rates only; kept out of line).
+#[cold]
+#[inline(never)]
+fn charge(
+    io: &mut crate::event::conn::ConnIo,
+    bytes: usize,
+    last: bool,
+    now: std::time::Instant,
+) -> Option<std::time::Duration> {
+    io.cold
+        .as_deref_mut()
+        .and_then(|c| c.rates.as_mut())
+        .and_then(|r| r.charge(bytes, last, now))
+}
+
 /// A connection went over its message or byte rate by `over` (the time its budget
 /// needs to refill): closed with 1008, or throttled until then. True when it must
 /// not be read on now.
+#[cold]
+#[inline(never)]
 fn over_the_rate<D>(
     io: &mut crate::event::conn::ConnIo,
     core: &mut crate::event::reactor::core::LoopCore<D>,

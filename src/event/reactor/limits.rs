@@ -175,10 +175,17 @@ impl<H: crate::event::Handler> crate::event::reactor::worker::Worker<H> {
     /// budgets. `tls`: the listener runs TLS (no plain-text answer then). Returns
     /// false when the connection was refused.
     pub(crate) fn admit(&mut self, slot: usize, tls: bool) -> bool {
-        let limits = self.config().limits;
+        let limits = &self.config().limits;
         if !limits.per_ip() && !limits.per_conn() {
             return true;
         }
+        self.admit_limited(slot, tls)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn admit_limited(&mut self, slot: usize, tls: bool) -> bool {
+        let limits = self.config().limits;
         let now = self.core.now;
         let Some(crate::event::reactor::worker::Parts { conn: c, core, .. }) = self.parts(slot)
         else {

@@ -37,6 +37,8 @@ impl<H: Handler> Worker<H> {
     /// Runs the PROXY step of a connection in [`Phase::Proxy`]. Returns true when
     /// the connection has moved on to its request (and its input should be read
     /// now), false when it waits for more bytes or was closed.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn proxy_step(&mut self, slot: usize) -> bool {
         let required = self
             .config()
