@@ -53,8 +53,8 @@ MUTANTS = [
     ("wrong-accept-key", "src/proto/handshake/mod.rs",
      r"    sha.update\(WEBSOCKET_GUID.as_bytes\(\)\);", "    sha.update(b\"not the GUID\");",
      "loop-server", "1", "wrong Sec-WebSocket-Accept"),
-    ("server-does-not-close-tcp", "src/proto/connection/mod.rs",
-     r"self.role\(\) == Role::Server && self.tx\(\).is_none_or\(TxQueue::is_empty\)",
+    ("server-does-not-close-tcp", "src/proto/connection/lifecycle.rs",
+     r"self.role\(\) == Role::Server && self.tx\(\).is_none_or\(\|tx\| tx.is_empty\(\)\)",
      "false // mutant: wait for the client instead",
      "loop-server", "7", "client closed TCP before the server|server kept TCP open"),
 ]
