@@ -408,7 +408,7 @@ mod tests {
     #[test]
     fn flat_form_round_trips_every_field() {
         let mut a = [0u64; N];
-        for (i, v) in a.iter_mut().enumerate().take(N - 1) {
+        for (i, v) in a.iter_mut().enumerate() {
             *v = i as u64 + 1;
         }
         assert_eq!(Stats::from_array(a).to_array(), a);
@@ -420,5 +420,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sb_closes_total{code=\"1006\"} 21"), "{text}");
+        for (name, v) in [
+            ("proxy_refused_total", 27),
+            ("refused_per_ip_total", 28),
+            ("rate_limited_total", 29),
+            ("throttled_total", 30),
+        ] {
+            assert!(text.contains(&format!("sb_{name} {v}\n")), "{name}: {text}");
+        }
     }
 }
