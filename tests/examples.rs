@@ -208,18 +208,35 @@ fn sans_io_client_talks_to_the_echo_example_with_heartbeats_both_ways() {
 
 #[test]
 fn an_unknown_flag_is_an_error_with_the_usage() {
-    // A limit the example does not have must not be silently ignored.
+    // A setting the example does not have must not be silently ignored. (A flag
+    // that becomes real would start a server: each run is bounded and killed.)
     for (name, args) in [
-        ("echo", &["--max-msgs-per-sec", "50"][..]),
+        ("echo", &["--max-msgs-per-minute", "50"][..]),
         ("echo_blocking", &["--quiet"][..]),
         ("sans_io_client", &["--urll=ws://x/"][..]),
     ] {
-        let out = std::process::Command::new(support::example(name))
+        let child = std::process::Command::new(support::example(name))
             .args(args)
-            .output()
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run the example");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        let mut child = support::Child(child);
+        let deadline = Instant::now() + T;
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} {args:?} is still running: the flag was taken"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(2), "{name} {args:?}: {stderr}");
         assert!(
             stderr.contains("unknown flag") && stderr.contains("usage:"),
             "{name}: {stderr}"
