@@ -187,7 +187,6 @@ impl<H: Handler> Worker<H> {
     /// The body of a plain HTTP request has arrived: the handler answers it, now or
     /// (deferred) later from another thread.
     pub(crate) fn http_body(&mut self, slot: usize) -> bool {
-        let now = self.core.now;
         let Some(Parts {
             conn: c,
             core,
@@ -228,7 +227,12 @@ impl<H: Handler> Worker<H> {
         // The request is consumed; what follows it is the client's next request.
         c.consume(head_len + body_len);
         if deferred {
-            let deadline = now + core.shared.config.http_answer_timeout;
+            // The clock is read here, not taken from the iteration: the request
+            // may have arrived after the iteration began (a keep-alive client's
+            // next request, read in the same iteration that answered the last),
+            // and its answer is owed a full `http_answer_timeout` from then. (Seen
+            // under qemu, where an iteration lasts long enough to matter.)
+            let deadline = std::time::Instant::now() + core.shared.config.http_answer_timeout;
             c.io.phase = Phase::Deferred {
                 seq,
                 keep_alive: wants_keep_alive,
