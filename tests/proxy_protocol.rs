@@ -11,7 +11,7 @@
 mod support;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::thread;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use silverback::event::{Ctx, Handler, ProxyProtocol, Server, ServerHandle};
 use silverback::tls::{self, rustls};
 use silverback::{Dialer, Message};
-use support::Child;
+use support::{Child, free_port};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -47,14 +47,6 @@ fn server(proxy: ProxyProtocol, tls: Option<Arc<rustls::ServerConfig>>) -> Serve
 
 fn trusting_loopback() -> ProxyProtocol {
     ProxyProtocol::trusting(["127.0.0.1/32".parse().unwrap()])
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct TempFile(std::path::PathBuf);

@@ -8,23 +8,15 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use silverback::{CloseCode, Conn, Dialer, Error, Message};
-use support::{Child, http, spawn_listening};
+use support::{Child, free_port, http, spawn_listening};
 
 const T: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A redis-server on a free port, in its own directory, stopped on drop; it can be
 /// paused, killed and started again (empty: no persistence) on the same port.

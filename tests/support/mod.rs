@@ -492,3 +492,14 @@ pub fn switching(accept: &str, extra: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A loopback port free a moment ago, for a program that cannot bind port 0 and
+/// report it (redis-server, HAProxy). Another process may take it in between;
+/// tests that can start a server on port 0 do.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
