@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use silverback::event::{Ctx, Handler, ProxyProtocol, Server, ServerHandle};
 use silverback::tls::{self, rustls};
 use silverback::{Dialer, Message};
-use support::{Child, free_port};
+use support::{Child, free_port, until};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -175,14 +175,6 @@ fn behind_haproxy_the_server_sees_the_client_v1_v2_plain_and_tls() {
         || plain.stats().proxy_refused == 1,
         "the direct connection counted",
     );
-}
-
-fn until(ok: impl Fn() -> bool, what: &str) {
-    let deadline = Instant::now() + T;
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}");
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The server's answer to `bytes` sent first on a fresh connection, then an

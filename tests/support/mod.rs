@@ -503,3 +503,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Waits (at most 10 s, polling every 10 ms) until `ok` holds; panics with
+/// `what` otherwise. For the event loop's counters: a loop publishes its
+/// `Stats` at the end of an iteration, so a client can see the effect of an
+/// event (a 503, a close) before the counter that records it.
+pub fn until(ok: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
