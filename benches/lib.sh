@@ -46,18 +46,36 @@ echo_cell() {
   echo "$label $size $line" | tee -a "$CELLS"
 }
 
-# summarize: the medians of every (label, size) cell in $CELLS, as a table.
+# summarize: the medians of every (label, size) cell in $CELLS, as a table; for
+# LABEL-before/LABEL-after pairs also the paired figure: each round's after run
+# divided by that round's before run, median over rounds (the two runs of
+# a pair are seconds apart, so the drift of a noisy machine between rounds cancels
+# out), with the lowest and highest ratio.
 summarize() {
   python3 - "$CELLS" <<'PY'
 import json, sys, statistics, collections
 cells = collections.defaultdict(list)
+ratios = collections.defaultdict(list)
+pending = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     label, size, js = line.split(' ', 2)
     d = json.loads(js)
-    cells[(label, int(size))].append((d["server_cpu_us_per_msg"], d["msgs_per_s"]))
+    cpu = d["server_cpu_us_per_msg"]
+    cells[(label, int(size))].append((cpu, d["msgs_per_s"]))
+    kind, _, side = label.rpartition('-')
+    if side in ("before", "after"):
+        p = pending[(kind, int(size))]
+        p[side] = cpu
+        if len(p) == 2:
+            ratios[(kind, int(size))].append(p.pop("after") / p.pop("before"))
 print("\n| build | size | server CPU µs/msg (median) | msgs/s (median) | runs |")
 print("|---|---|---|---|---|")
 for (label, size), v in sorted(cells.items(), key=lambda k: (k[0][0].split('-')[0], k[0][1], k[0][0])):
     print(f"| {label} | {size} | {statistics.median(x[0] for x in v):.2f} | {statistics.median(x[1] for x in v)/1000:.1f}k | {len(v)} |")
+if ratios:
+    print("\n| cells | size | after / before, paired per round (median) | lowest | highest | pairs |")
+    print("|---|---|---|---|---|---|")
+    for (kind, size), r in sorted(ratios.items()):
+        print(f"| {kind} | {size} | {100 * (statistics.median(r) - 1):+.1f} % | {100 * (min(r) - 1):+.1f} % | {100 * (max(r) - 1):+.1f} % | {len(r)} |")
 PY
 }
