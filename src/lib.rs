@@ -66,6 +66,7 @@
 pub mod blocking;
 mod error;
 pub mod event;
+mod forward_proxy;
 #[cfg(feature = "json")]
 pub mod json;
 mod logging;
@@ -94,6 +95,7 @@ pub struct FromGorillaDoctests;
 #[doc = include_str!("../docs/from-tungstenite.md")]
 pub struct FromTungsteniteDoctests;
 pub use error::{Error, HandshakeError, Lost, ProtocolError, Result, UsageError};
+pub use forward_proxy::{Proxy, ProxyChoice, ProxyScheme, no_proxy_matches};
 pub use message::Message;
 pub use proto::{CloseCode, CloseFrame, OpCode};
 pub use proto::{MessageKind, Role};

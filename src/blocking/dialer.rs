@@ -9,8 +9,10 @@ use super::io::{read_head, write_head};
 use crate::blocking::Conn;
 use crate::blocking::stream::Stream;
 use crate::error::{Error, HandshakeError, Result};
+use crate::forward_proxy::{Proxy, ProxyChoice, ProxyScheme, tunnel_io_error};
 use crate::proto::Randomness;
 use crate::proto::handshake::{ClientHandshake, Response};
+use crate::proto::tunnel::{SocksTarget, TunnelError, TunnelHandshake, TunnelStep};
 use crate::settings::Settings;
 use crate::url::WsUrl;
 
@@ -26,6 +28,7 @@ use crate::url::WsUrl;
 #[derive(Debug, Clone)]
 pub struct Dialer {
     settings: Settings,
+    proxy: ProxyChoice,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -34,6 +37,7 @@ impl Default for Dialer {
     fn default() -> Self {
         Dialer {
             settings: Settings::client(),
+            proxy: ProxyChoice::Direct,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -49,6 +53,36 @@ impl Dialer {
     }
 
     crate::settings::settings_setters!(settings);
+
+    /// Dials every URL through this proxy (HTTP `CONNECT` or SOCKS5), which
+    /// overrides the environment. For `wss://` the TLS session runs inside the
+    /// tunnel, with SNI and certificate check against the URL's host. The proxy's
+    /// handshake counts against the handshake timeout; a refusal, a malformed
+    /// answer or a stall is a [`HandshakeError::Proxy`] naming the step.
+    ///
+    /// ```no_run
+    /// use silverback::{Dialer, Proxy};
+    /// let dialer = Dialer::new().proxy(Proxy::parse("http://user:pw@proxy.corp:3128")?);
+    /// let (conn, _) = dialer.dial("ws://echo.example/")?;
+    /// # Ok::<(), silverback::Error>(())
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxyChoice::Fixed(proxy);
+        self
+    }
+
+    /// Chooses the proxy from the environment for each URL, as curl does (see
+    /// [`Proxy::from_env`]: `http_proxy`, `https_proxy`, `all_proxy`,
+    /// `no_proxy`). Off by default: a dialer goes direct unless told otherwise.
+    pub fn proxy_from_env(mut self) -> Self {
+        self.proxy = ProxyChoice::FromEnv;
+        self
+    }
+
+    /// The proxy this dialer would use for `url` (`None`: direct).
+    pub fn proxy_for(&self, url: &WsUrl) -> Result<Option<Proxy>> {
+        Ok(self.proxy.for_url(url)?)
+    }
 
     /// Connects over TCP to a `ws://` URL and performs the handshake. Returns the
     /// connection and the server's `101` response. A `wss://` URL is refused here:
@@ -106,11 +140,33 @@ impl Dialer {
         self.handshake(stream, &u, started)
     }
 
-    /// TCP to the URL's host, trying its addresses in turn within the handshake
-    /// timeout.
+    /// TCP to the URL's host (or through the proxy to it), trying its addresses
+    /// in turn within the handshake timeout.
     fn connect_tcp(&self, u: &WsUrl, url: &str, started: Instant) -> Result<TcpStream> {
         let deadline = self.settings.handshake_timeout.map(|t| started + t);
-        let addrs = (u.host.as_str(), u.port).to_socket_addrs()?;
+        match self.proxy_for(u)? {
+            None => Self::connect_to(&u.host, u.port, url, deadline),
+            Some(p) => {
+                let mut tcp =
+                    Self::connect_to(p.host(), p.port(), url, deadline).map_err(|e| match e {
+                        Error::Handshake(HandshakeError::Timeout) => {
+                            HandshakeError::Proxy(TunnelError::Timeout(TunnelStep::Connect)).into()
+                        }
+                        e => e,
+                    })?;
+                tunnel(&mut tcp, &p, u, deadline)?;
+                Ok(tcp)
+            }
+        }
+    }
+
+    fn connect_to(
+        host: &str,
+        port: u16,
+        url: &str,
+        deadline: Option<Instant>,
+    ) -> Result<TcpStream> {
+        let addrs = (host, port).to_socket_addrs()?;
         let mut last = None;
         for addr in addrs {
             let res = match deadline {
@@ -172,4 +228,72 @@ impl Dialer {
             Conn::from_connection(stream, conn, self.settings.read_buffer_size, &buf[head..]);
         Ok((conn, resp))
     }
+}
+
+/// Opens the tunnel through `proxy` to the URL's host on a connected socket,
+/// within `deadline`.
+fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, u: &WsUrl, deadline: Option<Instant>) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut out = Vec::with_capacity(128);
+    let creds = proxy.credentials();
+    let mut hs = match proxy.scheme() {
+        ProxyScheme::Http => TunnelHandshake::http_connect(&u.host, u.port, creds, &mut out),
+        ProxyScheme::Socks5h => {
+            TunnelHandshake::socks5(SocksTarget::Name(&u.host), u.port, creds, &mut out)
+                .map_err(HandshakeError::Proxy)?
+        }
+        // socks5://: the client resolves the name.
+        _ => {
+            let ip = (u.host.as_str(), u.port)
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| HandshakeError::InvalidUrl(format!("{}: no address", u.host)))?
+                .ip();
+            TunnelHandshake::socks5(SocksTarget::Ip(ip), u.port, creds, &mut out)
+                .map_err(HandshakeError::Proxy)?
+        }
+    };
+    let fail = |e| Error::Handshake(HandshakeError::Proxy(e));
+    let left = |step| match deadline {
+        None => Ok(None),
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(t) if !t.is_zero() => Ok(Some(t)),
+            _ => Err(fail(TunnelError::Timeout(step))),
+        },
+    };
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    // Each round reads at least one byte or fails; every answer is bounded
+    // (MAX_HTTP_HEAD), and so are the rounds.
+    for _ in 0..=crate::proto::tunnel::MAX_HTTP_HEAD {
+        if !out.is_empty() {
+            tcp.set_write_timeout(left(hs.step())?)?;
+            tcp.write_all(&out)
+                .map_err(|e| tunnel_io_error(hs.step(), e))?;
+            out.clear();
+        }
+        if hs.is_done() {
+            tcp.set_read_timeout(None)?;
+            tcp.set_write_timeout(None)?;
+            if !buf.is_empty() {
+                // The target speaks only after our TLS ClientHello or request.
+                return Err(fail(TunnelError::Malformed(
+                    hs.step(),
+                    "bytes after the proxy's answer",
+                )));
+            }
+            return Ok(());
+        }
+        tcp.set_read_timeout(left(hs.step())?)?;
+        let n = match tcp.read(&mut chunk) {
+            Ok(0) => return Err(fail(TunnelError::Closed(hs.step()))),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(tunnel_io_error(hs.step(), e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let p = hs.read(&buf, &mut out).map_err(fail)?;
+        buf.drain(..p.consumed);
+    }
+    Err(fail(TunnelError::Malformed(hs.step(), "answer too long")))
 }

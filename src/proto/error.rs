@@ -240,6 +240,9 @@ pub enum HandshakeError {
     Timeout,
     /// The peer closed the connection during the handshake.
     ConnectionClosed,
+    /// Client: the forward proxy did not open the tunnel (the error names the
+    /// step of the proxy's handshake).
+    Proxy(crate::proto::tunnel::TunnelError),
 }
 
 impl HandshakeError {
@@ -258,7 +261,8 @@ impl HandshakeError {
             | HandshakeError::UnexpectedExtension(_)
             | HandshakeError::InvalidExtension(_)
             | HandshakeError::InvalidUrl(_)
-            | HandshakeError::ConnectionClosed => 0,
+            | HandshakeError::ConnectionClosed
+            | HandshakeError::Proxy(_) => 0,
             _ => 400,
         }
     }
@@ -299,6 +303,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::ConnectionClosed => {
                 f.write_str("connection closed during the handshake")
             }
+            HandshakeError::Proxy(e) => write!(f, "proxy: {e}"),
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod proxy;
 #[cfg(feature = "raw")]
 pub mod raw;
 mod rng;
+pub mod tunnel;
 mod utf8;
 
 pub use close::{encode_close_payload, parse_close_payload};

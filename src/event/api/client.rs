@@ -30,6 +30,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects through this forward proxy (HTTP `CONNECT` or SOCKS5; it
+    /// overrides the environment). The proxy's handshake runs on the loop from
+    /// partial reads, within the handshake timeout; for `wss://` TLS runs inside
+    /// the tunnel with SNI and certificate check against the URL's host. A
+    /// refusal, a malformed answer or a stall reaches `on_error` as
+    /// [`HandshakeError::Proxy`](crate::HandshakeError::Proxy) naming the step.
+    pub fn proxy(mut self, proxy: crate::Proxy) -> Self {
+        self.config.client_proxy = crate::ProxyChoice::Fixed(proxy);
+        self
+    }
+
+    /// Chooses each connection's proxy from the environment, as curl does (see
+    /// [`Proxy::from_env`](crate::Proxy::from_env)). Off by default.
+    pub fn proxy_from_env(mut self) -> Self {
+        self.config.client_proxy = crate::ProxyChoice::FromEnv;
+        self
+    }
+
     /// Creates the loop with its handler.
     pub fn build<H: Handler>(self, handler: H) -> io::Result<Client<H>> {
         let (handle, poll, rx) = new_loop(0)?;

@@ -127,6 +127,9 @@ pub struct LoopConfig {
     /// `wss://` connect fails.
     #[cfg(feature = "tls")]
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// Client loops: the forward proxy connections go through. Default:
+    /// [`ProxyChoice::Direct`](crate::ProxyChoice::Direct).
+    pub client_proxy: crate::ProxyChoice,
 }
 
 impl Default for LoopConfig {
@@ -144,6 +147,7 @@ impl Default for LoopConfig {
             limits: crate::event::Limits::default(),
             #[cfg(feature = "tls")]
             tls_client: None,
+            client_proxy: crate::ProxyChoice::Direct,
         }
     }
 }

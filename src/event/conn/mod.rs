@@ -44,9 +44,40 @@ pub(crate) struct Outbox {
 /// A client connection before it opens.
 pub(crate) struct ClientStart {
     pub(crate) hs: ClientHandshake,
-    /// The upgrade request, written once the TCP connect completes.
+    /// The upgrade request, written once the TCP connect completes (and the
+    /// tunnel, if any, is open).
     pub(crate) request: Outbox,
     pub(crate) connected: bool,
+    /// Through a forward proxy: its handshake runs first, on the plain socket.
+    pub(crate) tunnel: Option<Box<Tunnel>>,
+}
+
+impl ClientStart {
+    /// What goes out now: the proxy's handshake while the tunnel is not open,
+    /// then the upgrade request.
+    pub(crate) fn outbox(&mut self) -> &mut Outbox {
+        match &mut self.tunnel {
+            Some(t) => &mut t.out,
+            None => &mut self.request,
+        }
+    }
+
+    fn outbox_ref(&self) -> &Outbox {
+        match &self.tunnel {
+            Some(t) => &t.out,
+            None => &self.request,
+        }
+    }
+}
+
+/// A client's tunnel through a forward proxy, while it opens.
+pub(crate) struct Tunnel {
+    pub(crate) hs: crate::proto::tunnel::TunnelHandshake,
+    pub(crate) out: Outbox,
+    /// `wss://`: the TLS session that wraps the socket once the tunnel is open
+    /// (TLS runs inside the tunnel, end to end with the target).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::event::conn::tls::Session>,
 }
 
 /// Where a connection is in its life.
@@ -266,7 +297,7 @@ impl ConnIo {
         let queued = match &self.phase {
             Phase::Open(c) => c.buffered(),
             Phase::Answer { out: o, .. } => o.buf.len() - o.pos,
-            Phase::Client(s) => s.request.buf.len() - s.request.pos,
+            Phase::Client(s) => s.outbox_ref().buf.len() - s.outbox_ref().pos,
             _ => 0,
         };
         queued + self.deferred_bytes()
@@ -279,7 +310,7 @@ impl ConnIo {
         let phase_empty = match &self.phase {
             Phase::Open(c) => c.buffered() == 0,
             Phase::Answer { out: o, .. } => o.pos == o.buf.len(),
-            Phase::Client(s) => s.request.pos == s.request.buf.len(),
+            Phase::Client(s) => s.outbox_ref().pos == s.outbox_ref().buf.len(),
             _ => true,
         };
         phase_empty && !self.sock.as_ref().is_some_and(Transport::has_pending)
@@ -408,7 +439,7 @@ impl ConnIo {
                 Ok(())
             }
             Phase::Answer { out: o, .. } => flush_outbox(sock, o),
-            Phase::Client(s) if s.connected => flush_outbox(sock, &mut s.request),
+            Phase::Client(s) if s.connected => flush_outbox(sock, s.outbox()),
             _ => Ok(()),
         }
     }

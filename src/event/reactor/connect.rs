@@ -7,15 +7,17 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use crate::error::Error;
+use crate::error::{Error, HandshakeError};
+use crate::forward_proxy::ProxyScheme;
 use crate::proto::handshake::ClientHandshake;
+use crate::proto::tunnel::{SocksTarget, TunnelError, TunnelHandshake};
 use crate::proto::{Randomness, Role};
 use crate::url::WsUrl;
 
 use crate::event::api::handler::Handler;
 use crate::event::api::id::ConnId;
 use crate::event::conn::transport::Transport;
-use crate::event::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot};
+use crate::event::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot, Tunnel};
 use crate::event::reactor::worker::{Parts, Worker};
 
 impl<H: Handler> Worker<H> {
@@ -29,18 +31,6 @@ impl<H: Handler> Worker<H> {
     ) {
         let id = ConnId::new(self.core.me.index, slot, generation);
         self.core.shared.stats.accepted += 1;
-        let addr = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")));
-        let sock = addr.and_then(|a| {
-            let mut s = self.client_transport(&url, TcpStream::connect(a)?)?;
-            self.poll.registry().register(
-                s.tcp(),
-                Token(slot),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok((s, a))
-        });
         let mut request = Vec::with_capacity(256);
         let hs = ClientHandshake::new(
             self.client.clone(),
@@ -50,9 +40,10 @@ impl<H: Handler> Worker<H> {
             self.core.now,
             &mut request,
         );
-        let (sock, peer, failed) = match sock {
-            Ok((s, a)) => (Some(s), a, None),
-            Err(e) => (None, SocketAddr::from(([0, 0, 0, 0], 0)), Some(e)),
+        let opened = self.open_socket(&url, slot);
+        let (sock, peer, tunnel, failed) = match opened {
+            Ok((s, a, t)) => (Some(s), a, t, None),
+            Err(e) => (None, SocketAddr::from(([0, 0, 0, 0], 0)), None, Some(e)),
         };
         let start = ClientStart {
             hs,
@@ -61,30 +52,117 @@ impl<H: Handler> Worker<H> {
                 pos: 0,
             },
             connected: false,
+            tunnel,
         };
         let io = ConnIo::new(sock, id, peer, Role::Client, Phase::Client(Box::new(start)));
         self.insert(slot, Slot { io, rd: None, data });
         if let Some(e) = failed {
-            self.io_failed(slot, e);
+            match e {
+                Error::Io(e) => self.io_failed(slot, e),
+                e => {
+                    if let Some(p) = self.parts(slot) {
+                        p.conn.io.kill(&mut p.core.shared);
+                    }
+                    self.report_error(slot, &e);
+                }
+            }
             self.finalize(slot);
             return;
         }
         self.arm_timer(slot);
     }
 
+    /// Starts the TCP connect (to the target, or to the proxy the configuration
+    /// names for it) and registers the socket; through a proxy, the tunnel's
+    /// handshake is prepared and TLS waits for it.
+    fn open_socket(
+        &mut self,
+        url: &WsUrl,
+        slot: usize,
+    ) -> Result<(Transport, SocketAddr, Option<Box<Tunnel>>), Error> {
+        let resolve = |host: &str, port: u16| {
+            (host, port)
+                .to_socket_addrs()
+                .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")))
+        };
+        let proxy = self.config().client_proxy.for_url(url)?;
+        let (sock, addr, tunnel) = match proxy {
+            None => {
+                let a = resolve(&url.host, url.port)?;
+                (self.client_transport(url, TcpStream::connect(a)?)?, a, None)
+            }
+            Some(p) => {
+                let a = resolve(p.host(), p.port())?;
+                let mut out = Vec::with_capacity(128);
+                let creds = p.credentials();
+                let hs = match p.scheme() {
+                    ProxyScheme::Http => {
+                        TunnelHandshake::http_connect(&url.host, url.port, creds, &mut out)
+                    }
+                    ProxyScheme::Socks5h => TunnelHandshake::socks5(
+                        SocksTarget::Name(&url.host),
+                        url.port,
+                        creds,
+                        &mut out,
+                    )
+                    .map_err(HandshakeError::Proxy)?,
+                    _ => {
+                        let ip = resolve(&url.host, url.port)?.ip();
+                        TunnelHandshake::socks5(SocksTarget::Ip(ip), url.port, creds, &mut out)
+                            .map_err(HandshakeError::Proxy)?
+                    }
+                };
+                let tunnel = Tunnel {
+                    hs,
+                    out: Outbox { buf: out, pos: 0 },
+                    #[cfg(feature = "tls")]
+                    tls: self.client_session(url)?,
+                };
+                (
+                    Transport::Plain(TcpStream::connect(a)?),
+                    a,
+                    Some(Box::new(tunnel)),
+                )
+            }
+        };
+        let mut sock = sock;
+        self.poll.registry().register(
+            sock.tcp(),
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok((sock, addr, tunnel))
+    }
+
+    /// The TLS client session for a `wss://` URL (SNI and certificate check for
+    /// its host); `None` for `ws://`.
+    #[cfg(feature = "tls")]
+    fn client_session(&self, url: &WsUrl) -> io::Result<Option<crate::event::conn::tls::Session>> {
+        if !url.secure {
+            return Ok(None);
+        }
+        let cfg = self.config().tls_client.clone().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "wss:// without ClientBuilder::tls",
+            )
+        })?;
+        crate::event::conn::tls::Session::client(cfg, &url.host).map(Some)
+    }
+
     /// Plain TCP for `ws://`; a TLS client session (SNI and certificate check for the
     /// URL's host) for `wss://`.
     fn client_transport(&self, url: &WsUrl, sock: TcpStream) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
-        if url.secure {
-            let cfg = self.config().tls_client.clone().ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "wss:// without ClientBuilder::tls",
-                )
-            })?;
-            let session = crate::event::conn::tls::Session::client(cfg, &url.host)?;
+        if let Some(session) = self.client_session(url)? {
             return Ok(Transport::tls(sock, session));
+        }
+        #[cfg(not(feature = "tls"))]
+        if url.secure {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "wss:// needs the `tls` feature",
+            ));
         }
         let _ = url;
         Ok(Transport::Plain(sock))
@@ -127,6 +205,12 @@ impl<H: Handler> Worker<H> {
     /// processing should continue with the rest of the input (the first frames).
     pub(crate) fn client_handshake(&mut self, slot: usize) -> bool {
         let now = self.core.now;
+        let tunnelling = self.slots[slot]
+            .as_ref()
+            .is_some_and(|c| matches!(&c.io.phase, Phase::Client(s) if s.tunnel.is_some()));
+        if tunnelling {
+            return self.tunnel_step(slot);
+        }
         let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return false;
         };
@@ -148,5 +232,67 @@ impl<H: Handler> Worker<H> {
                 false
             }
         }
+    }
+
+    /// Reads the proxy's answers while the tunnel opens. Returns true when the
+    /// tunnel opened and what follows should be processed (nothing should: the
+    /// target speaks only after our request or ClientHello).
+    fn tunnel_step(&mut self, slot: usize) -> bool {
+        let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
+            return false;
+        };
+        let Phase::Client(s) = &mut c.io.phase else {
+            return false;
+        };
+        let Some(t) = s.tunnel.as_mut() else {
+            return true;
+        };
+        let pending = c.rd.as_deref().map_or(&[][..], ReadState::pending);
+        if t.out.pos == t.out.buf.len() {
+            t.out.buf.clear();
+            t.out.pos = 0;
+        }
+        let (consumed, err) = match t.hs.read(pending, &mut t.out.buf) {
+            Ok(p) if p.done && p.consumed < pending.len() => (
+                p.consumed,
+                Some(TunnelError::Malformed(
+                    t.hs.step(),
+                    "bytes after the proxy's answer",
+                )),
+            ),
+            Ok(p) => (p.consumed, None),
+            Err(e) => (0, Some(e)),
+        };
+        let done = t.hs.is_done();
+        c.consume(consumed);
+        if let Some(e) = err {
+            c.io.kill(&mut core.shared);
+            self.report_error(slot, &Error::Handshake(HandshakeError::Proxy(e)));
+            return false;
+        }
+        c.io.mark_dirty(&mut core.shared);
+        if !done {
+            return false;
+        }
+        let Phase::Client(s) = &mut c.io.phase else {
+            return false;
+        };
+        // The tunnel is open: TLS (for wss://) wraps the socket, and the upgrade
+        // request goes out through it.
+        let Some(t) = s.tunnel.take() else {
+            return false;
+        };
+        #[cfg(feature = "tls")]
+        if let Some(session) = t.tls
+            && let Some(Transport::Plain(tcp)) = c.io.sock.take()
+        {
+            c.io.sock = Some(Transport::tls(tcp, session));
+        }
+        let _ = t;
+        if let Err(e) = c.io.flush() {
+            self.io_failed(slot, e);
+            return false;
+        }
+        false
     }
 }

@@ -7,6 +7,7 @@ use std::io;
 
 use crate::error::{Error, HandshakeError};
 use crate::proto::Role;
+use crate::proto::tunnel::TunnelError;
 
 use crate::event::api::handler::Handler;
 use crate::event::conn::Phase;
@@ -226,8 +227,11 @@ impl<H: Handler> Worker<H> {
         c.io.kill(&mut core.shared);
         match &mut c.io.phase {
             Phase::Open(conn) => conn.handle_eof(),
-            Phase::Client(_) => {
-                let err = Error::Handshake(HandshakeError::ConnectionClosed);
+            Phase::Client(s) => {
+                let err = Error::Handshake(match &s.tunnel {
+                    Some(t) => HandshakeError::Proxy(TunnelError::Closed(t.hs.step())),
+                    None => HandshakeError::ConnectionClosed,
+                });
                 self.report_error(slot, &err);
             }
             _ => {}
@@ -261,7 +265,14 @@ impl<H: Handler> Worker<H> {
             _ => c.io.role == Role::Client,
         };
         if report {
-            self.report_error(slot, &Error::Io(e));
+            let err = match &c.io.phase {
+                Phase::Client(s) if s.connected => match &s.tunnel {
+                    Some(t) => crate::forward_proxy::tunnel_io_error(t.hs.step(), e),
+                    None => Error::Io(e),
+                },
+                _ => Error::Io(e),
+            };
+            self.report_error(slot, &err);
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, HandshakeError};
 use crate::proto::handshake::ServerHandshake;
+use crate::proto::tunnel::{TunnelError, TunnelStep};
 use crate::proto::{CloseCode, Role};
 
 use crate::event::api::ctx::Ctx;
@@ -305,7 +306,18 @@ impl<H: Handler> Worker<H> {
                 }
                 core.shared.stats.handshake_timeouts += 1;
                 crate::logging::info!("{}: {} handshake timed out", c.io.id, c.io.peer());
-                (c.io.role == Role::Client).then_some(Error::Handshake(HandshakeError::Timeout))
+                match &c.io.phase {
+                    Phase::Client(s) => Some(Error::Handshake(match &s.tunnel {
+                        Some(t) => HandshakeError::Proxy(TunnelError::Timeout(if s.connected {
+                            t.hs.step()
+                        } else {
+                            TunnelStep::Connect
+                        })),
+                        None => HandshakeError::Timeout,
+                    })),
+                    _ => (c.io.role == Role::Client)
+                        .then_some(Error::Handshake(HandshakeError::Timeout)),
+                }
             }
         };
         if let Some(e) = err {
