@@ -417,12 +417,14 @@ fn http_answer(input: &[u8]) -> Result<Option<usize>, TunnelError> {
     let bad = |why| TunnelError::Malformed(TunnelStep::HttpConnect, why);
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
+    // Only the bound is looked at, so the verdict does not depend on how the
+    // answer arrived (all at once, or in pieces).
+    let input = &input[..input.len().min(MAX_HTTP_HEAD)];
     match resp.parse(input) {
         Ok(httparse::Status::Partial) if input.len() >= MAX_HTTP_HEAD => {
             Err(bad("answer head too large"))
         }
         Ok(httparse::Status::Partial) => Ok(None),
-        Ok(httparse::Status::Complete(n)) if n > MAX_HTTP_HEAD => Err(bad("answer head too large")),
         Ok(httparse::Status::Complete(n)) => {
             let status = resp.code.unwrap_or(0);
             if (200..300).contains(&status) {
