@@ -597,6 +597,93 @@ mod compressed {
         );
     }
 
+    /// The first byte of each frame in `wire` (masked client frames): RSV1 is 0x40.
+    fn frame_heads(mut wire: &[u8]) -> Vec<u8> {
+        let mut heads = Vec::new();
+        while wire.len() >= 2 {
+            let masked = wire[1] & 0x80 != 0;
+            let (len, at) = match wire[1] & 0x7f {
+                126 => (u16::from_be_bytes([wire[2], wire[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(wire[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            heads.push(wire[0]);
+            wire = &wire[at + if masked { 4 } else { 0 } + len..];
+        }
+        heads
+    }
+
+    #[test]
+    fn write_compression_can_be_switched_off_per_message() {
+        let t0 = Instant::now();
+        // Context takeover on: an uncompressed message must not disturb the
+        // deflate context the later compressed ones rely on.
+        let (mut c, mut s) = deflate_pair(t0, 64 << 20, false);
+        let mut to_s = Rx::new();
+        let text = "compress me, compress me, compress me, compress me".repeat(40);
+        let jpeg: Vec<u8> = (0..4000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        c.send(MessageKind::Text, text.as_bytes()).unwrap();
+        assert!(c.write_compression());
+        c.set_write_compression(false);
+        assert!(!c.write_compression() && c.is_compressed());
+        c.send(MessageKind::Binary, &jpeg).unwrap();
+        c.stream_write(MessageKind::Binary, &jpeg).unwrap();
+        // Turned back on in the middle of a streamed message: that message keeps
+        // its choice (every frame of a message follows its first).
+        c.set_write_compression(true);
+        c.stream_write(MessageKind::Binary, &jpeg).unwrap();
+        c.stream_end().unwrap();
+        c.send_fragment(MessageKind::Text, text.as_bytes(), false)
+            .unwrap();
+        c.set_write_compression(false);
+        c.send_fragment(MessageKind::Text, b" end", true).unwrap();
+        c.send(MessageKind::Text, text.as_bytes()).unwrap();
+        c.set_write_compression(true);
+        c.send(MessageKind::Text, text.as_bytes()).unwrap();
+        let wire = c.transmit().to_vec();
+        let rsv1: Vec<bool> = frame_heads(&wire).iter().map(|h| h & 0x40 != 0).collect();
+        let streamed_frames = rsv1.len() - 6;
+        let mut want = vec![true, false];
+        want.extend(std::iter::repeat_n(false, streamed_frames));
+        want.extend([true, false, false, true]);
+        assert_eq!(rsv1, want, "RSV1 per frame");
+        let ev = pump(&mut c, &mut s, &mut to_s, t0);
+        let got = whole(&ev);
+        let mut fragmented = text.clone().into_bytes();
+        fragmented.extend_from_slice(b" end");
+        let both: Vec<u8> = jpeg.iter().chain(&jpeg).copied().collect();
+        assert_eq!(
+            got,
+            vec![
+                (MessageKind::Text, text.clone().into_bytes()),
+                (MessageKind::Binary, jpeg.clone()),
+                (MessageKind::Binary, both),
+                (MessageKind::Text, fragmented),
+                (MessageKind::Text, text.clone().into_bytes()),
+                (MessageKind::Text, text.clone().into_bytes()),
+            ]
+        );
+        // A server with compression off sends a prepared frame as it is.
+        let p = silverback::proto::PreparedFrame::new(MessageKind::Text, text.as_bytes()).unwrap();
+        let n = s.transmit().len();
+        s.advance_transmit(n);
+        s.set_write_compression(false);
+        s.send_prepared(&p).unwrap();
+        assert_eq!(s.transmit()[0], 0x81, "FIN, text, RSV1 clear");
+        assert_eq!(s.transmit().len(), 4 + text.len());
+        assert!(s.transmit().ends_with(text.as_bytes()));
+        s.advance_transmit(4 + text.len());
+        s.set_write_compression(true);
+        s.send_prepared(&p).unwrap();
+        assert_eq!(s.transmit()[0], 0xC1, "FIN, RSV1, text");
+        assert!(s.transmit().len() < text.len() / 4);
+    }
+
     #[test]
     fn a_decompression_bomb_stops_at_the_limit_with_1009() {
         let t0 = Instant::now();

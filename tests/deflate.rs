@@ -419,3 +419,61 @@ fn corrupt_compressed_data_is_1007_and_rsv1_on_a_continuation_is_1002() {
         assert_eq!(p.read_frame().unwrap().close_code(), Some(1002));
     }
 }
+
+/// Answers "raw" with 10,000 x's sent uncompressed, anything else with the same
+/// sent compressed: the per-message switch of both layers, seen on the wire.
+struct RawOrNot;
+impl Handler for RawOrNot {
+    type Data = ();
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+        let xs = "x".repeat(10_000);
+        let _ = if msg.data == b"raw" {
+            ctx.send_uncompressed(MessageKind::Text, xs.as_bytes())
+        } else {
+            ctx.send(MessageKind::Text, xs.as_bytes())
+        };
+    }
+}
+
+#[test]
+fn one_message_can_go_uncompressed_in_both_layers() {
+    let lp = Server::builder()
+        .addr("127.0.0.1:0")
+        .deflate(cfg())
+        .build(|_| RawOrNot)
+        .unwrap()
+        .spawn()
+        .unwrap()
+        .0;
+    let blocking = serve(move |s| {
+        let Ok(mut conn) = Upgrader::new().deflate(cfg()).upgrade(s) else {
+            return;
+        };
+        conn.set_read_deadline(Some(Instant::now() + T));
+        let xs = "x".repeat(10_000);
+        while let Ok(m) = conn.read_message() {
+            let r = if m.as_bytes() == b"raw" {
+                conn.write_uncompressed(MessageKind::Text, xs.as_bytes())
+            } else {
+                conn.write_message(MessageKind::Text, xs.as_bytes())
+            };
+            if r.is_err() {
+                break;
+            }
+        }
+    });
+    for addr in [lp.local_addr(), blocking] {
+        let mut p = deflate_peer(addr);
+        for (ask, compressed) in [("raw", false), ("zip", true), ("raw", false), ("zip", true)] {
+            p.send(&cframe(0x81, ask.as_bytes()));
+            let f = p.read_frame().unwrap();
+            assert_eq!(f.rsv == 0b100, compressed, "{ask} from {addr}");
+            if compressed {
+                assert!(f.payload.len() < 100);
+            } else {
+                assert_eq!(f.payload, "x".repeat(10_000).as_bytes());
+            }
+        }
+    }
+    lp.shutdown(Duration::ZERO);
+}

@@ -158,6 +158,25 @@ impl<S: Stream> Conn<S> {
         self.conn.is_compressed()
     }
 
+    /// Compresses the messages sent from now on (`true`, the default with
+    /// permessage-deflate) or sends them uncompressed (gorilla's
+    /// `EnableWriteCompression`; see [`Connection::set_write_compression`]). For
+    /// one message, [`write_uncompressed`](Self::write_uncompressed).
+    pub fn set_write_compression(&mut self, on: bool) {
+        self.conn.set_write_compression(on);
+    }
+
+    /// Sends one message uncompressed (RSV1 clear) on a compressing connection,
+    /// as [`write_message`](Self::write_message) otherwise: for data that does
+    /// not shrink (JPEG, already-compressed blobs).
+    pub fn write_uncompressed(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
+        let was = self.conn.write_compression();
+        self.conn.set_write_compression(false);
+        let r = self.write_message(kind, data);
+        self.conn.set_write_compression(was);
+        r
+    }
+
     /// The protocol state machine this connection drives.
     pub fn connection(&self) -> &Connection {
         &self.conn

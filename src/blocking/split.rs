@@ -149,6 +149,24 @@ where
         self.write_message(msg.kind(), msg.as_bytes())
     }
 
+    /// See [`Conn::set_write_compression`](super::Conn::set_write_compression).
+    pub fn set_write_compression(&mut self, on: bool) {
+        lock(&self.shared.conn).set_write_compression(on);
+    }
+
+    /// See [`Conn::write_uncompressed`](super::Conn::write_uncompressed).
+    pub fn write_uncompressed(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
+        let was = {
+            let mut c = lock(&self.shared.conn);
+            let was = c.write_compression();
+            c.set_write_compression(false);
+            was
+        };
+        let r = self.write_message(kind, data);
+        lock(&self.shared.conn).set_write_compression(was);
+        r
+    }
+
     /// See [`Conn::write_json`](super::Conn::write_json).
     #[cfg(feature = "json")]
     pub fn write_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {

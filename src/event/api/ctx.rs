@@ -168,6 +168,30 @@ impl<'a, D> Ctx<'a, D> {
         self.io.send(&mut self.core.shared, kind, data)
     }
 
+    /// Queues one message uncompressed (RSV1 clear) on a compressing connection,
+    /// as [`send`](Self::send) otherwise: for data that does not shrink (JPEG,
+    /// already-compressed blobs), which would cost the compressor's CPU for
+    /// nothing.
+    pub fn send_uncompressed(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
+        let was = self.io.conn().is_some_and(|c| c.write_compression());
+        self.set_write_compression(false);
+        let r = self.send(kind, data);
+        self.set_write_compression(was);
+        r
+    }
+
+    /// Compresses the messages this connection sends from now on (`true`, the
+    /// default with permessage-deflate), or not (gorilla's
+    /// `EnableWriteCompression`; see
+    /// [`Connection::set_write_compression`](crate::proto::Connection::set_write_compression)).
+    /// Messages from [`Sender`]s and broadcasts follow the setting in force when
+    /// the loop sends them.
+    pub fn set_write_compression(&mut self, on: bool) {
+        if let Some(c) = self.io.conn_mut() {
+            c.set_write_compression(on);
+        }
+    }
+
     /// Queues a text message.
     pub fn send_text(&mut self, text: &str) -> Result<()> {
         self.send(MessageKind::Text, text.as_bytes())

@@ -86,6 +86,9 @@ struct Outgoing {
     /// write completes it (so a message that stops inside one can still end validly).
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     ztail: Vec<u8>,
+    /// The message is compressed (decided when it started; every frame of a
+    /// message follows its first).
+    compressed: bool,
 }
 
 /// permessage-deflate state of a connection.
@@ -94,6 +97,8 @@ struct Outgoing {
 struct Compression {
     deflater: crate::proto::deflate::MessageDeflater,
     inflater: crate::proto::deflate::MessageInflater,
+    /// Messages we start are compressed (see `set_write_compression`).
+    write: bool,
 }
 
 /// One WebSocket connection as a sans-IO state machine: bytes and time in, events
@@ -252,6 +257,7 @@ impl Connection {
             a.dec.set_rsv1_allowed(true);
         }
         self.z = Some(Box::new(Compression {
+            write: true,
             deflater: MessageDeflater::new(params, role, cfg),
             inflater: MessageInflater::with_memory(
                 params,
@@ -319,7 +325,34 @@ impl Connection {
         false
     }
 
+    /// True if the messages we start now are compressed: permessage-deflate is in
+    /// use and [`set_write_compression`](Self::set_write_compression) has not
+    /// turned it off. (Small messages go uncompressed all the same, below the
+    /// configured threshold.)
+    pub fn write_compression(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.z.as_ref().is_some_and(|z| z.write);
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
     // ---- settings ----
+
+    /// Compresses the messages we start from now on (`true`, the default once
+    /// permessage-deflate is negotiated) or sends them uncompressed, RSV1 clear
+    /// (RFC 7692 §6: an endpoint may send any message uncompressed), as gorilla's
+    /// `EnableWriteCompression`. For data that does not shrink (JPEG frames,
+    /// already-compressed blobs) it saves the compressor's CPU. A message already
+    /// started keeps its choice; the peer's messages are unaffected; without
+    /// permessage-deflate it does nothing.
+    pub fn set_write_compression(&mut self, on: bool) {
+        #[cfg(feature = "deflate")]
+        if let Some(z) = self.z.as_mut() {
+            z.write = on;
+        }
+        #[cfg(not(feature = "deflate"))]
+        let _ = on;
+    }
 
     /// Sets this connection's read limit (largest message; 1009 beyond).
     pub fn set_read_limit(&mut self, limit: u64) {

@@ -160,7 +160,9 @@ impl Connection {
 
     #[cfg(feature = "deflate")]
     fn compresses(&self, len: usize) -> bool {
-        self.z.as_ref().is_some_and(|z| z.deflater.wants(len))
+        self.z
+            .as_ref()
+            .is_some_and(|z| z.write && z.deflater.wants(len))
     }
 
     #[cfg(not(feature = "deflate"))]
@@ -251,7 +253,7 @@ impl Connection {
     /// encodes the payload as [`send`](Self::send) does.
     pub fn send_prepared(&mut self, msg: &PreparedFrame) -> Result<(), SendError> {
         self.check_new_message()?;
-        if self.role() == Role::Client || self.is_compressed() {
+        if self.role() == Role::Client || self.write_compression() {
             return self.queue_message(msg.kind.opcode(), msg.payload());
         }
         self.enc
@@ -273,13 +275,14 @@ impl Connection {
         fin: bool,
     ) -> Result<(), SendError> {
         self.check_writable()?;
-        let (kind, started, mut utf8) = match self.out.as_deref() {
+        let (kind, started, compressed, mut utf8) = match self.out.as_deref() {
             Some(o) if o.buffered => return Err(UsageError::MessageSequence.into()),
-            Some(o) => (o.kind, o.started, o.utf8.clone()),
+            Some(o) => (o.kind, o.started, o.compressed, o.utf8.clone()),
             None if self.enc.in_message() => return Err(UsageError::MessageSequence.into()),
             None => (
                 kind,
                 false,
+                self.write_compression(),
                 (kind == MessageKind::Text).then(Utf8Validator::new),
             ),
         };
@@ -293,7 +296,7 @@ impl Connection {
         } else {
             kind.opcode()
         };
-        if self.is_compressed() {
+        if compressed {
             #[cfg(feature = "deflate")]
             self.queue_compressed(op, fin, !started, data, fin)?;
         } else {
@@ -308,6 +311,7 @@ impl Connection {
                 utf8,
                 stage: Vec::new(),
                 ztail: Vec::new(),
+                compressed,
             })
         });
         Ok(())

@@ -34,14 +34,15 @@ impl Connection {
                     utf8: (kind == MessageKind::Text).then(Utf8Validator::new),
                     stage: Vec::new(),
                     ztail: Vec::new(),
+                    compressed: self.write_compression(),
                 }));
             }
         }
         let size = self.config.write_buffer_size.max(4);
-        let compress = self.is_compressed();
         let Some(o) = self.out.as_deref_mut().filter(|o| o.buffered) else {
             return Err(UsageError::MessageSequence.into());
         };
+        let compress = o.compressed;
         if let Some(v) = o.utf8.as_mut() {
             v.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
         }
@@ -114,10 +115,10 @@ impl Connection {
     /// returns [`UsageError::InvalidUtf8`].
     pub fn stream_end(&mut self) -> Result<(), SendError> {
         self.check_writable()?;
-        let compress = self.is_compressed();
         let Some(o) = self.out.as_deref_mut().filter(|o| o.buffered) else {
             return Err(UsageError::MessageSequence.into());
         };
+        let compress = o.compressed;
         let bad = o.utf8.as_mut().is_some_and(|v| v.finish().is_err());
         if compress {
             #[cfg(feature = "deflate")]
@@ -145,11 +146,11 @@ impl Connection {
 
     /// Queues the stage as one fragment of the streamed message.
     fn emit(&mut self, fin: bool) -> Result<(), SendError> {
-        let compress = self.is_compressed();
         let setup = self.decoder_setup();
         let Some(o) = self.out.as_deref_mut() else {
             return Err(UsageError::MessageSequence.into());
         };
+        let compress = o.compressed;
         let op = if o.started {
             OpCode::Continuation
         } else {
