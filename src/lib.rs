@@ -63,6 +63,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backoff;
 pub mod blocking;
 mod error;
 pub mod event;
@@ -94,6 +95,7 @@ pub struct FromGorillaDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/from-tungstenite.md")]
 pub struct FromTungsteniteDoctests;
+pub use backoff::Backoff;
 pub use error::{Error, HandshakeError, Lost, ProtocolError, Result, UsageError};
 pub use forward_proxy::{Proxy, ProxyChoice, ProxyScheme, no_proxy_matches};
 pub use message::Message;

@@ -15,6 +15,7 @@ mod dialer;
 mod io;
 mod link;
 mod read;
+mod reconnect;
 mod split;
 mod stream;
 mod upgrader;
@@ -29,6 +30,7 @@ pub use read::{
     CloseHandler, Control, ControlHandler, MessageReader, default_close_handler,
     default_ping_handler,
 };
+pub use reconnect::Reconnector;
 pub use split::{ReadHalf, WriteHalf};
 pub use stream::{Shared, Stream};
 pub use upgrader::{PendingUpgrade, Upgrader};

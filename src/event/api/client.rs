@@ -48,6 +48,32 @@ impl ClientBuilder {
         self
     }
 
+    /// Reconnects every connection of this loop that ends without the
+    /// application closing it (a server restart, a network loss, a failed
+    /// attempt), after a random wait drawn from `backoff` (exponential, full
+    /// jitter). A reconnecting connection keeps its [`ConnId`], its data and its
+    /// [`Sender`](crate::event::Sender)s; each disconnection calls `on_close`
+    /// (where [`Ctx::will_reconnect`](crate::event::Ctx::will_reconnect) says
+    /// whether another attempt follows), each reconnection `on_open` again
+    /// ([`Ctx::reconnects`](crate::event::Ctx::reconnects) counts them) so the
+    /// application can resubscribe. Messages sent while away are queued up to
+    /// [`offline_queue`](Self::offline_queue) bytes and go out after `on_open`.
+    /// Closing it ([`Ctx::close`](crate::event::Ctx::close),
+    /// [`Sender::close`](crate::event::Sender::close)) or shutting the loop down
+    /// ends it for good, as does `backoff` giving up.
+    pub fn reconnect(mut self, backoff: crate::Backoff) -> Self {
+        self.config.reconnect = Some(backoff);
+        self
+    }
+
+    /// Bytes queued per connection while it reconnects (default 256 KiB; 0:
+    /// messages sent while away are refused). See
+    /// [`LoopConfig::offline_queue`](crate::event::LoopConfig::offline_queue).
+    pub fn offline_queue(mut self, bytes: usize) -> Self {
+        self.config.offline_queue = bytes;
+        self
+    }
+
     /// Creates the loop with its handler.
     pub fn build<H: Handler>(self, handler: H) -> io::Result<Client<H>> {
         let (handle, poll, rx) = new_loop(0)?;

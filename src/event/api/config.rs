@@ -130,6 +130,16 @@ pub struct LoopConfig {
     /// Client loops: the forward proxy connections go through. Default:
     /// [`ProxyChoice::Direct`](crate::ProxyChoice::Direct).
     pub client_proxy: crate::ProxyChoice,
+    /// Client loops: reconnect each connection that ends without the
+    /// application closing it, with this policy. Default: none.
+    pub reconnect: Option<crate::Backoff>,
+    /// Client loops with `reconnect`: bytes of messages from
+    /// [`Sender`](crate::event::Sender)s and broadcasts queued while a connection
+    /// is away, delivered once it is back (after `on_open`). Beyond it a message
+    /// is refused: dropped and reported to `on_error` as
+    /// [`Error::Backpressure`](crate::Error::Backpressure). 0 refuses every
+    /// message sent while away. Default: 256 KiB.
+    pub offline_queue: usize,
 }
 
 impl Default for LoopConfig {
@@ -148,6 +158,8 @@ impl Default for LoopConfig {
             #[cfg(feature = "tls")]
             tls_client: None,
             client_proxy: crate::ProxyChoice::Direct,
+            reconnect: None,
+            offline_queue: 256 * 1024,
         }
     }
 }

@@ -145,6 +145,29 @@ impl<'a, D> Ctx<'a, D> {
         self.io.conn().is_some_and(|c| c.is_compressed())
     }
 
+    /// A reconnecting client ([`ClientBuilder::reconnect`](crate::event::ClientBuilder::reconnect)):
+    /// how many times this connection has opened again after its first
+    /// `on_open` (0 in the first; 1 in the `on_open` after the first
+    /// reconnection). Always 0 otherwise.
+    pub fn reconnects(&self) -> u32 {
+        self.io
+            .cold
+            .as_ref()
+            .and_then(|c| c.session.as_ref())
+            .map_or(0, |s| s.reconnects)
+    }
+
+    /// In `on_close` of a reconnecting client: another attempt follows (the
+    /// application did not close it, the loop is not shutting down, and the
+    /// backoff has not given up). False otherwise.
+    pub fn will_reconnect(&self) -> bool {
+        self.io
+            .cold
+            .as_ref()
+            .and_then(|c| c.session.as_ref())
+            .is_some_and(|s| s.will_reconnect)
+    }
+
     /// Client or server side.
     pub fn role(&self) -> Role {
         self.io.role

@@ -119,6 +119,8 @@ pub(crate) enum Phase {
     },
     /// Client: connecting, sending the request, reading the response head.
     Client(Box<ClientStart>),
+    /// A reconnecting client between connections: it dials again at `due`.
+    Backoff { due: Instant },
     /// WebSocket frames, through the protocol state machine.
     Open(Connection),
 }
@@ -149,6 +151,44 @@ pub(crate) struct Cold {
     pub(crate) alive: Option<Arc<AtomicBool>>,
     /// Message and byte budgets (servers with per-connection rates).
     pub(crate) rates: Option<crate::event::reactor::limits::ConnRates>,
+    /// A reconnecting client's session (client loops with a reconnect policy).
+    pub(crate) session: Option<Box<Session>>,
+}
+
+/// What a reconnecting client keeps from one connection to the next: its
+/// [`ConnId`], its data, its [`Sender`](crate::event::Sender)s, the messages
+/// queued while it is away, and where it is in its backoff.
+pub(crate) struct Session {
+    pub(crate) url: crate::url::WsUrl,
+    /// Retries made in the current run of failures.
+    pub(crate) attempt: u32,
+    /// When the current run of failures began.
+    pub(crate) failing_since: Option<Instant>,
+    /// When the current connection opened.
+    pub(crate) opened_at: Option<Instant>,
+    /// The application closed it: it stays closed.
+    pub(crate) closed_by_app: bool,
+    /// Connections opened after the first.
+    pub(crate) reconnects: u32,
+    /// A connection of this session has opened.
+    pub(crate) ever_opened: bool,
+    /// Decided at teardown, for `on_close`: another attempt follows.
+    pub(crate) will_reconnect: bool,
+}
+
+impl Session {
+    pub(crate) fn new(url: crate::url::WsUrl) -> Session {
+        Session {
+            url,
+            attempt: 0,
+            failing_since: None,
+            opened_at: None,
+            closed_by_app: false,
+            reconnects: 0,
+            ever_opened: false,
+            will_reconnect: false,
+        }
+    }
 }
 
 /// A peer address in 16 bytes (a `SocketAddr` takes 32): IPv4 inline, IPv6 boxed.
@@ -289,6 +329,7 @@ impl ConnIo {
             Phase::Client(s) => s.hs.poll_timeout(),
             Phase::HttpBody { deadline, .. } | Phase::Answer { deadline, .. } => *deadline,
             Phase::Deferred { deadline, .. } => Some(*deadline),
+            Phase::Backoff { due } => Some(*due),
         }
     }
 

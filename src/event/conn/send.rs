@@ -160,6 +160,19 @@ impl ConnIo {
     /// A message from another source (Sender, broadcast, another connection): waits
     /// behind an open fragmented message instead of failing.
     pub(crate) fn deliver(&mut self, shared: &mut LoopShared, d: Deferred) -> Result<()> {
+        if self.is_away() {
+            // A reconnecting client between connections: queued up to the bound,
+            // sent after the next `on_open`.
+            let limit = shared.config.offline_queue;
+            let buffered = self.deferred_bytes();
+            if buffered + d.len() > limit {
+                return Err(Error::Backpressure { buffered, limit });
+            }
+            let cold = self.cold();
+            cold.deferred_bytes += d.len();
+            cold.deferred.push_back(d);
+            return Ok(());
+        }
         let conn = self.writable()?;
         let open_message = conn.in_message();
         self.backpressure_check(shared)?;
@@ -175,8 +188,16 @@ impl ConnIo {
         }
     }
 
+    /// A reconnecting client between connections (or dialing again): not dead,
+    /// not open, with a session.
+    pub(crate) fn is_away(&self) -> bool {
+        !self.dead
+            && self.conn().is_none()
+            && self.cold.as_ref().is_some_and(|c| c.session.is_some())
+    }
+
     /// Once no fragmented message of ours is open, deferred messages go out.
-    fn after_message(&mut self, shared: &mut LoopShared) {
+    pub(crate) fn after_message(&mut self, shared: &mut LoopShared) {
         if self.cold.as_ref().is_none_or(|c| c.deferred.is_empty())
             || self.conn().is_none_or(Connection::in_message)
         {
@@ -209,6 +230,10 @@ impl ConnIo {
     ) -> Result<()> {
         if self.dead {
             return Ok(());
+        }
+        if let Some(s) = self.cold.as_mut().and_then(|c| c.session.as_mut()) {
+            // The application's close ends a reconnecting client for good.
+            s.closed_by_app = true;
         }
         let Phase::Open(conn) = &mut self.phase else {
             self.kill(shared);

@@ -17,7 +17,7 @@ use crate::url::WsUrl;
 use crate::event::api::handler::Handler;
 use crate::event::api::id::ConnId;
 use crate::event::conn::transport::Transport;
-use crate::event::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Slot, Tunnel};
+use crate::event::conn::{ClientStart, ConnIo, Outbox, Phase, ReadState, Session, Slot, Tunnel};
 use crate::event::reactor::worker::{Parts, Worker};
 
 impl<H: Handler> Worker<H> {
@@ -28,6 +28,36 @@ impl<H: Handler> Worker<H> {
         generation: u32,
         url: WsUrl,
         data: H::Data,
+    ) {
+        self.dial(slot, generation, url, data, None);
+    }
+
+    /// A reconnecting client's session dials again at the end of its backoff,
+    /// in the same slot, with the same id, data and cold state (its queue).
+    pub(crate) fn redial(&mut self, slot: usize) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let Some(url) =
+            c.io.cold
+                .as_ref()
+                .and_then(|k| k.session.as_ref())
+                .map(|s| s.url.clone())
+        else {
+            return;
+        };
+        crate::logging::debug!("{}: reconnecting to {}", c.io.id, url.authority);
+        let cold = c.io.cold;
+        self.dial(slot, c.io.id.generation(), url, c.data, cold);
+    }
+
+    fn dial(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        url: WsUrl,
+        data: H::Data,
+        cold: Option<Box<crate::event::conn::Cold>>,
     ) {
         let id = ConnId::new(self.core.me.index, slot, generation);
         self.core.shared.stats.accepted += 1;
@@ -54,7 +84,17 @@ impl<H: Handler> Worker<H> {
             connected: false,
             tunnel,
         };
-        let io = ConnIo::new(sock, id, peer, Role::Client, Phase::Client(Box::new(start)));
+        let session = self
+            .config()
+            .reconnect
+            .is_some()
+            .then(|| Box::new(Session::new(url.clone())));
+        let mut io = ConnIo::new(sock, id, peer, Role::Client, Phase::Client(Box::new(start)));
+        match cold {
+            Some(cold) => io.cold = Some(cold),
+            None if session.is_some() => io.cold().session = session,
+            None => {}
+        }
         self.insert(slot, Slot { io, rd: None, data });
         if let Some(e) = failed {
             match e {

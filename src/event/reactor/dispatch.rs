@@ -39,6 +39,7 @@ impl<H: Handler> Worker<H> {
                     return;
                 }
                 Phase::Proxy(_)
+                | Phase::Backoff { .. }
                 | Phase::Client(_)
                 | Phase::Answer { .. }
                 | Phase::Deferred { .. } => {

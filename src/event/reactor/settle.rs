@@ -11,7 +11,7 @@ use crate::proto::{CloseCode, Role};
 
 use crate::event::api::ctx::Ctx;
 use crate::event::api::handler::Handler;
-use crate::event::conn::Phase;
+use crate::event::conn::{ConnIo, Phase};
 use crate::event::reactor::timers::TimerKind;
 use crate::event::reactor::worker::{Parts, Worker};
 
@@ -158,13 +158,18 @@ impl<H: Handler> Worker<H> {
             let _ = self.poll.registry().deregister(sock.tcp());
             sock.shutdown();
         }
-        if let Some(a) = c.io.cold.as_mut().and_then(|cold| cold.alive.take()) {
+        let retry = self.retry_after(&mut c.io);
+        if retry.is_none()
+            && let Some(a) = c.io.cold.as_mut().and_then(|cold| cold.alive.take())
+        {
             a.store(false, Ordering::Release);
         }
         c.io.kill(&mut self.core.shared);
         self.release_ip(&c.io);
-        self.core.release_slot(slot);
-        self.core.set_live(self.core.live.saturating_sub(1));
+        if retry.is_none() {
+            self.core.release_slot(slot);
+            self.core.set_live(self.core.live.saturating_sub(1));
+        }
         if c.io.conn().is_some() {
             self.core.count_open(false);
         }
@@ -203,6 +208,59 @@ impl<H: Handler> Worker<H> {
                 self.pool.push(buf);
             }
         }
+        if let Some(wait) = retry {
+            // The session waits in its slot, with its id, data, senders and queue.
+            let due = self.core.now + wait;
+            crate::logging::debug!("{}: reconnecting in {wait:?}", c.io.id);
+            let mut io = ConnIo::new(
+                None,
+                c.io.id,
+                c.io.peer(),
+                Role::Client,
+                Phase::Backoff { due },
+            );
+            io.cold = c.io.cold.take();
+            if let Some(k) = io.cold.as_mut() {
+                k.user_timers.clear();
+            }
+            self.insert(
+                slot,
+                crate::event::conn::Slot {
+                    io,
+                    rd: None,
+                    data: c.data,
+                },
+            );
+            self.arm_timer(slot);
+        }
+    }
+
+    /// Whether a client connection that ends now reconnects, and after how long:
+    /// it has a session the application did not close, the loop is not shutting
+    /// down, and the backoff allows another attempt. Advances the session.
+    fn retry_after(&mut self, io: &mut ConnIo) -> Option<std::time::Duration> {
+        let now = self.core.now;
+        let shutting_down = self.shutdown.is_some();
+        let backoff = self.config().reconnect.clone()?;
+        let s = io.cold.as_mut()?.session.as_mut()?;
+        s.will_reconnect = false;
+        if s.closed_by_app || shutting_down {
+            return None;
+        }
+        if let Some(opened) = s.opened_at.take() {
+            s.attempt = backoff.after_connection(s.attempt, now.saturating_duration_since(opened));
+            if s.attempt == 0 {
+                s.failing_since = None;
+            }
+        }
+        let since = *s.failing_since.get_or_insert(now);
+        if !backoff.allows(s.attempt, since, now) {
+            return None;
+        }
+        let wait = backoff.delay(s.attempt);
+        s.attempt = s.attempt.saturating_add(1);
+        s.will_reconnect = true;
+        Some(wait)
     }
 
     pub(crate) fn fire_timers(&mut self) {
@@ -277,6 +335,10 @@ impl<H: Handler> Worker<H> {
             return;
         };
         let err = match &mut c.io.phase {
+            Phase::Backoff { .. } => {
+                self.redial(slot);
+                return;
+            }
             Phase::Open(conn) => {
                 let r = conn.handle_timeout(now);
                 c.io.mark_dirty(&mut core.shared);

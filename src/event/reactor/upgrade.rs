@@ -143,7 +143,23 @@ impl<H: Handler> Worker<H> {
             return;
         };
         p.core.count_open(true);
+        let now = p.core.now;
+        let session = p.conn.io.cold.as_mut().and_then(|c| c.session.as_mut());
+        let reconnecting = session.is_some();
+        if let Some(s) = session {
+            s.opened_at = Some(now);
+            if s.ever_opened {
+                s.reconnects += 1;
+            }
+            s.ever_opened = true;
+        }
         p.call(|h, ctx| h.on_open(ctx));
+        if reconnecting {
+            // What was sent while away goes out behind what `on_open` sent
+            // (a resubscription first).
+            p.conn.io.after_message(&mut p.core.shared);
+            p.conn.io.mark_dirty(&mut p.core.shared);
+        }
     }
 
     /// A plain HTTP request: wait for its body, then ask the handler.
