@@ -214,6 +214,7 @@ fn an_unknown_flag_is_an_error_with_the_usage() {
         ("echo", &["--max-msgs-per-minute", "50"][..]),
         ("echo_blocking", &["--quiet"][..]),
         ("sans_io_client", &["--urll=ws://x/"][..]),
+        ("client", &["ws://127.0.0.1:9/", "--proxxy", "http://x"][..]),
     ] {
         let child = std::process::Command::new(support::example(name))
             .args(args)
@@ -293,4 +294,116 @@ fn echo_prints_a_summary_line_for_binary_and_long_messages() {
     assert!(lines[1].ends_with("… (text, 1000 bytes)"), "{}", lines[1]);
     assert!(lines[1].len() < 250, "{}", lines[1]);
     assert!(lines[2].ends_with(": short"), "{}", lines[2]);
+}
+
+/// Runs examples/client with `args`, writes `input` to its stdin (kept open for
+/// `hold`), and returns its exit code, stdout and stderr; killed after 20 s.
+fn run_client(args: &[&str], input: &str, hold: Duration) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let child = std::process::Command::new(support::example("client"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the client example");
+    let mut child = support::Child(child);
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    std::thread::sleep(hold);
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "client {args:?} did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), out, err)
+}
+
+#[test]
+fn the_client_example_sends_lines_and_prints_the_answers() {
+    let (_server, addr) = run_example("echo", &["--quiet"]);
+    let url = format!("ws://{addr}/websocket");
+    // Ctrl-D right after the lines: the answers still come out (the close waits
+    // for the pong of a ping sent behind them).
+    let (code, out, err) = run_client(&[&url], "hello\nwörld\n", Duration::ZERO);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["hello", "..........", "wörld", ".........."],
+        "{err}"
+    );
+    assert!(
+        err.contains("# connected") && err.contains("closed (1000"),
+        "{err}"
+    );
+    // --binary: the answers are binary too, printed as a summary.
+    let (code, out, _) = run_client(&[&url, "--binary"], "abc\n", Duration::ZERO);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("[binary message of 3 bytes]"), "{out}");
+    // Nothing listening, or a path the server refuses: exit status 1.
+    let dead = format!("ws://127.0.0.1:{}/", support::free_port());
+    let (code, _, err) = run_client(&[&dead], "", Duration::ZERO);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no connection"), "{err}");
+    let (code, _, err) = run_client(&[&format!("ws://{addr}/nope")], "", Duration::ZERO);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("404"), "{err}");
+}
+
+/// Reports the subprotocol and the `X-Device` header it was opened with.
+struct Introspect;
+impl silverback::event::Handler for Introspect {
+    type Data = String;
+    fn on_request(
+        &mut self,
+        req: &silverback::proto::handshake::Request,
+        data: &mut String,
+        _peer: std::net::SocketAddr,
+    ) -> silverback::event::Decision {
+        *data = req.header("X-Device").unwrap_or("none").to_owned();
+        silverback::event::Decision::accept()
+    }
+    fn on_open(&mut self, ctx: &mut silverback::event::Ctx<'_, String>) {
+        let protocol = ctx.subprotocol().unwrap_or("none").to_owned();
+        let text = format!("protocol={protocol} device={}", ctx.data());
+        let _ = ctx.send_text(&text);
+    }
+}
+
+#[test]
+fn the_client_example_sends_headers_and_subprotocols() {
+    let (h, _) = silverback::event::Server::builder()
+        .addr("127.0.0.1:0")
+        .subprotocols(["chat.v2", "chat.v1"])
+        .build(|_| Introspect)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let url = format!("ws://{}/", h.local_addr());
+    let (code, out, err) = run_client(
+        &[
+            &url,
+            "--header",
+            "X-Device: gw-42",
+            "--subprotocol",
+            "chat.v1",
+        ],
+        "",
+        Duration::from_millis(300),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("protocol=chat.v1 device=gw-42"),
+        "{out}\n{err}"
+    );
+    assert!(err.contains("(subprotocol chat.v1)"), "{err}");
+    h.shutdown(Duration::ZERO);
 }

@@ -489,3 +489,47 @@ fn env_child() {
     let (c, _) = Dialer::new().proxy_from_env().dial(&url).unwrap();
     println!("peer={}", c.peer_addr().unwrap());
 }
+
+/// examples/client through tinyproxy, named by `--proxy` and by `http_proxy`;
+/// tinyproxy's log shows the CONNECT.
+#[test]
+fn the_client_example_goes_through_the_proxy() {
+    let t = targets();
+    let (_p, dir, addr) = tinyproxy(None);
+    let target =
+        t.ws.trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .to_owned();
+    for via_env in [false, true] {
+        let mut cmd = Command::new(support::example("client"));
+        cmd.arg(&t.ws)
+            .env_remove("no_proxy")
+            .env_remove("NO_PROXY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if via_env {
+            cmd.env("http_proxy", format!("http://{addr}"));
+        } else {
+            cmd.env_remove("http_proxy")
+                .args(["--proxy", &format!("http://{addr}")]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"through\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        // The greeting (the address the server saw: tinyproxy's side), the echo.
+        assert_eq!(lines.len(), 2, "{stdout}");
+        assert_eq!(lines[1], "through");
+        let log = std::fs::read_to_string(dir.0.join("log")).unwrap_or_default();
+        // One CONNECT per run so far: this run went through the proxy too.
+        assert_eq!(
+            log.matches(&format!("CONNECT {target}")).count(),
+            1 + usize::from(via_env),
+            "tinyproxy's CONNECTs to {target}:\n{log}"
+        );
+    }
+}
