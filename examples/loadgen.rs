@@ -10,6 +10,9 @@
 //!                 [--interval 10] [--report-every 60] [--resetters 2] [--slow-readers 2] [--seed N] [--deflate]
 //! loadgen push    --url ws://127.0.0.1:9001/ --url ws://127.0.0.1:9002/ --conns 20000 --duration 20
 //!                 [--pushers 8] [--at "5:kill -STOP PID"]...
+//! loadgen handshake --url ws://127.0.0.1:9000/ --count 500 [--proxy http://127.0.0.1:3128]
+//! loadgen reconnect --url ws://127.0.0.1:9000/ --conns 1000 --window 1 --max-delay 8 --duration 12
+//!                 --at "3:kill -9 PID" --at "3.5:COMMAND THAT STARTS IT AGAIN"
 //! ```
 //!
 //! * `echo`: closed loop, each connection has one message in flight (like
@@ -33,6 +36,8 @@
 //!   pushes through random processes to random users, every delivery checked,
 //!   latency same-process and cross-process, faults injected with `--at`
 //!   (examples/common/push_load.rs says what it does).
+//! * `handshake`, `reconnect`: what a device sees through a proxy and after a
+//!   server restart (examples/common/fleet.rs says what they measure).
 //!
 //! Output is one JSON line. Run it pinned to another core than the server
 //! (`taskset -c 1 ...`) so the two do not compete.
@@ -40,6 +45,8 @@
 mod common;
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "common/fleet.rs"]
+mod fleet;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/push_load.rs"]
@@ -450,6 +457,24 @@ fn verdict(r: Result<(String, bool), Error>) -> ExitCode {
     }
 }
 
+/// The `--at SECS:COMMAND` flags; `None` (after a message) if one is malformed.
+fn at_flags() -> Option<Vec<(f64, String)>> {
+    let mut at = Vec::new();
+    for spec in common::flag_values("--at") {
+        match spec
+            .split_once(':')
+            .and_then(|(t, c)| Some((t.parse().ok()?, c.to_owned())))
+        {
+            Some(a) => at.push(a),
+            None => {
+                eprintln!("--at {spec:?}: expected SECS:COMMAND");
+                return None;
+            }
+        }
+    }
+    Some(at)
+}
+
 fn main() -> ExitCode {
     common::usage(
         "loadgen echo|idle|connect|soak|push --url ws://HOST:PORT/ [--conns N] [--size BYTES] \
@@ -457,7 +482,9 @@ fn main() -> ExitCode {
          [--deflate [--deflate-mode MODE]] [--cafile PEM]\n    \
          soak: [--interval SECS] [--report-every SECS] [--resetters N] [--slow-readers N] [--seed N]\n    \
          push: --url ws://A/ --url ws://B/ ... [--pushers N] [--at SECS:COMMAND]...   (examples/push processes)\n    \
-         push-holder (started by push): [--first I] [--bystander]",
+         push-holder (started by push): [--first I] [--bystander]\n    \
+         handshake: [--count N] [--proxy URL]\n    \
+         reconnect: [--window SECS] [--max-delay SECS] [--at SECS:COMMAND]...",
     );
     let mode = std::env::args().nth(1).unwrap_or_default();
     let url = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:22345/".into());
@@ -501,20 +528,28 @@ fn main() -> ExitCode {
             return verdict(soak::run(settings));
         }
         "connect" => connect(&url, conns, num("--duration", 5.0), pid),
+        "handshake" => fleet::handshake(
+            &url,
+            num("--count", 200.0) as usize,
+            common::flag_value("--proxy").as_deref(),
+        ),
+        "reconnect" => {
+            let Some(at) = at_flags() else {
+                return ExitCode::from(2);
+            };
+            fleet::reconnect(
+                &url,
+                conns,
+                num("--window", 1.0),
+                num("--max-delay", 8.0),
+                num("--duration", 12.0),
+                at,
+            )
+        }
         "push" => {
-            let mut at = Vec::new();
-            for spec in common::flag_values("--at") {
-                match spec
-                    .split_once(':')
-                    .and_then(|(t, c)| Some((t.parse().ok()?, c.to_owned())))
-                {
-                    Some(a) => at.push(a),
-                    None => {
-                        eprintln!("--at {spec:?}: expected SECS:COMMAND");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
+            let Some(at) = at_flags() else {
+                return ExitCode::from(2);
+            };
             let settings = push_load::Settings {
                 urls: common::flag_values("--url"),
                 conns,
@@ -540,7 +575,9 @@ fn main() -> ExitCode {
             };
         }
         other => {
-            eprintln!("unknown mode {other:?}: echo, idle, connect, soak or push");
+            eprintln!(
+                "unknown mode {other:?}: echo, idle, connect, soak, push, handshake or reconnect"
+            );
             return ExitCode::FAILURE;
         }
     };
