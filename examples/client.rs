@@ -27,7 +27,8 @@ use silverback::{Backoff, CloseCode, Error, MessageKind, Proxy};
 const USAGE: &str = "client URL [--proxy URL] [--header 'K: V']... [--subprotocol P] \
 [--cafile PEM | --insecure] [--reconnect] [--deflate] [--binary]
 
-  URL            ws:// or wss:// (wss needs --features tls)
+  URL            ws:// or wss:// (wss needs --features tls), or
+                 ws+unix://%2Fpath%2Fto.sock/target
   --proxy URL    http://[user:pass@]host:port, socks5://..., socks5h://...
                  (default: the environment, as curl: http_proxy, https_proxy,
                  all_proxy, no_proxy)
@@ -100,10 +101,11 @@ impl Handler for Cli {
 
 fn main() -> ExitCode {
     common::usage(USAGE);
-    let Some(url) = std::env::args()
-        .skip(1)
-        .find(|a| a.starts_with("ws://") || a.starts_with("wss://"))
-    else {
+    let Some(url) = std::env::args().skip(1).find(|a| {
+        ["ws://", "wss://", "ws+unix://", "wss+unix://"]
+            .iter()
+            .any(|s| a.starts_with(s))
+    }) else {
         eprintln!("usage: {USAGE}");
         return ExitCode::from(2);
     };
@@ -138,7 +140,7 @@ fn main() -> ExitCode {
             b = b.deflate(silverback::proto::deflate::DeflateConfig::default());
         }
     }
-    if url.starts_with("wss://") {
+    if url.starts_with("wss://") || url.starts_with("wss+unix://") {
         #[cfg(feature = "tls")]
         {
             let cfg = if common::flag("--insecure") {

@@ -111,6 +111,7 @@ fn main() -> std::io::Result<()> {
          \x20    [--proxy-protocol [--trusted-proxy CIDR]...] [--max-conns-per-ip N]\n\
          \x20    [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N]\n\
          \x20    [--rate-policy close|throttle] [--reuseport]   (SO_REUSEPORT, --features reuseport)\n\
+         \x20    [--unix PATH]   (also on a Unix domain socket: ws+unix://%2FPATH/websocket)\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");

@@ -75,7 +75,9 @@ impl Proxy {
             None => None,
             Some(u) => {
                 let (user, password) = u.split_once(':').unwrap_or((u, ""));
-                let dec = |s: &str| percent_decode(s).ok_or_else(|| bad("bad percent-escape"));
+                let dec = |s: &str| {
+                    crate::url::percent_decode(s).ok_or_else(|| bad("bad percent-escape"))
+                };
                 Some(Credentials::new(dec(user)?, dec(password)?))
             }
         };
@@ -211,6 +213,10 @@ pub enum ProxyChoice {
 impl ProxyChoice {
     /// The proxy for `url` (`None`: direct).
     pub fn for_url(&self, url: &WsUrl) -> Result<Option<Proxy>, HandshakeError> {
+        if url.unix.is_some() {
+            // A local socket: never through a proxy.
+            return Ok(None);
+        }
         match self {
             ProxyChoice::Direct => Ok(None),
             ProxyChoice::Fixed(p) => Ok(Some(p.clone())),
@@ -277,23 +283,6 @@ fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
         }
         _ => false,
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

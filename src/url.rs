@@ -1,4 +1,5 @@
-//! `ws://` URLs: just enough of RFC 3986 for the opening handshake.
+//! `ws://` URLs: just enough of RFC 3986 for the opening handshake, and
+//! `ws+unix://` for a server on a Unix domain socket.
 
 use crate::error::HandshakeError;
 
@@ -15,6 +16,10 @@ pub struct WsUrl {
     pub authority: String,
     /// Request target: path and query, at least `/`.
     pub target: String,
+    /// `ws+unix://` and `wss+unix://`: the Unix domain socket to connect to
+    /// (the URL's authority, percent-decoded: `ws+unix://%2Frun%2Fapp.sock/feed`
+    /// is `/run/app.sock`, request target `/feed`, `Host: localhost`).
+    pub unix: Option<std::path::PathBuf>,
 }
 
 impl WsUrl {
@@ -22,9 +27,11 @@ impl WsUrl {
     /// depends on the `tls` feature; the parser accepts both).
     pub fn parse(url: &str) -> Result<WsUrl, HandshakeError> {
         let bad = |why: &str| HandshakeError::InvalidUrl(format!("{url:?}: {why}"));
-        let (rest, secure) = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => (rest, false),
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => (rest, true),
+        let (rest, secure, unix) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => (rest, false, false),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => (rest, true, false),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws+unix") => (rest, false, true),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss+unix") => (rest, true, true),
             _ => return Err(bad("expected ws:// or wss://")),
         };
         let rest = rest.split('#').next().unwrap_or("");
@@ -35,6 +42,20 @@ impl WsUrl {
             Some('?') => format!("/{target}"),
             _ => target.to_owned(),
         };
+        if unix {
+            let path = percent_decode(authority).ok_or_else(|| bad("bad percent-escape"))?;
+            if path.is_empty() {
+                return Err(bad("no socket path (ws+unix://%2Fpath%2Fto.sock/target)"));
+            }
+            return Ok(WsUrl {
+                host: "localhost".to_owned(),
+                port: if secure { 443 } else { 80 },
+                secure,
+                authority: "localhost".to_owned(),
+                target,
+                unix: Some(path.into()),
+            });
+        }
         if authority.contains('@') {
             return Err(bad("user info is not supported"));
         }
@@ -67,8 +88,28 @@ impl WsUrl {
             secure,
             authority: authority.to_owned(),
             target,
+            unix: None,
         })
     }
+}
+
+/// `%XX` escapes decoded; `None` for a malformed escape or bytes that are not
+/// UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -98,7 +139,19 @@ mod tests {
         );
         let u = WsUrl::parse("WSS://example.com:8443").unwrap();
         assert_eq!((u.port, u.secure), (8443, true));
+        let u = WsUrl::parse("ws+unix://%2Frun%2Fapp.sock/feed?x").unwrap();
+        assert_eq!(
+            u.unix.as_deref(),
+            Some(std::path::Path::new("/run/app.sock"))
+        );
+        assert_eq!(
+            (u.authority.as_str(), u.target.as_str()),
+            ("localhost", "/feed?x")
+        );
+        assert!(WsUrl::parse("wss+unix://%2Fs").unwrap().secure);
         for bad in [
+            "ws+unix:///x",
+            "ws+unix://%zz/",
             "http://x",
             "https://x",
             "ws://",

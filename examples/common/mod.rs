@@ -239,6 +239,18 @@ pub fn with_edge_flags(
             std::process::exit(2);
         }
     }
+    if let Some(path) = flag_value("--unix") {
+        #[cfg(unix)]
+        {
+            let _ = std::fs::remove_file(&path); // a socket file left by a crash
+            b = b.listen_unix(path);
+        }
+        #[cfg(not(unix))]
+        {
+            eprintln!("--unix {path}: Unix domain sockets need a Unix");
+            std::process::exit(2);
+        }
+    }
     match flag_value("--rate-policy").as_deref() {
         None | Some("close") => {}
         Some("throttle") => b = b.rate_policy(RatePolicy::Throttle),

@@ -89,6 +89,12 @@ impl Dialer {
     /// `Dialer::dial_tls` (feature `tls`) dials it.
     pub fn dial(&self, url: &str) -> Result<(Conn<TcpStream>, Response)> {
         let u = WsUrl::parse(url)?;
+        if u.unix.is_some() {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "{url:?}: ws+unix:// is dialled by Dialer::dial_unix"
+            ))
+            .into());
+        }
         if u.secure {
             return Err(HandshakeError::InvalidUrl(format!(
                 "{url:?}: wss:// is dialled by Dialer::dial_tls (feature `tls`)"
@@ -118,6 +124,13 @@ impl Dialer {
     #[cfg(feature = "tls")]
     pub fn dial_tls(&self, url: &str) -> Result<(Conn<crate::tls::ClientStream>, Response)> {
         let u = WsUrl::parse(url)?;
+        if u.unix.is_some() {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "{url:?}: wss+unix:// is not dialled by the blocking Dialer; dial_stream \
+                 a TLS stream over your UnixStream"
+            ))
+            .into());
+        }
         if !u.secure {
             return Err(HandshakeError::InvalidUrl(format!(
                 "{url:?}: dial_tls needs a wss:// URL"
@@ -191,6 +204,23 @@ impl Dialer {
             Some(e) => Err(Error::Io(e)),
             None => Err(HandshakeError::InvalidUrl(format!("{url}: no address")).into()),
         }
+    }
+
+    /// Connects to a `ws+unix://` URL (a server on a Unix domain socket, e.g.
+    /// `ws+unix://%2Frun%2Fapp.sock/feed`) and performs the handshake, with
+    /// `Host: localhost`.
+    #[cfg(unix)]
+    pub fn dial_unix(&self, url: &str) -> Result<(Conn<std::os::unix::net::UnixStream>, Response)> {
+        let u = WsUrl::parse(url)?;
+        let Some(path) = u.unix.as_ref().filter(|_| !u.secure) else {
+            return Err(HandshakeError::InvalidUrl(format!(
+                "{url:?}: dial_unix needs a ws+unix:// URL"
+            ))
+            .into());
+        };
+        let started = Instant::now();
+        let stream = std::os::unix::net::UnixStream::connect(path)?;
+        self.handshake(stream, &u, started)
     }
 
     /// Performs the client handshake over a stream the caller connected (a Unix

@@ -14,7 +14,7 @@ use crate::event::api::prepared::Prepared;
 use crate::event::conn::transport::ServerTls;
 use crate::event::reactor::limits::IpTable;
 use crate::event::reactor::mailbox::{Command, WorkerHandle, new_loop};
-use crate::event::reactor::worker::{Listener, Worker};
+use crate::event::reactor::worker::{ListenSock, Listener, Worker};
 
 /// Listeners beyond the first a server can have.
 const MAX_EXTRA_LISTENERS: usize = 15;
@@ -40,6 +40,9 @@ pub struct ServerBuilder {
     addr: String,
     tls: ServerTls,
     extra: Vec<(String, ServerTls)>,
+    /// Unix domain socket listeners.
+    #[cfg(unix)]
+    unix: Vec<(std::path::PathBuf, ServerTls)>,
     workers: usize,
     config: LoopConfig,
     reuseport: bool,
@@ -69,6 +72,35 @@ impl ServerBuilder {
     /// share the loops, handler and settings of the others.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.extra.push((addr.into(), ServerTls::default()));
+        self
+    }
+
+    /// Listens on a Unix domain socket as well (plain `ws://`; a path that
+    /// exists already is refused at [`build`](Self::build), and the file is
+    /// removed when the server is dropped). Beside the TCP listeners, in one
+    /// server; its connections report peer address `0.0.0.0:0` (and count as
+    /// that one address for per-address limits) and never carry a PROXY header.
+    /// Clients reach it with `ws+unix://` URLs
+    /// ([`url::WsUrl`](crate::url::WsUrl)).
+    #[cfg(unix)]
+    pub fn listen_unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.unix.push((path.into(), ServerTls::default()));
+        self
+    }
+
+    /// A Unix domain socket listener with TLS (`wss+unix://`).
+    #[cfg(all(unix, feature = "tls"))]
+    pub fn listen_unix_tls(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Self {
+        self.unix.push((
+            path.into(),
+            ServerTls {
+                config: Some(config),
+            },
+        ));
         self
     }
 
@@ -186,11 +218,22 @@ impl ServerBuilder {
                 // Port 0: the first bind chose the port the others share.
                 addr = std_listener.local_addr()?;
                 own.push(Listener {
-                    sock: TcpListener::from_std(std_listener),
+                    sock: ListenSock::Tcp(TcpListener::from_std(std_listener)),
                     tls: tls.clone(),
                 });
             }
             local_addrs.push(addr);
+        }
+        // Unix domain sockets: loop 0 accepts and hands connections out.
+        #[cfg(unix)]
+        for (path, tls) in self.unix {
+            let l = mio::net::UnixListener::bind(&path).map_err(|e| {
+                io::Error::new(e.kind(), format!("listen on {}: {e}", path.display()))
+            })?;
+            listeners[0].push(Listener {
+                sock: ListenSock::Unix(l, path),
+                tls,
+            });
         }
         let mut handles = Vec::new();
         let mut parts = Vec::new();
@@ -253,6 +296,8 @@ impl Server<NoHandler> {
             addr: "0.0.0.0:22345".into(),
             tls: ServerTls::default(),
             extra: Vec::new(),
+            #[cfg(unix)]
+            unix: Vec::new(),
             workers: 1,
             config: LoopConfig::default(),
             reuseport: false,

@@ -10,6 +10,7 @@
 
 mod send;
 pub(crate) mod shared;
+pub(crate) mod sock;
 mod sockio;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;

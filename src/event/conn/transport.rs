@@ -3,13 +3,13 @@
 
 use std::io::{self, Read, Write};
 
-use mio::net::TcpStream;
+use super::sock::Sock;
 
 #[cfg(feature = "tls")]
 use crate::event::conn::tls::{Session, TlsIo};
 
 pub(crate) enum Transport {
-    Plain(TcpStream),
+    Plain(Sock),
     #[cfg(feature = "tls")]
     Tls(Box<TlsIo>),
 }
@@ -38,7 +38,7 @@ impl ServerTls {
 
     /// The transport for an accepted socket (a fresh TLS server session for a TLS
     /// listener: the handshake runs from the connection's first reads).
-    pub(crate) fn wrap(&self, sock: TcpStream) -> io::Result<Transport> {
+    pub(crate) fn wrap(&self, sock: Sock) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         if let Some(cfg) = &self.config {
             return Ok(Transport::tls(sock, Session::server(cfg.clone())?));
@@ -49,12 +49,12 @@ impl ServerTls {
 
 impl Transport {
     #[cfg(feature = "tls")]
-    pub(crate) fn tls(sock: TcpStream, session: Session) -> Transport {
+    pub(crate) fn tls(sock: Sock, session: Session) -> Transport {
         Transport::Tls(Box::new(TlsIo::new(sock, session)))
     }
 
-    /// The TCP socket underneath (registration, connect state, addresses).
-    pub(crate) fn tcp(&mut self) -> &mut TcpStream {
+    /// The socket underneath (registration, connect state, addresses).
+    pub(crate) fn sock(&mut self) -> &mut Sock {
         match self {
             Transport::Plain(s) => s,
             #[cfg(feature = "tls")]
@@ -62,8 +62,8 @@ impl Transport {
         }
     }
 
-    /// The TCP socket underneath, shared.
-    pub(crate) fn tcp_ref(&self) -> &TcpStream {
+    /// The socket underneath, shared.
+    pub(crate) fn sock_ref(&self) -> &Sock {
         match self {
             Transport::Plain(s) => s,
             #[cfg(feature = "tls")]
@@ -141,6 +141,6 @@ impl Transport {
         if let Transport::Tls(t) = self {
             t.close_notify();
         }
-        let _ = self.tcp().shutdown(std::net::Shutdown::Both);
+        let _ = self.sock().shutdown(std::net::Shutdown::Both);
     }
 }

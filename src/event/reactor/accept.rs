@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use mio::net::TcpStream;
+use crate::event::conn::sock::Sock;
 use mio::{Interest, Token};
 
 use crate::proto::Role;
@@ -40,7 +40,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Hands an accepted socket to the next loop with room (round-robin).
-    fn distribute(&mut self, sock: TcpStream, peer: SocketAddr, tls: ServerTls) {
+    fn distribute(&mut self, sock: Sock, peer: SocketAddr, tls: ServerTls) {
         if self.accept_here {
             // adopt() refuses with 503 when this loop is full.
             self.adopt(sock, peer, &tls);
@@ -69,7 +69,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Takes a socket onto this loop: its server handshake starts now.
-    pub(crate) fn adopt(&mut self, sock: TcpStream, peer: SocketAddr, tls: &ServerTls) {
+    pub(crate) fn adopt(&mut self, sock: Sock, peer: SocketAddr, tls: &ServerTls) {
         if self.core.live >= self.config().max_connections || self.shutdown.is_some() {
             self.core.shared.stats.refuse(503);
             refuse_full(sock, tls);
@@ -79,11 +79,12 @@ impl<H: Handler> Worker<H> {
             let _ = sock.set_nodelay(true);
         }
         // With the PROXY protocol on, the header comes before TLS: the socket
-        // stays plain until it is read.
+        // stays plain until it is read. (TCP only: a Unix socket's peer is local.)
         let proxy = self
             .config()
             .proxy_protocol
             .as_ref()
+            .filter(|_| matches!(sock, Sock::Tcp(_)))
             .map(|p| p.trusts(peer.ip()));
         let sock = match proxy {
             Some(_) => Ok(Transport::Plain(sock)),
@@ -94,7 +95,7 @@ impl<H: Handler> Worker<H> {
         };
         let (slot, generation) = self.core.alloc_slot();
         let registered = self.poll.registry().register(
-            sock.tcp(),
+            sock.sock(),
             Token(slot),
             Interest::READABLE | Interest::WRITABLE,
         );
@@ -138,7 +139,7 @@ impl<H: Handler> Worker<H> {
 /// Best-effort 503 for a connection we cannot take. On a TLS listener the socket is
 /// just closed: a plain-text answer would be garbage to the peer's TLS stack, and a
 /// TLS session costs the very resources we are short of.
-pub(crate) fn refuse_full(mut sock: TcpStream, tls: &ServerTls) {
+pub(crate) fn refuse_full(mut sock: Sock, tls: &ServerTls) {
     if tls.is_tls() {
         return;
     }

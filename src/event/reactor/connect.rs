@@ -5,6 +5,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use mio::net::TcpStream;
+
+use crate::event::conn::sock::Sock;
 use mio::{Interest, Token};
 
 use crate::error::{Error, HandshakeError};
@@ -125,11 +127,23 @@ impl<H: Handler> Worker<H> {
                 .to_socket_addrs()
                 .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")))
         };
+        #[cfg(unix)]
+        if let Some(path) = &url.unix {
+            let s = Sock::Unix(mio::net::UnixStream::connect(path)?);
+            let mut t = self.client_transport(url, s)?;
+            self.poll.registry().register(
+                t.sock(),
+                Token(slot),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            return Ok((t, crate::event::conn::sock::UNIX_PEER, None));
+        }
         let proxy = self.config().client_proxy.for_url(url)?;
         let (sock, addr, tunnel) = match proxy {
             None => {
                 let a = resolve(&url.host, url.port)?;
-                (self.client_transport(url, TcpStream::connect(a)?)?, a, None)
+                let s = Sock::Tcp(TcpStream::connect(a)?);
+                (self.client_transport(url, s)?, a, None)
             }
             Some(p) => {
                 let a = resolve(p.host(), p.port())?;
@@ -159,7 +173,7 @@ impl<H: Handler> Worker<H> {
                     tls: self.client_session(url)?,
                 };
                 (
-                    Transport::Plain(TcpStream::connect(a)?),
+                    Transport::Plain(Sock::Tcp(TcpStream::connect(a)?)),
                     a,
                     Some(Box::new(tunnel)),
                 )
@@ -167,7 +181,7 @@ impl<H: Handler> Worker<H> {
         };
         let mut sock = sock;
         self.poll.registry().register(
-            sock.tcp(),
+            sock.sock(),
             Token(slot),
             Interest::READABLE | Interest::WRITABLE,
         )?;
@@ -192,7 +206,7 @@ impl<H: Handler> Worker<H> {
 
     /// Plain TCP for `ws://`; a TLS client session (SNI and certificate check for the
     /// URL's host) for `wss://`.
-    fn client_transport(&self, url: &WsUrl, sock: TcpStream) -> io::Result<Transport> {
+    fn client_transport(&self, url: &WsUrl, sock: Sock) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         if let Some(session) = self.client_session(url)? {
             return Ok(Transport::tls(sock, session));
@@ -214,7 +228,7 @@ impl<H: Handler> Worker<H> {
         let Some(Parts { conn: c, core, .. }) = self.parts(slot) else {
             return;
         };
-        let Some(sock) = c.io.sock.as_ref().map(|s| s.tcp_ref()) else {
+        let Some(sock) = c.io.sock.as_ref().map(|s| s.sock_ref()) else {
             return;
         };
         if let Ok(Some(e)) | Err(e) = sock.take_error() {

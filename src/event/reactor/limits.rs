@@ -208,7 +208,7 @@ impl<H: crate::event::Handler> crate::event::reactor::worker::Worker<H> {
                             format!("{}\n", why.as_str()).as_bytes(),
                             &mut out,
                         );
-                        let _ = sock.tcp().write(&out);
+                        let _ = sock.sock().write(&out);
                     }
                     c.io.kill(&mut core.shared);
                     return false;

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::{Poll, Token, Waker};
 
 use crate::error::{Error, Result};
@@ -49,7 +48,7 @@ pub(crate) enum Command {
         response: Box<crate::event::api::response::HttpResponse>,
     },
     /// A socket accepted by another loop, handed over for load balancing.
-    Adopt(TcpStream, SocketAddr, ServerTls),
+    Adopt(crate::event::conn::sock::Sock, SocketAddr, ServerTls),
     Shutdown {
         deadline: Instant,
     },

@@ -56,7 +56,10 @@ impl<H: Handler> Worker<H> {
         let Some(sock) = c.io.sock.as_mut() else {
             return false;
         };
-        let tcp = sock.tcp();
+        // Only TCP connections wait for a PROXY header (see `adopt`).
+        let Some(tcp) = sock.sock().as_tcp_mut() else {
+            return false;
+        };
         let verdict = match judge(tcp, trusted, required) {
             Ok(v) => v,
             Err(e) => {

@@ -155,7 +155,7 @@ impl<H: Handler> Worker<H> {
             return;
         };
         if let Some(mut sock) = c.io.sock.take() {
-            let _ = self.poll.registry().deregister(sock.tcp());
+            let _ = self.poll.registry().deregister(sock.sock());
             sock.shutdown();
         }
         let retry = self.retry_after(&mut c.io);

@@ -14,7 +14,6 @@ use std::io;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::error::Result;
@@ -46,8 +45,76 @@ fn listener_index(t: Token, n: usize) -> Option<usize> {
 
 /// A listening socket and how its connections are wrapped.
 pub(crate) struct Listener {
-    pub(crate) sock: TcpListener,
+    pub(crate) sock: ListenSock,
     pub(crate) tls: ServerTls,
+}
+
+/// A listening socket: TCP, or a Unix domain socket (its file is removed when
+/// the listener is dropped).
+pub(crate) enum ListenSock {
+    Tcp(mio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(mio::net::UnixListener, std::path::PathBuf),
+}
+
+impl ListenSock {
+    /// The next connection and its peer's address
+    /// ([`UNIX_PEER`](crate::event::conn::sock::UNIX_PEER) for a Unix socket).
+    pub(crate) fn accept(
+        &self,
+    ) -> std::io::Result<(crate::event::conn::sock::Sock, std::net::SocketAddr)> {
+        use crate::event::conn::sock::Sock;
+        match self {
+            ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Sock::Tcp(s), a)),
+            #[cfg(unix)]
+            ListenSock::Unix(l, _) => l
+                .accept()
+                .map(|(s, _)| (Sock::Unix(s), crate::event::conn::sock::UNIX_PEER)),
+        }
+    }
+}
+
+impl mio::event::Source for ListenSock {
+    fn register(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> std::io::Result<()> {
+        match self {
+            ListenSock::Tcp(l) => l.register(r, t, i),
+            #[cfg(unix)]
+            ListenSock::Unix(l, _) => l.register(r, t, i),
+        }
+    }
+    fn reregister(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> std::io::Result<()> {
+        match self {
+            ListenSock::Tcp(l) => l.reregister(r, t, i),
+            #[cfg(unix)]
+            ListenSock::Unix(l, _) => l.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> std::io::Result<()> {
+        match self {
+            ListenSock::Tcp(l) => l.deregister(r),
+            #[cfg(unix)]
+            ListenSock::Unix(l, _) => l.deregister(r),
+        }
+    }
+}
+
+impl Drop for ListenSock {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let ListenSock::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Everything one loop owns.
@@ -197,6 +264,12 @@ impl<H: Handler> Worker<H> {
     pub(crate) fn run(&mut self, until_idle: bool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            // Before blocking: a client whose connections all failed already (a
+            // name that does not resolve, a missing Unix socket: failures found
+            // while `connect` ran) has nothing left to wait for.
+            if until_idle && self.core.live == 0 && self.core.ops.is_empty() {
+                return Ok(());
+            }
             let timeout = if !self.ready.is_empty() {
                 Some(Duration::ZERO)
             } else {

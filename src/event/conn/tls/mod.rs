@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 
-use mio::net::TcpStream;
+use crate::event::conn::sock::Sock;
 
 mod session;
 
@@ -22,7 +22,7 @@ const LIMIT: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024 + 512;
 
 pub(crate) struct TlsIo {
-    pub(crate) sock: TcpStream,
+    pub(crate) sock: Sock,
     session: Session,
     /// Ciphertext received and not yet processed (a partial record); no allocation
     /// while empty.
@@ -50,7 +50,7 @@ fn tls_error(e: rustls::Error) -> io::Error {
 use session::grow;
 
 impl TlsIo {
-    pub(crate) fn new(sock: TcpStream, session: Session) -> TlsIo {
+    pub(crate) fn new(sock: Sock, session: Session) -> TlsIo {
         TlsIo {
             sock,
             session,
@@ -299,7 +299,7 @@ fn truncated() -> io::Error {
 }
 
 /// Writes what the socket takes of `bytes` now (0 when it is full).
-fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+fn write_some(sock: &mut Sock, bytes: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < bytes.len() {
         match sock.write(&bytes[done..]) {
@@ -338,8 +338,8 @@ mod tests {
         let server = Session::server(Arc::clone(&scfg)).unwrap();
         let client = Session::client(ccfg, "localhost").unwrap();
         (
-            TlsIo::new(TcpStream::from_std(s), server),
-            TlsIo::new(TcpStream::from_std(c), client),
+            TlsIo::new(Sock::Tcp(mio::net::TcpStream::from_std(s)), server),
+            TlsIo::new(Sock::Tcp(mio::net::TcpStream::from_std(c)), client),
         )
     }
 
