@@ -342,6 +342,124 @@ fn blocking_both_sides() {
     }
 }
 
+/// Split halves over TLS, both roles: the client's writer thread sends large
+/// messages while its reader thread takes the echoes; the blocking server echoes
+/// from its read half through its write half on another thread.
+#[test]
+fn wss_connections_split_into_halves_on_both_sides() {
+    const N: usize = 40;
+    const SIZE: usize = 100_000;
+    let c = cert(&["localhost"]);
+    let (port, server) = blocking_tls_server(&c, move |stream| {
+        let conn = Upgrader::new().upgrade(stream).unwrap();
+        let (mut rd, mut wr) = conn.split_tls();
+        let (tx, rx) = mpsc::channel::<silverback::Message>();
+        let writer = thread::spawn(move || {
+            for m in rx {
+                wr.write_message(m.kind(), m.as_bytes()).unwrap();
+            }
+            wr.close(CloseCode::NORMAL, "done").unwrap();
+        });
+        let mut echoed = 0;
+        while let Ok(m) = rd.read_message() {
+            tx.send(m).unwrap();
+            echoed += 1;
+            if echoed == N {
+                break;
+            }
+        }
+        drop(tx);
+        writer.join().unwrap();
+        echoed
+    });
+    let (conn, _) = Dialer::new()
+        .tls_config(client_cfg(&c))
+        .dial_tls(&format!("wss://localhost:{port}/"))
+        .unwrap();
+    let (mut rd, mut wr) = conn.split_tls();
+    let writer = thread::spawn(move || {
+        for i in 0..N {
+            wr.write_message(MessageKind::Binary, &vec![i as u8; SIZE])
+                .unwrap();
+        }
+        wr
+    });
+    for i in 0..N {
+        let m = rd.read_message().unwrap();
+        assert_eq!(m.as_bytes(), &vec![i as u8; SIZE][..], "message {i}");
+    }
+    // The server closes after the last echo.
+    match rd.read_message() {
+        Err(Error::Closed(f)) => assert_eq!(f.code, CloseCode::NORMAL),
+        other => panic!("expected the server's close, got {other:?}"),
+    }
+    drop(writer.join().unwrap());
+    assert_eq!(server.join().unwrap(), N);
+}
+
+/// A split TLS reader is never stuck behind a blocked writer: the server stops
+/// reading for a second while it sends 20 ticks; the client's writer is blocked
+/// meanwhile on a 32 MiB message the full socket cannot take, and the client's
+/// reader still gets every tick as it comes (the TLS state's lock is never held
+/// across a socket call).
+#[test]
+fn a_split_wss_reader_is_not_stuck_behind_a_blocked_writer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const TICKS: usize = 20;
+    const BIG: usize = 32 << 20;
+    let c = cert(&["localhost"]);
+    let (port, server) = blocking_tls_server(&c, move |stream| {
+        let mut conn = Upgrader::new()
+            .max_message_size(64 << 20)
+            .upgrade(stream)
+            .unwrap();
+        for i in 0..TICKS {
+            conn.write_message(MessageKind::Text, format!("tick {i}").as_bytes())
+                .unwrap();
+            thread::sleep(Duration::from_millis(50));
+        }
+        // Now read: the client's big message, then its close.
+        let m = conn.read_message().unwrap();
+        assert_eq!(m.as_bytes().len(), BIG);
+        conn.read_message().unwrap_err()
+    });
+    let (conn, _) = Dialer::new()
+        .tls_config(client_cfg(&c))
+        .dial_tls(&format!("wss://localhost:{port}/"))
+        .unwrap();
+    let (mut rd, mut wr) = conn.split_tls();
+    let written = Arc::new(AtomicBool::new(false));
+    let w2 = written.clone();
+    let writer = thread::spawn(move || {
+        wr.write_message(MessageKind::Binary, &vec![1u8; BIG])
+            .unwrap();
+        w2.store(true, Ordering::SeqCst);
+        wr
+    });
+    let t0 = Instant::now();
+    let mut last = t0;
+    let mut worst = Duration::ZERO;
+    for i in 0..TICKS {
+        let m = rd.read_message().unwrap();
+        assert_eq!(m.as_bytes(), format!("tick {i}").as_bytes());
+        worst = worst.max(last.elapsed());
+        last = Instant::now();
+    }
+    // All ticks came while the writer was still blocked, none late.
+    assert!(
+        !written.load(Ordering::SeqCst),
+        "the writer was never blocked"
+    );
+    assert!(
+        worst < Duration::from_millis(500),
+        "a tick waited {worst:?}"
+    );
+    let mut wr = writer.join().unwrap();
+    wr.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(rd.read_message(), Err(Error::Closed(_))));
+    assert!(matches!(server.join().unwrap(), Error::Closed(_)));
+}
+
 #[cfg(feature = "deflate")]
 #[test]
 fn deflate_over_tls() {

@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod provider;
+mod shared;
 
 pub use provider::{provider, ring_provider};
 pub use rustls;
@@ -57,6 +58,7 @@ use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, ServerConfig,
     ServerConnection, SignatureScheme, StreamOwned,
 };
+pub use shared::{SharedClientStream, SharedServerStream, SharedTls};
 
 /// A blocking server-side TLS stream over TCP; a [`Stream`](crate::blocking::Stream), so
 /// [`Upgrader::upgrade`](crate::Upgrader::upgrade) runs over it.
