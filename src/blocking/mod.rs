@@ -383,33 +383,16 @@ impl<S: Stream> Conn<S> {
     {
         split::split(self.io, self.conn, self.rd, self.ws)
     }
-}
 
-#[cfg(feature = "tls")]
-impl<C, D> Conn<rustls::StreamOwned<C, std::net::TcpStream>>
-where
-    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
-    D: rustls::SideData,
-{
-    /// Splits a `wss://` connection (a [`tls::ClientStream`](crate::tls::ClientStream)
-    /// or [`tls::ServerStream`](crate::tls::ServerStream)) into a read half and a
-    /// write half for two threads, as [`split`](Self::split) does for plain
-    /// ones: the TLS state machine is shared behind a lock held only to hand it
-    /// bytes, never across a socket call ([`tls::SharedTls`](crate::tls::SharedTls)),
-    /// so the read half's automatic pongs never wait behind more than one frame
-    /// of a large write.
-    pub fn split_tls(
-        self,
-    ) -> (
-        ReadHalf<crate::tls::SharedTls<C>>,
-        WriteHalf<crate::tls::SharedTls<C>>,
-    ) {
-        split::split(
-            crate::tls::SharedTls::new(self.io),
-            self.conn,
-            self.rd,
-            self.ws,
-        )
+    /// [`split`](Self::split) for a stream that two threads cannot share as it
+    /// is: `share` turns it into one they can (through `&`), keeping what the
+    /// connection buffered. `wss://` streams use it through `split_tls`
+    /// (feature `tls`).
+    pub fn split_with<T>(self, share: impl FnOnce(S) -> T) -> (ReadHalf<T>, WriteHalf<T>)
+    where
+        for<'a> &'a T: Stream,
+    {
+        split::split(share(self.io), self.conn, self.rd, self.ws)
     }
 }
 

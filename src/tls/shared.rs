@@ -243,3 +243,27 @@ where
         self.sock.local_addr()
     }
 }
+
+macro_rules! split_tls {
+    ($stream:ty, $conn:ty) => {
+        impl crate::Conn<$stream> {
+            /// Splits a `wss://` connection into a read half and a write half
+            /// for two threads, as [`split`](crate::Conn::split) does for plain
+            /// ones: the TLS state machine is shared ([`SharedTls`]) behind a
+            /// lock held only to hand it bytes, never across a socket call, so
+            /// the read half is never stuck behind a write blocked on a slow
+            /// peer.
+            pub fn split_tls(
+                self,
+            ) -> (
+                crate::blocking::ReadHalf<SharedTls<$conn>>,
+                crate::blocking::WriteHalf<SharedTls<$conn>>,
+            ) {
+                self.split_with(SharedTls::new)
+            }
+        }
+    };
+}
+
+split_tls!(super::ClientStream, rustls::ClientConnection);
+split_tls!(super::ServerStream, rustls::ServerConnection);

@@ -11,8 +11,8 @@ use mio::net::TcpListener;
 use crate::event::api::config::{LoopConfig, loop_setters};
 use crate::event::api::handler::Handler;
 use crate::event::api::prepared::Prepared;
+use crate::event::conn::rates::IpTable;
 use crate::event::conn::transport::ServerTls;
-use crate::event::reactor::limits::IpTable;
 use crate::event::reactor::mailbox::{Command, WorkerHandle, new_loop};
 use crate::event::reactor::worker::{ListenSock, Listener, Worker};
 

@@ -8,6 +8,7 @@
 //! applies the loop's policies. Idle connections hold no buffers: the read buffer is
 //! borrowed from the loop's pool only while unprocessed input remains.
 
+pub(crate) mod rates;
 mod send;
 pub(crate) mod shared;
 pub(crate) mod sock;
@@ -151,7 +152,7 @@ pub(crate) struct Cold {
     pub(crate) user_timers: Vec<UserTimer>,
     pub(crate) alive: Option<Arc<AtomicBool>>,
     /// Message and byte budgets (servers with per-connection rates).
-    pub(crate) rates: Option<crate::event::reactor::limits::ConnRates>,
+    pub(crate) rates: Option<rates::ConnRates>,
     /// A reconnecting client's session (client loops with a reconnect policy).
     pub(crate) session: Option<Box<Session>>,
 }

@@ -17,5 +17,5 @@ pub(crate) struct LoopShared {
     /// The loop's counters (published to `me.stats` once per iteration).
     pub(crate) stats: Stats,
     /// A server's per-address table, shared by its loops (`None` in a client).
-    pub(crate) ips: Option<Arc<crate::event::reactor::limits::IpTable>>,
+    pub(crate) ips: Option<Arc<crate::event::conn::rates::IpTable>>,
 }
