@@ -267,3 +267,71 @@ macro_rules! split_tls {
 
 split_tls!(super::ClientStream, rustls::ClientConnection);
 split_tls!(super::ServerStream, rustls::ServerConnection);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// A handshaken client and server over loopback.
+    fn pair() -> (SharedClientStream, super::super::ServerStream) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+        let scfg = super::super::server_config(cert.as_bytes(), key.as_bytes()).unwrap();
+        let ccfg =
+            super::super::client_config(super::super::roots_from_pem(cert.as_bytes()).unwrap());
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            super::super::accept(s, &scfg, Some(Duration::from_secs(10))).unwrap()
+        });
+        let c = TcpStream::connect(addr).unwrap();
+        let client =
+            super::super::connect(c, "localhost", &ccfg, Some(Duration::from_secs(10))).unwrap();
+        (SharedTls::new(client), server.join().unwrap())
+    }
+
+    #[test]
+    fn a_reader_never_waits_for_a_writer_holding_the_socket() {
+        let (client, mut server) = pair();
+        let client = Arc::new(client);
+        // Records are waiting in rustls (written, not yet sent) while a writer
+        // holds the wire, as one blocked on a full socket does.
+        lock(&client.state)
+            .conn
+            .writer()
+            .write_all(b"queued")
+            .unwrap();
+        assert!(lock(&client.state).conn.wants_write());
+        let holder = {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let _wire = lock(&client.wire);
+                std::thread::sleep(Duration::from_secs(2));
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        server.write_all(b"hello").unwrap();
+        server.flush().unwrap();
+        let t0 = Instant::now();
+        let mut buf = [0u8; 16];
+        let n = (&*client).read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "the read waited {:?} for the writer",
+            t0.elapsed()
+        );
+        holder.join().unwrap();
+        // Once the wire is free, the queued records go out with the next write.
+        (&*client).write_all(b" and more").unwrap();
+        let mut got = Vec::new();
+        while got.len() < b"queued and more".len() {
+            let n = server.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"queued and more");
+    }
+}
