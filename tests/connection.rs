@@ -628,9 +628,8 @@ mod compressed {
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         c.send(MessageKind::Text, text.as_bytes()).unwrap();
-        assert!(c.write_compression());
         c.set_write_compression(false);
-        assert!(!c.write_compression() && c.is_compressed());
+        assert!(c.is_compressed(), "still negotiated; only our sends change");
         c.send(MessageKind::Binary, &jpeg).unwrap();
         c.stream_write(MessageKind::Binary, &jpeg).unwrap();
         // Turned back on in the middle of a streamed message: that message keeps

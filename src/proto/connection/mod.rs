@@ -144,7 +144,8 @@ struct Compression {
 ///   [`send_prepared`](Connection::send_prepared) (a frame encoded once for many
 ///   connections), and one zero-copy path for large frames,
 ///   [`send_direct`](Connection::send_direct);
-/// * **settings** — [`set_read_limit`](Connection::set_read_limit);
+/// * **settings** — [`set_read_limit`](Connection::set_read_limit),
+///   [`set_write_compression`](Connection::set_write_compression);
 /// * **getters** — [`state`](Connection::state), [`end`](Connection::end),
 ///   [`role`](Connection::role), [`subprotocol`](Connection::subprotocol),
 ///   [`is_compressed`](Connection::is_compressed).
@@ -329,7 +330,7 @@ impl Connection {
     /// use and [`set_write_compression`](Self::set_write_compression) has not
     /// turned it off. (Small messages go uncompressed all the same, below the
     /// configured threshold.)
-    pub fn write_compression(&self) -> bool {
+    pub(crate) fn write_compression(&self) -> bool {
         #[cfg(feature = "deflate")]
         return self.z.as_ref().is_some_and(|z| z.write);
         #[cfg(not(feature = "deflate"))]
