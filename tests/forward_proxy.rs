@@ -18,22 +18,9 @@ use silverback::event::{Client, Ctx, Handler, MessageRef, Server, ServerHandle};
 use silverback::proto::tunnel::{Credentials, TunnelError, TunnelStep};
 use silverback::tls::{self, rustls};
 use silverback::{Dialer, Error, HandshakeError, Message, MessageKind, Proxy};
-use support::{Child, free_port};
+use support::{Child, Greeter, free_port};
 
 const T: Duration = Duration::from_secs(10);
-
-/// Greets every connection with the address it comes from, then echoes.
-struct Greeter;
-impl Handler for Greeter {
-    type Data = ();
-    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
-        let peer = ctx.peer_addr().to_string();
-        let _ = ctx.send_text(&peer);
-    }
-    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
-        let _ = ctx.send(msg.kind, msg.data);
-    }
-}
 
 struct Certs {
     server: Arc<rustls::ServerConfig>,
@@ -87,14 +74,6 @@ impl Drop for TempDir {
     }
 }
 
-fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + T;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// tinyproxy on a free port (Basic credentials required when `auth`); stopped
 /// on drop.
 fn tinyproxy(auth: Option<(&str, &str)>) -> (Child, TempDir, SocketAddr) {
@@ -127,7 +106,7 @@ fn tinyproxy(auth: Option<(&str, &str)>) -> (Child, TempDir, SocketAddr) {
             panic!("cannot start tinyproxy ({e}): install the Debian package tinyproxy")
         });
     let child = Child(child);
-    wait_listening(port, "tinyproxy");
+    support::wait_port(port, "tinyproxy");
     (
         child,
         TempDir(dir),
@@ -151,7 +130,7 @@ fn microsocks(auth: Option<(&str, &str)>) -> (Child, SocketAddr) {
             panic!("cannot start microsocks ({e}): install the Debian package microsocks")
         });
     let child = Child(child);
-    wait_listening(port, "microsocks");
+    support::wait_port(port, "microsocks");
     (child, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 

@@ -17,22 +17,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use silverback::event::{Ctx, Handler, ProxyProtocol, Server, ServerHandle};
+use silverback::event::{ProxyProtocol, Server, ServerHandle};
 use silverback::tls::{self, rustls};
 use silverback::{Dialer, Message};
-use support::{Child, free_port, until};
+use support::{Child, Greeter, free_port, until};
 
 const T: Duration = Duration::from_secs(10);
-
-/// Greets every connection with the peer address it sees.
-struct Greeter;
-impl Handler for Greeter {
-    type Data = ();
-    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
-        let peer = ctx.peer_addr().to_string();
-        let _ = ctx.send_text(&peer);
-    }
-}
 
 fn server(proxy: ProxyProtocol, tls: Option<Arc<rustls::ServerConfig>>) -> ServerHandle {
     let mut b = Server::builder()
@@ -88,14 +78,7 @@ fn haproxy(backends: &[(SocketAddr, &str)]) -> (Child, TempFile, Vec<u16>) {
         });
     let child = Child(child);
     for port in &ports {
-        let deadline = Instant::now() + T;
-        while TcpStream::connect(("127.0.0.1", *port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "haproxy did not listen on {port}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        support::wait_port(*port, "haproxy");
     }
     (child, TempFile(path), ports)
 }

@@ -12,19 +12,7 @@ use std::time::Duration;
 
 use silverback::event::{Client, Ctx, Handler, MessageRef, Server};
 use silverback::{CloseCode, Dialer, Message, MessageKind};
-
-/// Greets with the peer address it sees, then echoes.
-struct Greeter;
-impl Handler for Greeter {
-    type Data = ();
-    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
-        let peer = ctx.peer_addr().to_string();
-        let _ = ctx.send_text(&peer);
-    }
-    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
-        let _ = ctx.send(msg.kind, msg.data);
-    }
-}
+use support::Greeter;
 
 fn socket_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("sb-{}-{name}.sock", std::process::id()))

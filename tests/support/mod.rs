@@ -515,3 +515,30 @@ pub fn until(ok: impl Fn() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Greets every connection with the peer address it sees (what a PROXY header,
+/// a forward proxy or a Unix socket makes of it), then echoes.
+pub struct Greeter;
+impl silverback::event::Handler for Greeter {
+    type Data = ();
+    fn on_open(&mut self, ctx: &mut silverback::event::Ctx<'_, ()>) {
+        let peer = ctx.peer_addr().to_string();
+        let _ = ctx.send_text(&peer);
+    }
+    fn on_message(
+        &mut self,
+        ctx: &mut silverback::event::Ctx<'_, ()>,
+        msg: silverback::event::MessageRef<'_>,
+    ) {
+        let _ = ctx.send(msg.kind, msg.data);
+    }
+}
+
+/// Waits (at most 10 s) until something accepts on `127.0.0.1:port`; `what`
+/// names it in the failure.
+pub fn wait_port(port: u16, what: &str) {
+    until(
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        &format!("{what} did not listen on {port}"),
+    );
+}
