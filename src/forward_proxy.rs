@@ -81,22 +81,8 @@ impl Proxy {
                 Some(Credentials::new(dec(user)?, dec(password)?))
             }
         };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
-        let port = match port {
-            None => 1080,
-            Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
-        };
+        let (host, port) = crate::url::split_host_port(hostport).map_err(bad)?;
+        let port = port.unwrap_or(1080);
         Ok(Proxy {
             scheme,
             host: host.to_owned(),

@@ -59,29 +59,8 @@ impl WsUrl {
         if authority.contains('@') {
             return Err(bad("user info is not supported"));
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            match after {
-                "" => (h, None),
-                p => (
-                    h,
-                    Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
-                ),
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
-        let port = match port {
-            None if secure => 443,
-            None => 80,
-            Some(p) => p.parse().map_err(|_| bad("invalid port"))?,
-        };
+        let (host, port) = split_host_port(authority).map_err(bad)?;
+        let port = port.unwrap_or(if secure { 443 } else { 80 });
         Ok(WsUrl {
             host: host.to_owned(),
             port,
@@ -91,6 +70,30 @@ impl WsUrl {
             unix: None,
         })
     }
+}
+
+/// `host[:port]` or `[v6][:port]` (URLs and proxy URLs): the host (IPv6
+/// without brackets, never empty) and the port if given.
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), &'static str> {
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unclosed '['")?;
+        match after {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':').ok_or("junk after ']'")?)),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("empty host");
+    }
+    let port = port
+        .map(|p| p.parse::<u16>().map_err(|_| "invalid port"))
+        .transpose()?;
+    Ok((host, port))
 }
 
 /// `%XX` escapes decoded; `None` for a malformed escape or bytes that are not
