@@ -142,6 +142,30 @@ impl Proxy {
         self
     }
 
+    /// The client's side of this proxy's handshake to `target` (its first
+    /// bytes go to `out`); for `socks5://` the target's name is resolved here.
+    pub(crate) fn tunnel_to(
+        &self,
+        target: &WsUrl,
+        out: &mut Vec<u8>,
+    ) -> crate::Result<crate::proto::tunnel::TunnelHandshake> {
+        use crate::proto::tunnel::{SocksTarget, TunnelHandshake};
+        use std::net::ToSocketAddrs;
+        let (host, port, creds) = (target.host.as_str(), target.port, self.credentials());
+        let socks = match self.scheme {
+            ProxyScheme::Http => return Ok(TunnelHandshake::http_connect(host, port, creds, out)),
+            ProxyScheme::Socks5h => SocksTarget::Name(host),
+            ProxyScheme::Socks5 => {
+                let addr = (host, port)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| HandshakeError::InvalidUrl(format!("{host}: no address")))?;
+                SocksTarget::Ip(addr.ip())
+            }
+        };
+        Ok(TunnelHandshake::socks5(socks, port, creds, out).map_err(HandshakeError::Proxy)?)
+    }
+
     /// What the proxy speaks.
     pub fn scheme(&self) -> ProxyScheme {
         self.scheme

@@ -9,10 +9,10 @@ use super::io::{read_head, write_head};
 use crate::blocking::Conn;
 use crate::blocking::stream::Stream;
 use crate::error::{Error, HandshakeError, Result};
-use crate::forward_proxy::{Proxy, ProxyChoice, ProxyScheme, tunnel_io_error};
+use crate::forward_proxy::{Proxy, ProxyChoice, tunnel_io_error};
 use crate::proto::Randomness;
 use crate::proto::handshake::{ClientHandshake, Response};
-use crate::proto::tunnel::{SocksTarget, TunnelError, TunnelHandshake, TunnelStep};
+use crate::proto::tunnel::{TunnelError, TunnelStep};
 use crate::settings::Settings;
 use crate::url::WsUrl;
 
@@ -265,24 +265,7 @@ impl Dialer {
 fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, u: &WsUrl, deadline: Option<Instant>) -> Result<()> {
     use std::io::{Read, Write};
     let mut out = Vec::with_capacity(128);
-    let creds = proxy.credentials();
-    let mut hs = match proxy.scheme() {
-        ProxyScheme::Http => TunnelHandshake::http_connect(&u.host, u.port, creds, &mut out),
-        ProxyScheme::Socks5h => {
-            TunnelHandshake::socks5(SocksTarget::Name(&u.host), u.port, creds, &mut out)
-                .map_err(HandshakeError::Proxy)?
-        }
-        // socks5://: the client resolves the name.
-        _ => {
-            let ip = (u.host.as_str(), u.port)
-                .to_socket_addrs()?
-                .next()
-                .ok_or_else(|| HandshakeError::InvalidUrl(format!("{}: no address", u.host)))?
-                .ip();
-            TunnelHandshake::socks5(SocksTarget::Ip(ip), u.port, creds, &mut out)
-                .map_err(HandshakeError::Proxy)?
-        }
-    };
+    let mut hs = proxy.tunnel_to(u, &mut out)?;
     let fail = |e| Error::Handshake(HandshakeError::Proxy(e));
     let left = |step| match deadline {
         None => Ok(None),

@@ -10,9 +10,8 @@ use crate::event::conn::sock::Sock;
 use mio::{Interest, Token};
 
 use crate::error::{Error, HandshakeError};
-use crate::forward_proxy::ProxyScheme;
 use crate::proto::handshake::ClientHandshake;
-use crate::proto::tunnel::{SocksTarget, TunnelError, TunnelHandshake};
+use crate::proto::tunnel::TunnelError;
 use crate::proto::{Randomness, Role};
 use crate::url::WsUrl;
 
@@ -148,24 +147,7 @@ impl<H: Handler> Worker<H> {
             Some(p) => {
                 let a = resolve(p.host(), p.port())?;
                 let mut out = Vec::with_capacity(128);
-                let creds = p.credentials();
-                let hs = match p.scheme() {
-                    ProxyScheme::Http => {
-                        TunnelHandshake::http_connect(&url.host, url.port, creds, &mut out)
-                    }
-                    ProxyScheme::Socks5h => TunnelHandshake::socks5(
-                        SocksTarget::Name(&url.host),
-                        url.port,
-                        creds,
-                        &mut out,
-                    )
-                    .map_err(HandshakeError::Proxy)?,
-                    _ => {
-                        let ip = resolve(&url.host, url.port)?.ip();
-                        TunnelHandshake::socks5(SocksTarget::Ip(ip), url.port, creds, &mut out)
-                            .map_err(HandshakeError::Proxy)?
-                    }
-                };
+                let hs = p.tunnel_to(url, &mut out)?;
                 let tunnel = Tunnel {
                     hs,
                     out: Outbox { buf: out, pos: 0 },
