@@ -145,7 +145,6 @@ where
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut chunk = vec![0u8; CHUNK];
         // Bounded: each round returns or reads the socket (which blocks until
         // the peer sends, closes or the read deadline passes).
         loop {
@@ -162,6 +161,9 @@ where
             if let Some(n) = plain? {
                 return Ok(n);
             }
+            // On the stack, and only when the socket must be read: a read served
+            // from plaintext rustls already holds allocates nothing.
+            let mut chunk = [0u8; CHUNK];
             let n = loop {
                 match (&self.sock).read(&mut chunk) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
