@@ -60,26 +60,39 @@
 //! server.join().unwrap()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
+#[cfg(feature = "std")]
 mod backoff;
+#[cfg(feature = "std")]
 pub mod blocking;
+#[cfg(feature = "std")]
 mod error;
+#[cfg(feature = "std")]
 pub mod event;
+#[cfg(feature = "std")]
 mod forward_proxy;
 #[cfg(feature = "json")]
 pub mod json;
+#[cfg(feature = "std")]
 mod logging;
+#[cfg(feature = "std")]
 mod message;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod proto;
+#[cfg(feature = "std")]
 mod settings;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "std")]
 pub mod url;
 
+#[cfg(feature = "std")]
 pub use blocking::{Conn, Dialer, MessageReader, MessageWriter, Upgrader};
 
 /// The code blocks of README.md, compiled (and run where not marked `no_run`) as
@@ -95,10 +108,16 @@ pub struct FromGorillaDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/from-tungstenite.md")]
 pub struct FromTungsteniteDoctests;
+#[cfg(feature = "std")]
 pub use backoff::Backoff;
-pub use error::{Error, HandshakeError, Lost, ProtocolError, Result, UsageError};
+#[cfg(feature = "std")]
+pub use error::{Error, Result};
+#[cfg(feature = "std")]
 pub use forward_proxy::{Proxy, ProxyChoice, ProxyScheme, no_proxy_matches};
+#[cfg(feature = "std")]
 pub use message::Message;
 pub use proto::{CloseCode, CloseFrame, OpCode};
+pub use proto::{HandshakeError, Lost, ProtocolError, UsageError};
 pub use proto::{MessageKind, Role};
+#[cfg(feature = "std")]
 pub use settings::Settings;

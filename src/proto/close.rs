@@ -16,7 +16,7 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(CloseCode, &str)>, 
             if !code.is_allowed_on_wire() {
                 return Err(ProtocolError::InvalidCloseCode(code.0));
             }
-            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            let reason = core::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
             Ok(Some((code, reason)))
         }
     }

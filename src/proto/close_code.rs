@@ -2,7 +2,8 @@
 //! no dependency on the rest of the crate, so the error type and the protocol core
 //! can both use them without importing each other.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 /// A close status code. Any `u16` can be held; [`CloseCode::is_allowed_on_wire`] says
 /// whether it may appear in a close frame.

@@ -14,6 +14,7 @@ use crate::proto::close_code::CloseCode;
 use crate::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::proto::mask::apply_mask;
 use crate::proto::rng::Randomness;
+use alloc::vec::Vec;
 
 /// An encoded frame header, ready to be written.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +55,7 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder for an endpoint playing `role`; a client's mask keys come from the
     /// thread-local generator.
+    #[cfg(feature = "std")]
     pub fn new(role: Role) -> Self {
         Self::with_randomness(role, Randomness::thread())
     }

@@ -12,7 +12,8 @@
 //! The IO layers wrap these in [`crate::Error`] beside their own (I/O, deadlines,
 //! back-pressure).
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 use super::close_code::CloseCode;
 
@@ -58,7 +59,7 @@ impl fmt::Display for RecvError {
     }
 }
 
-impl std::error::Error for RecvError {}
+impl core::error::Error for RecvError {}
 
 /// Why a send (a message, a fragment, a control frame) was refused. Nothing was
 /// queued.
@@ -92,7 +93,7 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl core::error::Error for SendError {}
 
 /// Why a connection was lost to its own timers ([`Connection::handle_timeout`](super::Connection::handle_timeout); `Error::Lost` in the IO layers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl fmt::Display for Lost {
     }
 }
 
-impl std::error::Error for Lost {}
+impl core::error::Error for Lost {}
 
 /// A violation of RFC 6455 by the peer. Each variant names the rule that was broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +192,7 @@ impl fmt::Display for ProtocolError {
     }
 }
 
-impl std::error::Error for ProtocolError {}
+impl core::error::Error for ProtocolError {}
 
 /// Why an opening handshake failed. [`HandshakeError::status`] is the HTTP status a
 /// server answers with; on the client side it is the status we got (or 0 when the
@@ -308,7 +309,7 @@ impl fmt::Display for HandshakeError {
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl core::error::Error for HandshakeError {}
 
 /// A misuse of the API by the caller: nothing was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,4 +345,4 @@ impl fmt::Display for UsageError {
     }
 }
 
-impl std::error::Error for UsageError {}
+impl core::error::Error for UsageError {}

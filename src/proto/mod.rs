@@ -8,8 +8,9 @@
 //!
 //! Everything here takes bytes and gives bytes or events back. It never touches a
 //! socket, a clock or a thread: the caller passes the time in (every deadline of a
-//! [`Connection`] and of the handshakes is computed from the `Instant`s it is
-//! given) and moves the bytes, so the blocking layer, the event loop, a fuzzer or a
+//! [`Connection`] and of the handshakes is computed from the [`Time`]s it is
+//! given: `std::time::Instant`s convert into them, and a microcontroller passes
+//! its own clock) and moves the bytes, so the blocking layer, the event loop, a fuzzer or a
 //! test that pairs a client with a server in memory all drive the same code.
 //!
 //! What a driver uses is re-exported here: [`Connection`] (the state machine of one
@@ -34,6 +35,7 @@ pub mod proxy;
 #[cfg(feature = "raw")]
 pub mod raw;
 mod rng;
+mod time;
 pub mod tunnel;
 mod utf8;
 
@@ -49,9 +51,22 @@ pub use error::{HandshakeError, Lost, ProtocolError, RecvError, SendError, Usage
 pub use frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3};
 pub use mask::{apply_mask, apply_mask_naive};
 pub use rng::Randomness;
+pub use time::{MillisTick, Time};
 pub use utf8::{InvalidUtf8, Utf8Validator, incomplete_tail_len};
 
+#[cfg(feature = "std")]
 pub(crate) use decoder::DEFAULT_MAX_MESSAGE_SIZE;
+
+/// How a configuration is shared by the connections made with it: `Arc` on every
+/// target with atomic pointers (every target with `std`, Cortex-M3 and up), `Rc` on
+/// the few without (`riscv32imc`, `thumbv6m`), where nothing can cross threads anyway.
+#[cfg(target_has_atomic = "ptr")]
+pub type Shared<T> = alloc::sync::Arc<T>;
+/// How a configuration is shared by the connections made with it: `Arc` on every
+/// target with atomic pointers (every target with `std`, Cortex-M3 and up), `Rc` on
+/// the few without (`riscv32imc`, `thumbv6m`), where nothing can cross threads anyway.
+#[cfg(not(target_has_atomic = "ptr"))]
+pub type Shared<T> = alloc::rc::Rc<T>;
 
 /// Which end of the connection an endpoint is. Clients mask what they send and
 /// expect unmasked frames; servers the reverse (RFC 6455 §5.1).

@@ -23,8 +23,9 @@
 //! assert_eq!(&input[used..used + 3], b"GET");
 //! ```
 
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use alloc::{format, string::String};
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The longest version 1 header, `\r\n` included (the specification's bound).
 pub const V1_MAX: usize = 107;
@@ -119,7 +120,7 @@ impl fmt::Display for ProxyError {
     }
 }
 
-impl std::error::Error for ProxyError {}
+impl core::error::Error for ProxyError {}
 
 /// Whether input starts like a PROXY header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +179,7 @@ fn parse_v1(input: &[u8]) -> Result<Parsed, ProxyError> {
         None => return Err(ProxyError::V1TooLong),
         Some(_) => return Err(ProxyError::V1Malformed("\\r not followed by \\n")),
     }
-    let line = std::str::from_utf8(&window[V1_PREFIX.len()..cr])
+    let line = core::str::from_utf8(&window[V1_PREFIX.len()..cr])
         .map_err(|_| ProxyError::V1Malformed("not ASCII"))?;
     let header = v1_fields(line)?;
     Ok(Parsed::Done(header, cr + 2))
@@ -382,7 +383,7 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     part == 0 || (a[whole] ^ b[whole]) >> (8 - part) == 0
 }
 
-impl std::str::FromStr for IpNet {
+impl core::str::FromStr for IpNet {
     type Err = String;
 
     /// `ADDR/PREFIX` or a single `ADDR` (a /32 or /128).

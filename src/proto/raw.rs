@@ -30,6 +30,7 @@
 //! ```
 
 use super::mask::apply_mask;
+use alloc::{vec, vec::Vec};
 
 /// How the payload length is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

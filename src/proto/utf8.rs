@@ -65,7 +65,7 @@ impl Utf8Validator {
                 return Ok(());
             }
         }
-        match std::str::from_utf8(input) {
+        match core::str::from_utf8(input) {
             Ok(_) => Ok(()),
             Err(e) => {
                 if e.error_len().is_some() {
@@ -87,7 +87,7 @@ impl Utf8Validator {
         let take = need.min(input.len());
         self.partial[have..have + take].copy_from_slice(&input[..take]);
         let now = have + take;
-        match std::str::from_utf8(&self.partial[..now]) {
+        match core::str::from_utf8(&self.partial[..now]) {
             Ok(_) => self.partial_len = 0,
             Err(e) if e.error_len().is_none() => self.partial_len = now as u8,
             Err(_) => return Err(InvalidUtf8),

@@ -7,6 +7,9 @@
 
 use crate::proto::Role;
 use crate::proto::decoder::Decoder;
+use alloc::boxed::Box;
+#[cfg(feature = "std")]
+use alloc::vec::Vec;
 
 use super::tx::TxQueue;
 
@@ -43,9 +46,12 @@ pub(super) struct Active {
 }
 
 /// How many resting [`Active`] boxes a thread keeps for its next busy connection.
+#[cfg(feature = "std")]
 const ACTIVE_SPARES: usize = 16;
 
-thread_local! {
+// Without `std` (no thread-locals) a box comes from and goes back to the allocator.
+#[cfg(feature = "std")]
+std::thread_local! {
     // Boxes, not values: a connection takes and returns the allocation itself.
     #[allow(clippy::vec_box)]
     static ACTIVE_POOL: std::cell::RefCell<Vec<Box<Active>>> =
@@ -79,13 +85,12 @@ impl Active {
             #[cfg(feature = "deflate")]
             inflating: None,
         };
-        match ACTIVE_POOL.try_with(|p| p.borrow_mut().pop()) {
-            Ok(Some(mut b)) => {
-                *b = fresh;
-                b
-            }
-            _ => Box::new(fresh),
+        #[cfg(feature = "std")]
+        if let Ok(Some(mut b)) = ACTIVE_POOL.try_with(|p| p.borrow_mut().pop()) {
+            *b = fresh;
+            return b;
         }
+        Box::new(fresh)
     }
 
     /// Nothing in flight: the box can go back to the pool.
@@ -97,6 +102,10 @@ impl Active {
         self.dec.at_rest() && self.tx.is_empty()
     }
 
+    #[cfg(not(feature = "std"))]
+    pub(super) fn give_back(_: Box<Active>) {}
+
+    #[cfg(feature = "std")]
     pub(super) fn give_back(b: Box<Active>) {
         // During thread teardown the pool may be gone; the box is then just freed.
         let _ = ACTIVE_POOL.try_with(|p| {

@@ -1,7 +1,7 @@
 //! The settings of a connection, in the vocabulary every layer of the crate uses
 //! (`read_buffer_size`, `write_buffer_size`, `max_message_size`, ...).
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::proto::decoder::{DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_WHOLE_FRAME_MAX};
 

@@ -18,7 +18,8 @@
 //! stage, the end code and reason, the wait's deadline, the echo mark) lives in a
 //! box allocated when the closing begins.
 
-use std::time::Instant;
+use crate::proto::time::Time;
+use alloc::{borrow::ToOwned, boxed::Box, string::String};
 
 use super::Connection;
 use crate::proto::Role;
@@ -98,7 +99,7 @@ pub(super) struct Ending {
     pub(super) end: Option<(CloseCode, String)>,
     /// When the current wait ends: the peer's close after ours, its close or end of
     /// input after a failed write, the server's close of the transport for a client.
-    pub(super) deadline: Option<Instant>,
+    pub(super) deadline: Option<Time>,
     /// Where our echo of the peer's close starts in the transmit queue (a stream
     /// offset): a close of ours replaces it while it is untransmitted.
     pub(super) echo_at: Option<u64>,
@@ -151,7 +152,7 @@ impl Lifecycle {
         self.ending().is_some_and(|e| e.peer_closed)
     }
 
-    pub(super) fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Time> {
         self.ending().and_then(|e| e.deadline)
     }
 
@@ -223,7 +224,8 @@ impl Connection {
     /// after `now`, then is done (1006).
     ///
     /// [`SendError::Broken`]: crate::proto::SendError::Broken
-    pub fn handle_write_failure(&mut self, now: Instant) {
+    pub fn handle_write_failure(&mut self, now: impl Into<Time>) {
+        let now = now.into();
         self.out = None;
         if let Some(a) = self.active.as_mut() {
             let queued = a.tx.len();
@@ -249,7 +251,7 @@ impl Connection {
 
     /// The peer's close frame: echo it (§5.5.1) unless we already sent ours (or
     /// cannot send), and start waiting for the transport to close.
-    pub(super) fn peer_close(&mut self, code: CloseCode, reason: &str, now: Instant) {
+    pub(super) fn peer_close(&mut self, code: CloseCode, reason: &str, now: Time) {
         if self.life.is_open() {
             let mark = self.tx().map_or(0, |tx| tx.end());
             let echo = (code != CloseCode::NO_STATUS).then_some((code, ""));
@@ -269,7 +271,7 @@ impl Connection {
     /// Fails the connection (RFC 6455 §7.1.7): queue the close code that goes with
     /// the violation (if we may still send); a server then closes the transport, a
     /// client waits for it.
-    pub(super) fn fail(&mut self, code: CloseCode, now: Instant) {
+    pub(super) fn fail(&mut self, code: CloseCode, now: Time) {
         if code.is_allowed_on_wire() && self.life.is_open() {
             let _ = self.queue_close(Some((code, "")));
         }
@@ -280,7 +282,7 @@ impl Connection {
 
     /// No more messages either way: a client waits (bounded) for the server to close
     /// the transport, the server closes it once its close is out (§7.1.1).
-    fn await_transport_close(&mut self, now: Instant) {
+    fn await_transport_close(&mut self, now: Time) {
         let deadline = match self.role() {
             Role::Client => Some(now + self.config.close_timeout),
             Role::Server => None,

@@ -4,6 +4,8 @@
 //! writer (`stream.rs`), the timers (`timers.rs`), the transmit queue (`tx.rs`), the
 //! in-flight state and its pool (`active.rs`), the settings (`config.rs`).
 
+use alloc::{boxed::Box, vec::Vec};
+
 mod active;
 mod config;
 mod lifecycle;
@@ -13,8 +15,8 @@ mod stream;
 mod timers;
 mod tx;
 
-use std::sync::Arc;
-use std::time::Instant;
+use crate::proto::Shared;
+use crate::proto::time::Time;
 
 use crate::proto::encoder::Encoder;
 use crate::proto::rng::Randomness;
@@ -23,7 +25,7 @@ use crate::proto::{MessageKind, Role};
 
 use active::{Active, DecoderSetup, Limits};
 use lifecycle::Lifecycle;
-use timers::{Keepalive, Stamp};
+use timers::Keepalive;
 use tx::TxQueue;
 
 pub use config::ConnectionConfig;
@@ -200,7 +202,7 @@ struct Compression {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    config: Arc<ConnectionConfig>,
+    config: Shared<ConnectionConfig>,
     /// Framing rules of what we send (sequence, control limits, masking).
     enc: Encoder,
     /// Where the connection is in its life, with its ending's data.
@@ -223,7 +225,13 @@ impl Connection {
     /// A connection whose opening handshake is done, playing `role`, at `now`. A
     /// client's mask keys come from `rng`: [`Randomness::thread`] (the operating
     /// system's generator) unless a run must be reproduced.
-    pub fn new(role: Role, config: Arc<ConnectionConfig>, rng: Randomness, now: Instant) -> Self {
+    pub fn new(
+        role: Role,
+        config: Shared<ConnectionConfig>,
+        rng: Randomness,
+        now: impl Into<Time>,
+    ) -> Self {
+        let now = now.into();
         let auto_pong = config.auto_pong;
         Connection {
             config,
@@ -233,8 +241,8 @@ impl Connection {
             active: None,
             limits: None,
             keepalive: Keepalive {
-                last_rx: Stamp::of(now),
-                last_ping: Stamp::of(now),
+                last_rx: now,
+                last_ping: now,
                 awaiting_pong: false,
             },
             out: None,
@@ -389,12 +397,14 @@ impl Connection {
     // ---- for this crate's drivers ----
 
     /// Number of bytes waiting to be transmitted.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn buffered(&self) -> usize {
         self.tx().map_or(0, TxQueue::len)
     }
 
     /// Turns automatic pongs on or off (a blocking connection whose application
     /// answers pings itself turns them off).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn set_auto_pong(&mut self, on: bool) {
         self.auto_pong = on;
     }
@@ -411,6 +421,7 @@ impl Connection {
     }
 
     /// Sets the largest payload delivered whole (the driver's read buffer).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn set_read_buffer_size(&mut self, n: usize) {
         let limits = Limits {
             whole_frame_max: n,
@@ -429,6 +440,7 @@ impl Connection {
 
     /// True if [`read`](Self::read) has something to deliver without new input (the
     /// rest of a compressed message).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn wants_read(&self) -> bool {
         #[cfg(feature = "deflate")]
         return self
@@ -443,6 +455,7 @@ impl Connection {
     /// True if [`read`](Self::read) uses its `now` (the heartbeat or the idle timeout
     /// counts from received bytes, or a client times its wait for the server's
     /// close): a driver may skip reading its clock otherwise.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn needs_time(&self) -> bool {
         self.role() == Role::Client
             || self.config.ping_interval.is_some()
@@ -451,6 +464,7 @@ impl Connection {
 
     /// Payload bytes still to come of a data frame being delivered piece by piece
     /// (0 otherwise): a driver can size its next read with it.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn streaming_remaining(&self) -> u64 {
         self.active
             .as_deref()
@@ -459,6 +473,7 @@ impl Connection {
 
     /// Moves every byte waiting to be transmitted to the end of `dst` (a blocking
     /// split connection writes them without holding the connection's lock).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn take_transmit(&mut self, dst: &mut Vec<u8>) {
         if let Some(a) = self.active.as_mut() {
             a.tx.take_into(dst);
@@ -469,6 +484,7 @@ impl Connection {
     /// Puts bytes taken with [`take_transmit`](Self::take_transmit) that could not be
     /// written back in front of the queue (a write that timed out), or the part of
     /// a `101` a driver could not write, so the stream stays whole.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn requeue_front(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() {
             self.act().tx.push_front(bytes);
@@ -485,10 +501,10 @@ impl Connection {
 impl Connection {
     /// The layout behind docs/idle-memory.md.
     pub(crate) fn print_sizes() {
-        use std::mem::size_of;
+        use core::mem::size_of;
         println!(
             "Connection: config {}, Encoder {}, Lifecycle {}, Keepalive {}, active {} (Active {}), limits {}, out {}, subprotocol {}",
-            size_of::<Arc<ConnectionConfig>>(),
+            size_of::<Shared<ConnectionConfig>>(),
             size_of::<Encoder>(),
             size_of::<Lifecycle>(),
             size_of::<Keepalive>(),
@@ -507,7 +523,7 @@ mod size_tests {
     fn print_size() {
         println!(
             "Connection: {} bytes",
-            std::mem::size_of::<super::Connection>()
+            core::mem::size_of::<super::Connection>()
         );
     }
 }
@@ -536,10 +552,10 @@ impl Connection {
 
     pub fn fuzz_send_control(
         &mut self,
-        now: Instant,
+        now: impl Into<Time>,
         op: crate::proto::OpCode,
         payload: &[u8],
     ) -> Result<(), crate::proto::SendError> {
-        self.send_control(now, op, payload)
+        self.send_control(now.into(), op, payload)
     }
 }

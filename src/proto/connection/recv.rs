@@ -2,10 +2,10 @@
 //! events, with the obligated replies (pong, close echo, failure close) queued on
 //! the way.
 
-use std::time::Instant;
+use crate::proto::time::Time;
+use alloc::{borrow::ToOwned, vec::Vec};
 
 use super::lifecycle::State;
-use super::timers::Stamp;
 use super::{Chunk, Connection, Event};
 use crate::proto::MessageKind;
 use crate::proto::close_code::CloseCode;
@@ -71,11 +71,12 @@ impl Connection {
         &mut self,
         input: &'a mut [u8],
         scratch: &'a mut Vec<u8>,
-        now: Instant,
+        now: impl Into<Time>,
     ) -> Result<(usize, Option<Event<'a>>), RecvError> {
+        let now = now.into();
         scratch.clear();
         if !input.is_empty() {
-            self.keepalive.last_rx = Stamp::of(now);
+            self.keepalive.last_rx = now;
             self.keepalive.awaiting_pong = false;
         }
         if matches!(self.life.state(), State::Failed | State::Done) || self.life.peer_closed() {
@@ -193,7 +194,7 @@ impl Connection {
                 end,
             } => {
                 // The decoder validated the reason as UTF-8.
-                let reason = std::str::from_utf8(&input[end - reason_len..end]).unwrap_or("");
+                let reason = core::str::from_utf8(&input[end - reason_len..end]).unwrap_or("");
                 (end, Some(Event::Close { code, reason }))
             }
         })
@@ -201,7 +202,7 @@ impl Connection {
 
     /// The peer broke the protocol (or passed the read limit): fail the connection
     /// with the matching code and hand the error back.
-    fn failed(&mut self, e: RecvError, now: Instant) -> RecvError {
+    fn failed(&mut self, e: RecvError, now: Time) -> RecvError {
         self.fail(e.close_code(), now);
         e
     }

@@ -7,7 +7,8 @@
 //! UTF-8): a refused call leaves the stream as it was. Text sent piece by piece is
 //! validated across pieces.
 
-use std::time::Instant;
+use crate::proto::time::Time;
+use alloc::{borrow::ToOwned, boxed::Box, vec::Vec};
 
 use super::lifecycle::{Stage, State};
 use super::{Connection, Outgoing};
@@ -24,7 +25,7 @@ use crate::proto::utf8::Utf8Validator;
 /// the check [`Connection::send`] makes, for callers that hand a message on to
 /// another thread first.
 pub fn check_message(kind: MessageKind, data: &[u8]) -> Result<(), UsageError> {
-    if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
+    if kind == MessageKind::Text && core::str::from_utf8(data).is_err() {
         return Err(UsageError::InvalidUtf8);
     }
     Ok(())
@@ -109,7 +110,12 @@ impl PreparedFrame {
     pub fn new(kind: MessageKind, payload: &[u8]) -> Result<PreparedFrame, UsageError> {
         check_message(kind, payload)?;
         let mut frame = Vec::with_capacity(payload.len() + 10);
-        Encoder::new(Role::Server).encode(kind.opcode(), true, payload, &mut frame)?;
+        Encoder::with_randomness(Role::Server, crate::proto::Randomness::unused()).encode(
+            kind.opcode(),
+            true,
+            payload,
+            &mut frame,
+        )?;
         Ok(PreparedFrame {
             kind,
             header_len: frame.len() - payload.len(),
@@ -342,12 +348,14 @@ impl Connection {
     /// (empty, or an allowed code and a UTF-8 reason); it starts the closing
     /// handshake like [`close`](Self::close), but a second close is refused with
     /// [`SendError::Closed`].
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(crate) fn send_control(
         &mut self,
-        now: Instant,
+        now: impl Into<Time>,
         op: OpCode,
         payload: &[u8],
     ) -> Result<(), SendError> {
+        let now = now.into();
         match op {
             OpCode::Ping | OpCode::Pong => self.queue_control(op, payload),
             OpCode::Close => {
@@ -387,7 +395,13 @@ impl Connection {
     /// close was sent this does nothing, except that it replaces our echo of the
     /// peer's close while that is still queued. The connection then waits up to
     /// `close_timeout` for the peer's close.
-    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), SendError> {
+    pub fn close(
+        &mut self,
+        now: impl Into<Time>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), SendError> {
+        let now = now.into();
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let close = (code != CloseCode::NO_STATUS).then_some((code, reason));
         let n = encode_close_payload(close, &mut payload)?;

@@ -9,6 +9,7 @@ use crate::proto::MessageKind;
 use crate::proto::error::{SendError, UsageError};
 use crate::proto::frame::OpCode;
 use crate::proto::utf8::{Utf8Validator, incomplete_tail_len};
+use alloc::{boxed::Box, vec::Vec};
 
 impl Connection {
     /// Writes bytes of a message sent as a stream (gorilla's `NextWriter`): the first
@@ -80,7 +81,7 @@ impl Connection {
         let mut input = data;
         if !o.ztail.is_empty() {
             o.ztail.extend_from_slice(data);
-            joined = std::mem::take(&mut o.ztail);
+            joined = core::mem::take(&mut o.ztail);
             input = &joined;
         }
         let keep = if o.utf8.is_some() {

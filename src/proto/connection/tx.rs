@@ -5,34 +5,50 @@
 //! message) reserves [`MAX_HEADER_LEN`] bytes in front of the payload and writes the
 //! header into them when it is done (gorilla's trick).
 
+use alloc::vec::Vec;
+
 use crate::proto::encoder::EncodedHeader;
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::mask::apply_mask;
-
-use std::cell::RefCell;
 
 /// A queue that never quite drains gives back its sent prefix once it passes this.
 const KEEP_CAPACITY: usize = 256 * 1024;
 
 /// Drained buffers up to this capacity go to the thread's spare list; larger ones
 /// go back to the allocator.
+#[cfg(feature = "std")]
 const SPARE_MAX_CAPACITY: usize = 64 * 1024;
 
 /// How many drained buffers a thread keeps for the next connection that sends
 /// (at most 4 x 64 KiB stay allocated after a burst).
+#[cfg(feature = "std")]
 const SPARES: usize = 4;
 
-thread_local! {
+#[cfg(feature = "std")]
+std::thread_local! {
     /// Empty transmit buffers: a connection holds its buffer only while bytes are
     /// queued, so an idle connection holds none, and a busy thread still does not
     /// allocate per message.
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
+#[cfg(feature = "std")]
 fn spare_buffer() -> Vec<u8> {
     SPARE.with_borrow_mut(Vec::pop).unwrap_or_default()
 }
 
+// Without `std` (no threads, no thread-locals): buffers come from and go back to
+// the allocator.
+#[cfg(not(feature = "std"))]
+fn spare_buffer() -> Vec<u8> {
+    Vec::new()
+}
+
+#[cfg(not(feature = "std"))]
+fn give_back(_: Vec<u8>) {}
+
+#[cfg(feature = "std")]
 fn give_back(mut b: Vec<u8>) {
     if b.capacity() == 0 || b.capacity() > SPARE_MAX_CAPACITY {
         return;
@@ -60,7 +76,7 @@ pub(super) struct TxQueue {
 
 impl Drop for TxQueue {
     fn drop(&mut self) {
-        give_back(std::mem::take(&mut self.buf));
+        give_back(core::mem::take(&mut self.buf));
     }
 }
 
@@ -110,7 +126,7 @@ impl TxQueue {
         self.pos += n;
         if self.pos == self.buf.len() {
             self.pos = 0;
-            give_back(std::mem::take(&mut self.buf));
+            give_back(core::mem::take(&mut self.buf));
         } else if self.pos > KEEP_CAPACITY && self.pos > self.buf.len() / 2 {
             // A queue that never quite drains must not keep its sent prefix.
             self.buf.drain(..self.pos);
@@ -120,11 +136,12 @@ impl TxQueue {
 
     /// Moves every pending byte to the end of `dst` (a driver that writes outside
     /// the connection's lock).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(super) fn take_into(&mut self, dst: &mut Vec<u8>) {
         let n = self.len();
         if dst.is_empty() && self.pos == 0 {
-            std::mem::swap(dst, &mut self.buf);
-            give_back(std::mem::take(&mut self.buf));
+            core::mem::swap(dst, &mut self.buf);
+            give_back(core::mem::take(&mut self.buf));
             self.sent += n as u64;
         } else {
             dst.extend_from_slice(&self.buf[self.pos..]);
@@ -134,6 +151,7 @@ impl TxQueue {
 
     /// Puts bytes taken with [`take_into`](Self::take_into) back in front of the
     /// queue (a driver could not write them).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the IO layers
     pub(super) fn push_front(&mut self, bytes: &[u8]) {
         let n = bytes.len();
         self.ensure_buffer();

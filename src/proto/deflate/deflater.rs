@@ -1,6 +1,7 @@
 //! Compression of outgoing messages (RFC 7692 §7.2.1): the trailing `00 00 ff ff`
 //! of the sync flush removed.
 
+use alloc::vec::Vec;
 use zlib_rs::{Deflate, DeflateFlush};
 
 use super::memory::{
@@ -49,8 +50,8 @@ pub struct MessageDeflater {
     min_size: usize,
 }
 
-impl std::fmt::Debug for MessageDeflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for MessageDeflater {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("MessageDeflater")
             .field("allocated", &self.state.is_some())
             .field("bits", &self.bits)

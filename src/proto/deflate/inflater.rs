@@ -9,6 +9,7 @@
 //! The read limit applies to the decompressed size and text is checked as UTF-8 as
 //! it inflates.
 
+use alloc::vec::Vec;
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::memory::{Keep, borrow_inflate, keep, remember, return_inflate};
@@ -49,8 +50,8 @@ pub struct MessageInflater {
     utf8: Utf8Validator,
 }
 
-impl std::fmt::Debug for MessageInflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for MessageInflater {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("MessageInflater")
             .field("allocated", &self.state.is_some())
             .field("bits", &self.bits)

@@ -1,6 +1,7 @@
 //! Where compression state lives between messages: per-thread pools of idle
 //! compressors and decompressors, and the window a direction keeps ([`Keep`]).
 
+use alloc::vec::Vec;
 use std::cell::RefCell;
 
 use flate2::Decompress;

@@ -3,6 +3,7 @@
 
 use super::{DeflateConfig, DeflateParams, EXTENSION};
 use crate::proto::error::HandshakeError;
+use alloc::{borrow::ToOwned, format, string::String, vec::Vec};
 
 /// One `permessage-deflate` element of an extensions header, parsed.
 #[derive(Debug, Default)]
@@ -235,7 +236,7 @@ mod tests {
     use super::*;
 
     fn negotiate(offer: &str, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
-        server_accept(std::iter::once(offer), cfg)
+        server_accept(core::iter::once(offer), cfg)
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The client side of the opening handshake as a sans-IO object.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use crate::proto::Shared;
+use alloc::{string::String, vec::Vec};
+use core::time::Duration;
+
+use crate::proto::time::Time;
 
 use super::http::{ClientOffer, Response, parse_response, write_request};
 use super::{HeadLimits, generate_key_with};
@@ -9,6 +12,7 @@ use crate::proto::Role;
 use crate::proto::connection::{Connection, ConnectionConfig};
 use crate::proto::error::HandshakeError;
 use crate::proto::rng::Randomness;
+#[cfg(feature = "std")]
 use crate::url::WsUrl;
 
 /// What a client offers, shared by every handshake of an endpoint.
@@ -28,7 +32,7 @@ pub struct ClientConfig {
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::proto::deflate::DeflateConfig>,
     /// The settings of the connection it opens.
-    pub connection: Arc<ConnectionConfig>,
+    pub connection: Shared<ConnectionConfig>,
 }
 
 impl Default for ClientConfig {
@@ -40,7 +44,7 @@ impl Default for ClientConfig {
             headers: Vec::new(),
             #[cfg(feature = "deflate")]
             deflate: None,
-            connection: Arc::new(ConnectionConfig::default()),
+            connection: Shared::new(ConnectionConfig::default()),
         }
     }
 }
@@ -77,9 +81,9 @@ impl ClientConfig {
 /// ```
 #[derive(Debug)]
 pub struct ClientHandshake {
-    config: Arc<ClientConfig>,
+    config: Shared<ClientConfig>,
     key: String,
-    deadline: Option<Instant>,
+    deadline: Option<Time>,
     rng: Randomness,
 }
 
@@ -88,11 +92,12 @@ impl ClientHandshake {
     /// `out` (its [`authority`](WsUrl::authority) as the `Host` header, its
     /// [`target`](WsUrl::target) as the request target). The key and the
     /// connection's mask keys come from `rng`: [`Randomness::thread`] outside tests.
+    #[cfg(feature = "std")]
     pub fn for_url(
-        config: Arc<ClientConfig>,
+        config: Shared<ClientConfig>,
         url: &WsUrl,
         rng: Randomness,
-        now: Instant,
+        now: impl Into<Time>,
         out: &mut Vec<u8>,
     ) -> Self {
         Self::new(config, &url.authority, &url.target, rng, now, out)
@@ -101,15 +106,18 @@ impl ClientHandshake {
     /// Starts a handshake at `now` and writes the upgrade request into `out`:
     /// `authority` is the `Host` header's value (`host` or `host:port`, as
     /// [`WsUrl::authority`]), `target` the path and query. The key and the
-    /// connection's mask keys come from `rng`: [`Randomness::thread`] outside tests.
+    /// connection's mask keys come from `rng`: a cryptographically secure
+    /// generator ([`Randomness::thread`] with `std`, [`Randomness::from_rng`]
+    /// without), a seeded one in tests only.
     pub fn new(
-        config: Arc<ClientConfig>,
+        config: Shared<ClientConfig>,
         authority: &str,
         target: &str,
         mut rng: Randomness,
-        now: Instant,
+        now: impl Into<Time>,
         out: &mut Vec<u8>,
     ) -> Self {
+        let now = now.into();
         let key = generate_key_with(&mut rng);
         #[cfg(feature = "deflate")]
         let offer = config
@@ -158,7 +166,7 @@ impl ClientHandshake {
     pub fn read(
         &mut self,
         received: &[u8],
-        now: Instant,
+        now: impl Into<Time>,
     ) -> Result<Option<(Response, usize, Connection)>, HandshakeError> {
         let Some((resp, head_len)) = parse_response(
             received,
@@ -170,7 +178,7 @@ impl ClientHandshake {
         else {
             return Ok(None);
         };
-        let rng = std::mem::take(&mut self.rng);
+        let rng = core::mem::replace(&mut self.rng, Randomness::unused());
         #[allow(unused_mut)]
         let mut conn = Connection::new(Role::Client, self.config.connection.clone(), rng, now);
         #[cfg(feature = "deflate")]
@@ -184,13 +192,20 @@ impl ClientHandshake {
         Ok(Some((resp, head_len, conn)))
     }
 
-    /// When the handshake times out, if it can.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When the handshake times out, if it can (for times given as `Instant`s).
+    #[cfg(feature = "std")]
+    pub fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.deadline.map(Time::to_instant)
+    }
+
+    /// When the handshake times out, if it can, on the clock its times come from.
+    pub fn poll_deadline(&self) -> Option<Time> {
         self.deadline
     }
 
     /// [`HandshakeError::Timeout`] once the deadline has passed at `now`.
-    pub fn handle_timeout(&self, now: Instant) -> Result<(), HandshakeError> {
+    pub fn handle_timeout(&self, now: impl Into<Time>) -> Result<(), HandshakeError> {
+        let now = now.into();
         match self.deadline {
             Some(d) if now >= d => Err(HandshakeError::Timeout),
             _ => Ok(()),

@@ -5,6 +5,7 @@
 //! head (the first frames) are never lost. The `write_*` functions produce requests
 //! and responses. Nothing here touches a socket.
 
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 

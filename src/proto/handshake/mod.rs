@@ -11,6 +11,8 @@
 //! and the event loop run the same code. Underneath, [`parse_request`],
 //! [`parse_response`] and the `write_*` functions are the HTTP/1.1 heads.
 
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+
 mod client;
 mod http;
 mod server;
@@ -41,7 +43,7 @@ macro_rules! handshake_setters {
         }
 
         /// Time allowed for the whole handshake (`None`: unbounded).
-        pub fn timeout(mut self, t: Option<std::time::Duration>) -> Self {
+        pub fn timeout(mut self, t: Option<core::time::Duration>) -> Self {
             self.timeout = t;
             self
         }
@@ -73,7 +75,7 @@ macro_rules! handshake_setters {
         /// The settings of the connections it opens. Default:
         /// [`ConnectionConfig::default`](crate::proto::ConnectionConfig::default).
         pub fn connection(mut self, config: crate::proto::ConnectionConfig) -> Self {
-            self.connection = std::sync::Arc::new(config);
+            self.connection = crate::proto::Shared::new(config);
             self
         }
     };
@@ -186,6 +188,7 @@ pub fn accept_key(key: &[u8]) -> String {
 }
 
 /// A fresh random `Sec-WebSocket-Key`: 16 random bytes, base64-encoded (§4.1).
+#[cfg(feature = "std")]
 pub fn generate_key() -> String {
     generate_key_with(&mut Randomness::thread())
 }

@@ -1,7 +1,10 @@
 //! The server side of the opening handshake as a sans-IO object.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use crate::proto::Shared;
+use alloc::{string::String, vec::Vec};
+use core::time::Duration;
+
+use crate::proto::time::Time;
 
 use super::HeadLimits;
 use super::http::{
@@ -13,7 +16,7 @@ use crate::proto::error::HandshakeError;
 use crate::proto::rng::Randomness;
 
 /// An origin policy: true lets the request through, false refuses it with 403.
-pub type OriginCheck = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
+pub type OriginCheck = Shared<dyn Fn(&Request) -> bool + Send + Sync>;
 
 /// What a server accepts, shared by every handshake of an endpoint.
 #[derive(Clone)]
@@ -33,7 +36,7 @@ pub struct ServerConfig {
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::proto::deflate::DeflateConfig>,
     /// The settings of the connections it opens.
-    pub connection: Arc<ConnectionConfig>,
+    pub connection: Shared<ConnectionConfig>,
 }
 
 impl Default for ServerConfig {
@@ -46,7 +49,7 @@ impl Default for ServerConfig {
             headers: Vec::new(),
             #[cfg(feature = "deflate")]
             deflate: None,
-            connection: Arc::new(ConnectionConfig::default()),
+            connection: Shared::new(ConnectionConfig::default()),
         }
     }
 }
@@ -57,13 +60,13 @@ impl ServerConfig {
     /// The origin policy: `f` returns true to let a request through (403
     /// otherwise). Default: [`Request::same_origin`], gorilla's rule.
     pub fn check_origin(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
-        self.check_origin = Some(Arc::new(f));
+        self.check_origin = Some(Shared::new(f));
         self
     }
 }
 
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("limits", &self.limits)
             .field("timeout", &self.timeout)
@@ -95,12 +98,12 @@ impl std::fmt::Debug for ServerConfig {
 /// ```
 #[derive(Clone)]
 pub struct ServerHandshake {
-    config: Arc<ServerConfig>,
-    deadline: Option<Instant>,
+    config: Shared<ServerConfig>,
+    deadline: Option<Time>,
 }
 
-impl std::fmt::Debug for ServerHandshake {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for ServerHandshake {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ServerHandshake")
             .field("deadline", &self.deadline)
             .finish_non_exhaustive()
@@ -109,7 +112,8 @@ impl std::fmt::Debug for ServerHandshake {
 
 impl ServerHandshake {
     /// A handshake that started (the connection was accepted) at `now`.
-    pub fn new(config: Arc<ServerConfig>, now: Instant) -> Self {
+    pub fn new(config: Shared<ServerConfig>, now: impl Into<Time>) -> Self {
+        let now = now.into();
         let deadline = config.timeout.map(|t| now + t);
         ServerHandshake { config, deadline }
     }
@@ -160,7 +164,7 @@ impl ServerHandshake {
         req: &Request,
         protocol: Option<&str>,
         headers: &[(String, String)],
-        now: Instant,
+        now: impl Into<Time>,
     ) -> Connection {
         let mut response = Vec::with_capacity(160);
         let mut conn = self.accept_into(req, protocol, headers, now, &mut response);
@@ -178,13 +182,17 @@ impl ServerHandshake {
         req: &Request,
         protocol: Option<&str>,
         headers: &[(String, String)],
-        now: Instant,
+        now: impl Into<Time>,
         response: &mut Vec<u8>,
     ) -> Connection {
         let mut conn = Connection::new(
             Role::Server,
             self.config.connection.clone(),
+            // A server neither masks nor makes keys.
+            #[cfg(feature = "std")]
             Randomness::thread(),
+            #[cfg(not(feature = "std"))]
+            Randomness::unused(),
             now,
         );
         #[cfg(feature = "deflate")]
@@ -234,14 +242,21 @@ impl ServerHandshake {
         );
     }
 
-    /// When the handshake times out, if it can.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When the handshake times out, if it can (for times given as `Instant`s).
+    #[cfg(feature = "std")]
+    pub fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.deadline.map(Time::to_instant)
+    }
+
+    /// When the handshake times out, if it can, on the clock its times come from.
+    pub fn poll_deadline(&self) -> Option<Time> {
         self.deadline
     }
 
     /// [`HandshakeError::Timeout`] once the deadline has passed at `now`: close the
     /// transport.
-    pub fn handle_timeout(&self, now: Instant) -> Result<(), HandshakeError> {
+    pub fn handle_timeout(&self, now: impl Into<Time>) -> Result<(), HandshakeError> {
+        let now = now.into();
         match self.deadline {
             Some(d) if now >= d => Err(HandshakeError::Timeout),
             _ => Ok(()),

@@ -31,8 +31,9 @@
 //! # Ok::<(), silverback::proto::tunnel::TunnelError>(())
 //! ```
 
-use std::fmt;
-use std::net::IpAddr;
+use alloc::{format, string::String, vec, vec::Vec};
+use core::fmt;
+use core::net::IpAddr;
 
 /// The longest HTTP answer head to `CONNECT` a client reads.
 pub const MAX_HTTP_HEAD: usize = 8 * 1024;
@@ -172,7 +173,7 @@ impl fmt::Display for TunnelError {
     }
 }
 
-impl std::error::Error for TunnelError {}
+impl core::error::Error for TunnelError {}
 
 /// What one [`TunnelHandshake::read`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +324,7 @@ impl TunnelHandshake {
                             "not SOCKS version 5",
                         ));
                     }
-                    let request = std::mem::take(request);
+                    let request = core::mem::take(request);
                     match (m, auth.take()) {
                         (0, _) => {
                             out.extend_from_slice(&request);
@@ -354,7 +355,7 @@ impl TunnelHandshake {
                     if status != 0 {
                         return Err(TunnelError::SocksAuthRefused(status));
                     }
-                    out.extend_from_slice(&std::mem::take(request));
+                    out.extend_from_slice(&core::mem::take(request));
                     self.state = State::SocksReply;
                     2
                 }
