@@ -28,6 +28,8 @@
 //! [`Handler`]: event::Handler
 //!
 //! The default build depends on `mio`, `httparse`, `sha1`, `base64` and `rand` only.
+//! Without its default feature `std` the crate is `#![no_std]` + `alloc` and holds
+//! the protocol core alone, for microcontrollers (docs/no_std.md).
 //! Optional features: `deflate` (permessage-deflate, flate2), `json` (serde_json
 //! helpers), `tls` (`wss://` in both roles and both layers, rustls with ring; see
 //! the `tls` module) and `tls-webpki-roots` (Mozilla's roots for clients).
@@ -108,6 +110,10 @@ pub struct FromGorillaDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/from-tungstenite.md")]
 pub struct FromTungsteniteDoctests;
+/// The no_std guide's Rust blocks, compiled the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/no_std.md")]
+pub struct NoStdDoctests;
 #[cfg(feature = "std")]
 pub use backoff::Backoff;
 #[cfg(feature = "std")]

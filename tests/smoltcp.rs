@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use silverback::proto::handshake::{ClientConfig, ClientHandshake, ServerConfig, ServerHandshake};
 use silverback::proto::{
-    CloseCode, Connection, Event, Lost, MessageKind, Randomness, Shared, State, Time,
+    CloseCode, Connection, Event, Lost, MessageKind, MillisTick, Randomness, Shared, State, Time,
 };
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Loopback, Medium};
@@ -25,13 +25,20 @@ const PORT: u16 = 8080;
 /// Every loop here is bounded by this many network iterations.
 const MAX_STEPS: usize = 2_000_000;
 
+/// The board's 32-bit millisecond tick starts this close to wrapping around, so
+/// that every test runs across the wrap (at 3 s).
+const TICK_START: u32 = u32::MAX - 2_999;
+
 /// The network: one interface on a loopback device, two TCP sockets, a virtual
-/// millisecond clock (the one clock both smoltcp and the connections see).
+/// millisecond clock. smoltcp sees it as milliseconds since start; the connections
+/// see what a board gives them: a wrapping 32-bit tick made monotonic by a
+/// `MillisTick`.
 struct Net {
     iface: Interface,
     dev: Loopback,
     sockets: SocketSet<'static>,
     ms: u64,
+    tick: MillisTick,
     client: SocketHandle,
     server: SocketHandle,
 }
@@ -61,6 +68,7 @@ impl Net {
             dev,
             sockets,
             ms: 0,
+            tick: MillisTick::new(),
             client,
             server,
         };
@@ -73,8 +81,8 @@ impl Net {
         net
     }
 
-    fn now(&self) -> Time {
-        Time::from_millis(self.ms)
+    fn now(&mut self) -> Time {
+        self.tick.time(TICK_START.wrapping_add(self.ms as u32))
     }
 
     fn sock(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
@@ -404,8 +412,9 @@ fn heartbeat_and_pong_timeout_run_on_the_callers_clock() {
     use silverback::proto::{ConnectionConfig, Role};
     use std::time::Duration;
     // A server that pings every 2 s and waits 1 s for the pong: with the client
-    // answering, still open after 10 s of the virtual clock; then the client stops
-    // reading and the server gives up on its own clock.
+    // answering, still open after 10 s of the virtual clock (across the wrap of the
+    // 32-bit tick at 3 s: no ping storm, no stall); then the client stops reading
+    // and the server gives up on its own clock.
     let (mut net, mut client, mut server) = open();
     let cfg =
         ConnectionConfig::default().heartbeat(Some(Duration::from_secs(2)), Duration::from_secs(1));

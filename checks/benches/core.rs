@@ -154,6 +154,75 @@ fn decode_message(c: &mut Criterion) {
     g.finish();
 }
 
+/// Moves what `from` transmits into `to`, reading every event; asks both for their
+/// next deadline as a driver does.
+fn hop(
+    from: &mut silverback::proto::Connection,
+    to: &mut silverback::proto::Connection,
+    wire: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    size: usize,
+) {
+    use silverback::proto::Event;
+    use std::time::Instant;
+    wire.clear();
+    wire.extend_from_slice(from.transmit());
+    let n = wire.len();
+    from.advance_transmit(n);
+    black_box(from.poll_timeout());
+    let mut got = 0;
+    let mut input = &mut wire[..];
+    loop {
+        let (used, ev) = to.read(input, scratch, Instant::now()).unwrap();
+        let more = match ev {
+            Some(Event::Message(m)) => {
+                got += m.data.len();
+                true
+            }
+            Some(_) => true,
+            None => false,
+        };
+        input = &mut input[used..];
+        if !more {
+            break;
+        }
+    }
+    black_box(to.poll_timeout());
+    assert_eq!(got, size);
+}
+
+/// One message through a client and a server `Connection` and back (send, read,
+/// echo, read), with the time passed in as an `Instant` on every call as the IO
+/// layers do, and the next deadline asked after each step: the per-message cost of
+/// the core itself, no sockets.
+fn connection(c: &mut Criterion) {
+    use silverback::proto::{Connection, ConnectionConfig, MessageKind, Randomness};
+    use std::sync::Arc;
+    use std::time::Instant;
+    let mut g = c.benchmark_group("connection");
+    for size in [20usize, 1024, 16 * 1024] {
+        g.throughput(Throughput::Elements(1));
+        let config = Arc::new(ConnectionConfig::default().heartbeat(
+            Some(std::time::Duration::from_secs(30)),
+            std::time::Duration::from_secs(10),
+        ));
+        let t0 = Instant::now();
+        let mut client = Connection::new(Role::Client, config.clone(), Randomness::seeded(1), t0);
+        let mut server = Connection::new(Role::Server, config, Randomness::thread(), t0);
+        let payload = vec![b'a'; size];
+        let (mut wire, mut scratch) = (Vec::new(), Vec::new());
+        g.bench_function(BenchmarkId::new("echo", size), |b| {
+            b.iter(|| {
+                client.send(MessageKind::Text, black_box(&payload)).unwrap();
+                hop(&mut client, &mut server, &mut wire, &mut scratch, size);
+                server.send(MessageKind::Text, &payload).unwrap();
+                hop(&mut server, &mut client, &mut wire, &mut scratch, size);
+            })
+        });
+    }
+    g.finish();
+}
+
 #[cfg(feature = "deflate")]
 fn deflate(c: &mut Criterion) {
     use silverback::proto::DataChunk;
@@ -229,6 +298,7 @@ criterion_group!(
     header,
     handshake,
     decode_message,
+    connection,
     deflate
 );
 criterion_main!(benches);

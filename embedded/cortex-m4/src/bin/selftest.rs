@@ -348,6 +348,16 @@ fn main() -> ! {
         "size of a Connection value: {} bytes",
         core::mem::size_of::<Connection>()
     );
+    hprintln!(
+        "size of silverback's caller-supplied generator (ChaCha12, boxed in the client connection): {} bytes",
+        core::mem::size_of::<StdRng>()
+    );
+    // The comparison's state: embedded-websocket keeps no heap; its client is this
+    // value plus the caller's buffers (3 x 1 KiB in embedded_websocket_client.rs).
+    hprintln!(
+        "size of an embedded-websocket client value (its ChaCha20 generator included): {} bytes",
+        core::mem::size_of::<embedded_websocket::WebSocketClient<rand_chacha_03::ChaCha20Rng>>()
+    );
     debug::exit(debug::EXIT_SUCCESS);
     loop {
         cortex_m::asm::wfi();
