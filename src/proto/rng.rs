@@ -22,6 +22,16 @@ use rand::{CryptoRng, Rng, SeedableRng};
 
 /// A connection's source of randomness: the thread-local CSPRNG (`std`, the
 /// default there), a generator the caller supplies, or one seeded by the caller.
+///
+/// Without `std` the caller supplies a cryptographically secure generator
+/// ([`Randomness::from_rng`]): a client's masks exist to stop a hostile page from
+/// steering the bytes a proxy sees (RFC 6455 §10.3), which works only if the page
+/// cannot predict them, and the handshake key must not repeat. On a board with a
+/// hardware RNG peripheral (ESP32, STM32 with RNG, nRF), wrap the peripheral, or
+/// seed a ChaCha generator (`rand::rngs::StdRng`) from it once. On a board without
+/// one, seed it from a secret stored per device at provisioning plus whatever is
+/// not predictable at boot (ADC noise, clock jitter), never from a constant or the
+/// tick counter alone.
 #[cfg_attr(feature = "std", derive(Default))]
 pub struct Randomness(Source);
 
@@ -56,7 +66,7 @@ impl Randomness {
 
     /// The caller's cryptographically secure generator (a hardware RNG, a ChaCha
     /// generator seeded from one): what a build without `std` gives a client. See
-    /// the [module docs](self) for what to use on a board.
+    /// [`Randomness`] for what to use on a board.
     pub fn from_rng<R: CryptoRng + Send + 'static>(rng: R) -> Self {
         Randomness(Source::Caller(Box::new(rng)))
     }
