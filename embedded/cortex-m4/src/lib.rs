@@ -7,12 +7,48 @@ extern crate alloc;
 
 use alloc::vec;
 use core::hint::black_box;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use embedded_alloc::LlffHeap as Heap;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+/// The heap every program of this crate allocates from (`alloc` needs one).
+#[global_allocator]
+pub static HEAP: Heap = Heap::empty();
+
+/// How much memory the heap gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeapSize {
+    /// 32 KiB: the client programs (their figures in `embedded/sizes.sh`).
+    Small,
+    /// 256 KiB: the self-test (two connections and 16 KiB messages).
+    Large,
+}
+
+/// Gives the heap its memory: call it first thing; later calls do nothing.
+pub fn init_heap(size: HeapSize) {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    match size {
+        // SAFETY: runs once (the flag above), before anything allocates; the
+        // macro gives the allocator a static array of the size named, which
+        // nothing else can reach.
+        HeapSize::Small => unsafe {
+            embedded_alloc::init!(HEAP, 32 * 1024);
+        },
+        // SAFETY: as above.
+        HeapSize::Large => unsafe {
+            embedded_alloc::init!(HEAP, 256 * 1024);
+        },
+    }
+}
 
 /// The server the clients talk to.
 pub const SERVER: (IpAddress, u16) = (IpAddress::v4(192, 168, 69, 1), 80);

@@ -9,7 +9,6 @@
 extern crate alloc;
 
 use cortex_m_rt::entry;
-use embedded_alloc::LlffHeap as Heap;
 use embedded_websocket::{
     WebSocketClient, WebSocketCloseStatusCode, WebSocketOptions, WebSocketReceiveMessageType,
     WebSocketSendMessageType, WebSocketState,
@@ -17,20 +16,12 @@ use embedded_websocket::{
 use panic_halt as _;
 use rand_chacha_03::ChaCha20Rng;
 use rand_core_06::SeedableRng;
-use silverback_cortex_m4::{StubDevice, connect, entropy, local, millis};
+use silverback_cortex_m4::{HeapSize, StubDevice, connect, entropy, init_heap, local, millis};
 use smoltcp::socket::tcp;
-
-#[global_allocator]
-static HEAP: Heap = Heap::empty();
 
 #[entry]
 fn main() -> ! {
-    // SAFETY: called once, first thing, before anything allocates; the macro
-    // gives the allocator a static array that nothing else uses. (smoltcp's
-    // socket set and buffers are on the heap in both programs.)
-    unsafe {
-        embedded_alloc::init!(HEAP, 32 * 1024);
-    }
+    init_heap(HeapSize::Small);
 
     let mut dev = StubDevice::new();
     let (mut iface, mut sockets, h) = connect(&mut dev, local());

@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
-use embedded_alloc::LlffHeap as Heap;
 use panic_halt as _;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -21,14 +20,11 @@ use silverback::proto::handshake::{ClientConfig, ClientHandshake, ServerConfig, 
 use silverback::proto::{
     CloseCode, Connection, Event, MessageKind, Randomness, Shared, State, Time,
 };
-use silverback_cortex_m4::{SERVER, entropy, tcp_socket};
+use silverback_cortex_m4::{HEAP, HeapSize, SERVER, entropy, init_heap, tcp_socket};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Loopback, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpCidr};
-
-#[global_allocator]
-static HEAP: Heap = Heap::empty();
 
 const STEPS: usize = 200_000;
 
@@ -252,11 +248,7 @@ fn held(conn: Option<Connection>) -> usize {
 
 #[entry]
 fn main() -> ! {
-    // SAFETY: called once, first thing, before anything allocates; the macro
-    // gives the allocator a static array that nothing else uses.
-    unsafe {
-        embedded_alloc::init!(HEAP, 256 * 1024);
-    }
+    init_heap(HeapSize::Large);
     // A client connection on its own, its configuration included.
     let before = HEAP.used();
     let lone = Connection::new(

@@ -10,7 +10,6 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use cortex_m_rt::entry;
-use embedded_alloc::LlffHeap as Heap;
 use panic_halt as _;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -18,19 +17,12 @@ use silverback::proto::handshake::{ClientConfig, ClientHandshake};
 use silverback::proto::{
     CloseCode, Connection, Event, MessageKind, MillisTick, Randomness, Shared,
 };
-use silverback_cortex_m4::{StubDevice, connect, entropy, local, millis};
+use silverback_cortex_m4::{HeapSize, StubDevice, connect, entropy, init_heap, local, millis};
 use smoltcp::socket::tcp;
-
-#[global_allocator]
-static HEAP: Heap = Heap::empty();
 
 #[entry]
 fn main() -> ! {
-    // SAFETY: called once, first thing, before anything allocates; the macro
-    // gives the allocator a static array that nothing else uses.
-    unsafe {
-        embedded_alloc::init!(HEAP, 32 * 1024);
-    }
+    init_heap(HeapSize::Small);
 
     let mut dev = StubDevice::new();
     let (mut iface, mut sockets, h) = connect(&mut dev, local());

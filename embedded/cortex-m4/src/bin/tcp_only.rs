@@ -8,21 +8,13 @@
 extern crate alloc;
 
 use cortex_m_rt::entry;
-use embedded_alloc::LlffHeap as Heap;
 use panic_halt as _;
-use silverback_cortex_m4::{StubDevice, connect, local, millis};
+use silverback_cortex_m4::{HeapSize, StubDevice, connect, init_heap, local, millis};
 use smoltcp::socket::tcp;
-
-#[global_allocator]
-static HEAP: Heap = Heap::empty();
 
 #[entry]
 fn main() -> ! {
-    // SAFETY: called once, first thing, before anything allocates; the macro
-    // gives the allocator a static array that nothing else uses.
-    unsafe {
-        embedded_alloc::init!(HEAP, 32 * 1024);
-    }
+    init_heap(HeapSize::Small);
     let mut dev = StubDevice::new();
     let (mut iface, mut sockets, h) = connect(&mut dev, local());
     let mut tick = 0u32;
