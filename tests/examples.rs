@@ -247,25 +247,32 @@ fn an_unknown_flag_is_an_error_with_the_usage() {
 
 #[test]
 fn echo_prints_a_summary_line_for_binary_and_long_messages() {
-    // Run with its output captured: a 1 MiB binary message is one short line.
-    let bin = support::example("echo");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = std::process::Command::new(bin)
-        .args(["--addr", &addr.to_string()])
+    // Run with its output captured: a 1 MiB binary message is one short line. The
+    // example binds port 0 and says where (a port picked here in advance could be
+    // taken by a parallel test before it binds).
+    use std::io::BufRead;
+    let child = std::process::Command::new(support::example("echo"))
+        .args(["--addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut child = support::Child(child);
-    let deadline = Instant::now() + T;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "echo did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    let mut addr = None;
+    for _ in 0..20 {
+        let Some(Ok(line)) = lines.next() else { break };
+        out.push_str(&line);
+        out.push('\n');
+        if let Some((_, rest)) = line.split_once("ws://") {
+            let end = rest.find(['/', ' ']).unwrap_or(rest.len());
+            addr = rest[..end].parse::<std::net::SocketAddr>().ok();
+            break;
+        }
     }
+    let addr = addr.unwrap_or_else(|| panic!("echo printed no address: {out}"));
+    // The rest of its output, read until it exits.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
     let mut c = dial(addr, "/websocket");
     for m in [
         Message::Binary(vec![0xff; 1 << 20]),
@@ -279,11 +286,12 @@ fn echo_prints_a_summary_line_for_binary_and_long_messages() {
     c.close(CloseCode::NORMAL, "").unwrap();
     // Its close handler prints the close; then stop it and read what it printed.
     std::thread::sleep(Duration::from_millis(200));
-    let mut stdout = child.0.stdout.take().unwrap();
     let _ = child.0.kill();
     let _ = child.0.wait();
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    for line in rest.join().unwrap() {
+        out.push_str(&line);
+        out.push('\n');
+    }
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("recv from")).collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(
