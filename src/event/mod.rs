@@ -37,6 +37,7 @@ pub use api::handler::Handler;
 pub use api::id::{ConnId, TimerId};
 pub use api::limits::{Limits, RatePolicy};
 pub use api::prepared::Prepared;
+pub use api::publisher::Publisher;
 pub use api::responder::{HttpRequest, Responder};
 pub use api::response::HttpResponse;
 pub use api::sender::Sender;

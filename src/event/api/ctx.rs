@@ -10,6 +10,7 @@ use crate::proto::{CloseCode, MessageKind, Role};
 
 use crate::event::api::id::{ConnId, TimerId};
 use crate::event::api::prepared::Prepared;
+use crate::event::api::publisher::Publisher;
 use crate::event::api::sender::{Sender, new_alive};
 use crate::event::conn::{ConnIo, UserTimer};
 use crate::event::reactor::core::LoopCore;
@@ -39,6 +40,28 @@ impl<D> LoopCtx<'_, D> {
     /// Sends a prepared message to every open connection of every loop.
     pub fn broadcast(&mut self, msg: &Prepared) {
         self.core.broadcast(msg);
+    }
+
+    /// Publishes a prepared message to every subscriber of `topic` on every loop
+    /// (see [`Ctx::subscribe`]): this loop's subscribers get it once the callback
+    /// returns, each other loop's through one mailbox post. The frame is encoded
+    /// once (compressed once per compression setting for subscribers without
+    /// context takeover); a slow subscriber is paused or dropped by its own
+    /// back-pressure, never the publisher.
+    pub fn publish(&mut self, topic: &str, msg: &Prepared) {
+        self.core.publish(topic, msg);
+    }
+
+    /// A [`Publisher`] for other threads (publishes to every loop of this server).
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            loops: self.core.peers.clone(),
+        }
+    }
+
+    /// Subscribers of `topic` on this loop.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.core.topics.members(topic).len()
     }
 
     /// Opens a client connection from this loop to a `ws://` URL; `data` becomes its
@@ -345,6 +368,45 @@ impl<'a, D> Ctx<'a, D> {
     /// Sends a prepared message to every open connection of every loop (this one too).
     pub fn broadcast(&mut self, msg: &Prepared) {
         self.core.broadcast(msg);
+    }
+
+    /// Subscribes this connection to `topic` (uWebSockets' `subscribe`): it gets
+    /// every message published to the topic from then on, by
+    /// [`publish`](Self::publish), [`LoopCtx::publish`],
+    /// [`ServerHandle::publish`](crate::event::ServerHandle::publish) or a
+    /// [`Publisher`]. True if it was not subscribed yet. The subscription ends
+    /// with [`unsubscribe`](Self::unsubscribe) or when the connection closes.
+    /// Fails with [`Error::AlreadyClosed`] unless the connection is open.
+    pub fn subscribe(&mut self, topic: &str) -> Result<bool> {
+        if self.io.is_dead() || !self.io.conn().is_some_and(|c| c.state().is_open()) {
+            return Err(Error::AlreadyClosed);
+        }
+        Ok(self.core.topics.subscribe(self.io.id, topic))
+    }
+
+    /// Ends this connection's subscription to `topic`; false if it had none.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.core.topics.unsubscribe(self.io.id.slot(), topic)
+    }
+
+    /// True if this connection is subscribed to `topic`.
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.core
+            .topics
+            .of_slot(self.io.id.slot())
+            .any(|t| t == topic)
+    }
+
+    /// This connection's topics, in no particular order.
+    pub fn topics(&self) -> impl Iterator<Item = &str> + '_ {
+        self.core.topics.of_slot(self.io.id.slot())
+    }
+
+    /// Publishes a prepared message to every subscriber of `topic` on every loop,
+    /// this connection included if it is subscribed (see
+    /// [`LoopCtx::publish`]).
+    pub fn publish(&mut self, topic: &str, msg: &Prepared) {
+        self.core.publish(topic, msg);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What an application touches: the [`Handler`](handler::Handler) it implements,
 //! the contexts its callbacks get ([`Ctx`](ctx::Ctx), [`LoopCtx`](ctx::LoopCtx)), the
 //! handles other threads use ([`Sender`](sender::Sender),
-//! [`Responder`](responder::Responder)), the plain values passed back and forth, the
+//! [`Publisher`](publisher::Publisher), [`Responder`](responder::Responder)), the plain values passed back and forth, the
 //! configuration, the counters, and the front doors ([`Server`](server::Server),
 //! [`Client`](client::Client)).
 
@@ -12,6 +12,7 @@ pub(crate) mod handler;
 pub(crate) mod id;
 pub(crate) mod limits;
 pub(crate) mod prepared;
+pub(crate) mod publisher;
 pub(crate) mod responder;
 pub(crate) mod response;
 pub(crate) mod sender;

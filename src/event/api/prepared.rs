@@ -45,4 +45,11 @@ impl Prepared {
     pub fn payload(&self) -> &[u8] {
         self.0.payload()
     }
+
+    /// How many times this message was compressed for the connections it reached
+    /// (see [`PreparedFrame::compressions`]): once per compression setting for
+    /// subscribers without context takeover, once per subscriber with it.
+    pub fn compressions(&self) -> u64 {
+        self.0.compressions()
+    }
 }

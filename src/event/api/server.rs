@@ -11,6 +11,7 @@ use mio::net::TcpListener;
 use crate::event::api::config::{LoopConfig, loop_setters};
 use crate::event::api::handler::Handler;
 use crate::event::api::prepared::Prepared;
+use crate::event::api::publisher::Publisher;
 use crate::event::conn::rates::IpTable;
 use crate::event::conn::transport::ServerTls;
 use crate::event::reactor::mailbox::{Command, WorkerHandle, new_loop};
@@ -437,6 +438,19 @@ impl ServerHandle {
     pub fn broadcast(&self, msg: &Prepared) {
         for h in self.handles.iter() {
             let _ = h.post(Command::Broadcast(msg.clone()));
+        }
+    }
+
+    /// Publishes `msg` to every subscriber of `topic` on every loop (see
+    /// [`Publisher`]); a no-op once the server has stopped.
+    pub fn publish(&self, topic: &str, msg: &Prepared) {
+        let _ = self.publisher().publish(topic, msg);
+    }
+
+    /// A handle that publishes to topics from any thread.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            loops: self.handles.clone(),
         }
     }
 

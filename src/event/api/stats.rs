@@ -132,10 +132,19 @@ pub struct Stats {
     /// Times a connection over its rate stopped being read
     /// ([`RatePolicy::Throttle`](crate::event::RatePolicy::Throttle)).
     pub throttled: u64,
+    /// Gauge: topic subscriptions (a connection subscribed to three topics counts
+    /// three; see [`Ctx::subscribe`](crate::event::Ctx::subscribe)).
+    pub subscriptions: u64,
+    /// Publishes this loop ran for its subscribers (a publish reaches every loop,
+    /// so a server of four loops counts each publish four times).
+    pub publishes: u64,
+    /// Messages queued for subscribers by publishes (also in
+    /// [`messages_out`](Self::messages_out)).
+    pub publish_deliveries: u64,
 }
 
 /// Number of counters in the flat form.
-const N: usize = 30;
+const N: usize = 33;
 
 impl Stats {
     fn to_array(self) -> [u64; N] {
@@ -172,6 +181,9 @@ impl Stats {
             self.refused_per_ip,
             self.rate_limited,
             self.throttled,
+            self.subscriptions,
+            self.publishes,
+            self.publish_deliveries,
         ]
     }
 
@@ -211,6 +223,9 @@ impl Stats {
             refused_per_ip: a[27],
             rate_limited: a[28],
             throttled: a[29],
+            subscriptions: a[30],
+            publishes: a[31],
+            publish_deliveries: a[32],
         }
     }
 
@@ -322,6 +337,24 @@ impl Stats {
             "Times a connection over its rate stopped being read.",
             self.throttled,
         );
+        one(
+            "subscriptions",
+            "gauge",
+            "Topic subscriptions (connection x topic).",
+            self.subscriptions,
+        );
+        one(
+            "publishes_total",
+            "counter",
+            "Publishes run by the loops (each loop counts each publish).",
+            self.publishes,
+        );
+        one(
+            "publish_deliveries_total",
+            "counter",
+            "Messages queued for topic subscribers.",
+            self.publish_deliveries,
+        );
         let _ = writeln!(
             o,
             "# HELP {prefix}_refused_total Upgrade requests refused, by HTTP status."
@@ -425,6 +458,9 @@ mod tests {
             ("refused_per_ip_total", 28),
             ("rate_limited_total", 29),
             ("throttled_total", 30),
+            ("subscriptions", 31),
+            ("publishes_total", 32),
+            ("publish_deliveries_total", 33),
         ] {
             assert!(text.contains(&format!("sb_{name} {v}\n")), "{name}: {text}");
         }

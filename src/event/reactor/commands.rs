@@ -28,7 +28,9 @@ impl<H: Handler> Worker<H> {
                 Command::Send { id, kind, data } => {
                     self.deliver(id, Deferred::Owned(kind, data));
                 }
-                Command::SendPrepared { id, msg } => self.deliver(id, Deferred::Prepared(msg)),
+                Command::SendPrepared { id, msg } => {
+                    self.deliver(id, Deferred::Prepared(msg));
+                }
                 Command::Ping { id, data } => {
                     if let Some(p) = self.live_slot(id).and_then(|slot| self.parts(slot)) {
                         let _ = p.conn.io.ping(&mut p.core.shared, &data);
@@ -37,6 +39,7 @@ impl<H: Handler> Worker<H> {
                 Command::Close { id, code, reason } => self.close_conn(id, code, &reason),
                 // Applied now, so it keeps its place among this channel's commands.
                 Command::Broadcast(msg) => self.broadcast_now(&msg),
+                Command::Publish(topic, msg) => self.publish_now(&topic, &msg),
                 Command::Adopt(sock, peer, tls) => {
                     // The acceptor counted this socket already; adopt() counts it again.
                     self.core.me.live.fetch_sub(1, Ordering::Relaxed);
@@ -51,17 +54,21 @@ impl<H: Handler> Worker<H> {
     }
 
     /// A message from another source: waits behind an open fragmented message.
-    fn deliver(&mut self, id: ConnId, d: Deferred) {
+    /// True if it was queued (or waits).
+    fn deliver(&mut self, id: ConnId, d: Deferred) -> bool {
         let Some(slot) = self.live_slot(id) else {
-            return;
+            return false;
         };
         let Some(p) = self.parts(slot) else {
-            return;
+            return false;
         };
-        if let Err(e) = p.conn.io.deliver(&mut p.core.shared, d)
-            && !matches!(e, Error::AlreadyClosed)
-        {
-            self.report_error(slot, &e);
+        match p.conn.io.deliver(&mut p.core.shared, d) {
+            Ok(()) => true,
+            Err(Error::AlreadyClosed) => false,
+            Err(e) => {
+                self.report_error(slot, &e);
+                false
+            }
         }
     }
 
@@ -105,12 +112,17 @@ impl<H: Handler> Worker<H> {
         // Each round runs what the previous one queued; a callback that queues
         // operations forever is the application's loop, bounded here.
         for _ in 0..OP_ROUNDS {
-            if self.core.ops.is_empty() && self.core.broadcasts.is_empty() {
+            if self.core.ops.is_empty()
+                && self.core.broadcasts.is_empty()
+                && self.core.publishes.is_empty()
+            {
                 return;
             }
             for op in std::mem::take(&mut self.core.ops) {
                 match op {
-                    Op::SendTo(id, msg) => self.deliver(id, Deferred::Prepared(msg)),
+                    Op::SendTo(id, msg) => {
+                        self.deliver(id, Deferred::Prepared(msg));
+                    }
                     Op::Close(id, code, reason) => self.close_conn(id, code, &reason),
                     Op::Connect(slot, generation, url, data) => {
                         self.start_connect(slot, generation, url, data)
@@ -119,6 +131,9 @@ impl<H: Handler> Worker<H> {
             }
             for msg in std::mem::take(&mut self.core.broadcasts) {
                 self.broadcast_now(&msg);
+            }
+            for (topic, msg) in std::mem::take(&mut self.core.publishes) {
+                self.publish_now(&topic, &msg);
             }
         }
     }
@@ -137,5 +152,22 @@ impl<H: Handler> Worker<H> {
             };
             self.deliver(id, Deferred::Prepared(msg.clone()));
         }
+    }
+
+    /// Queues `msg` on every subscriber of `topic` on this loop (the frame was
+    /// encoded once; each subscriber gets a copy in its output queue, or waits
+    /// behind its open fragmented message; back-pressure applies per subscriber).
+    fn publish_now(&mut self, topic: &str, msg: &Prepared) {
+        self.core.shared.stats.publishes += 1;
+        // Copied out: a delivery can end a connection, which edits the topic.
+        let mut ids = std::mem::take(&mut self.core.member_scratch);
+        ids.extend_from_slice(self.core.topics.members(topic));
+        let mut queued = 0;
+        for &id in &ids {
+            queued += u64::from(self.deliver(id, Deferred::Prepared(msg.clone())));
+        }
+        self.core.shared.stats.publish_deliveries += queued;
+        ids.clear();
+        self.core.member_scratch = ids;
     }
 }

@@ -18,6 +18,7 @@ use crate::event::api::stats::Stats;
 use crate::event::conn::shared::LoopShared;
 use crate::event::reactor::mailbox::{Command, WorkerHandle};
 use crate::event::reactor::timers::Timers;
+use crate::event::reactor::topics::Topics;
 
 /// Operations a callback asks for that touch other connections; run after it returns.
 pub(crate) enum Op<D> {
@@ -33,6 +34,12 @@ pub(crate) struct LoopCore<D> {
     pub(crate) timers: Timers,
     pub(crate) ops: Vec<Op<D>>,
     pub(crate) broadcasts: Vec<Prepared>,
+    /// Publishes to this loop's subscribers, run after the callback.
+    pub(crate) publishes: Vec<(Arc<str>, Prepared)>,
+    /// Which connections of this loop subscribed to which topics.
+    pub(crate) topics: Topics,
+    /// A publish's recipients, copied out of [`Topics`] (kept for reuse).
+    pub(crate) member_scratch: Vec<ConnId>,
     gens: Vec<u32>,
     free: Vec<usize>,
     /// Connections this loop holds: handshaking, answering plain HTTP, open.
@@ -65,6 +72,9 @@ impl<D> LoopCore<D> {
             timers: Timers::default(),
             ops: Vec::new(),
             broadcasts: Vec::new(),
+            publishes: Vec::new(),
+            topics: Topics::default(),
+            member_scratch: Vec::new(),
             gens: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -85,6 +95,8 @@ impl<D> LoopCore<D> {
     }
 
     pub(crate) fn release_slot(&mut self, slot: usize) {
+        // A connection's subscriptions end with it.
+        self.topics.drop_slot(slot);
         self.gens[slot] = self.gens[slot].wrapping_add(1) & 0xFF_FFFF;
         self.free.push(slot);
     }
@@ -94,6 +106,7 @@ impl<D> LoopCore<D> {
         let mut s = self.shared.stats;
         s.connections = self.live as u64;
         s.open = self.open as u64;
+        s.subscriptions = self.topics.count() as u64;
         s
     }
 
@@ -166,6 +179,19 @@ impl<D> LoopCore<D> {
                 self.broadcasts.push(msg.clone());
             } else {
                 let _ = p.post(Command::Broadcast(msg.clone()));
+            }
+        }
+    }
+
+    /// Publishes `msg` to `topic`'s subscribers: this loop's after the callback,
+    /// every other loop's through one mailbox post each.
+    pub(crate) fn publish(&mut self, topic: &str, msg: &Prepared) {
+        let topic: Arc<str> = Arc::from(topic);
+        for p in self.peers.iter() {
+            if p.index == self.me.index {
+                self.publishes.push((topic.clone(), msg.clone()));
+            } else {
+                let _ = p.post(Command::Publish(topic.clone(), msg.clone()));
             }
         }
     }

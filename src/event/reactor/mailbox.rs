@@ -41,6 +41,8 @@ pub(crate) enum Command {
         reason: String,
     },
     Broadcast(Prepared),
+    /// A message for this loop's subscribers of a topic.
+    Publish(Arc<str>, Prepared),
     /// The answer to a deferred plain HTTP request (request `seq` of connection `id`).
     HttpAnswer {
         id: ConnId,

@@ -95,14 +95,53 @@ impl<'d> DirectFrame<'d> {
 
 /// A message encoded once as the single unmasked, uncompressed frame a server sends
 /// (gorilla's `PreparedMessage`): [`Connection::send_prepared`] copies it into a
-/// server connection's queue without encoding it again; a client (which masks) or a
-/// compressing connection encodes the payload as [`Connection::send`] does.
-#[derive(Debug, Clone)]
+/// server connection's queue without encoding it again; a client (which masks)
+/// encodes the payload as [`Connection::send`] does.
+///
+/// With permessage-deflate, a server connection without context takeover on its
+/// sending side starts every message from an empty compressor, so the compressed
+/// frame depends only on the compression level and window size: it is compressed
+/// by the first such connection and kept here for the others (one compression per
+/// setting, whatever the number of connections; `Sync`, so connections on several
+/// threads share it). A connection with context takeover compresses with its own
+/// context, as it must.
+#[derive(Debug)]
 pub struct PreparedFrame {
     kind: MessageKind,
     /// Header + payload as a server sends it.
     frame: Vec<u8>,
     header_len: usize,
+    #[cfg(feature = "deflate")]
+    deflated: SharedDeflate,
+}
+
+/// The compressed frames of a [`PreparedFrame`], by compression setting, and a
+/// count of compressions made for it.
+#[cfg(feature = "deflate")]
+#[derive(Debug, Default)]
+struct SharedDeflate {
+    frames: std::sync::Mutex<Vec<(u32, DeflatedFrame)>>,
+    compressions: core::sync::atomic::AtomicU64,
+}
+
+/// A compressed whole frame and its header's length.
+#[cfg(feature = "deflate")]
+#[derive(Debug, Clone)]
+struct DeflatedFrame {
+    bytes: alloc::sync::Arc<[u8]>,
+    header_len: usize,
+}
+
+impl Clone for PreparedFrame {
+    fn clone(&self) -> Self {
+        PreparedFrame {
+            kind: self.kind,
+            frame: self.frame.clone(),
+            header_len: self.header_len,
+            #[cfg(feature = "deflate")]
+            deflated: SharedDeflate::default(),
+        }
+    }
 }
 
 impl PreparedFrame {
@@ -120,6 +159,8 @@ impl PreparedFrame {
             kind,
             header_len: frame.len() - payload.len(),
             frame,
+            #[cfg(feature = "deflate")]
+            deflated: SharedDeflate::default(),
         })
     }
 
@@ -131,6 +172,49 @@ impl PreparedFrame {
     /// The payload.
     pub fn payload(&self) -> &[u8] {
         &self.frame[self.header_len..]
+    }
+
+    /// How many times this message was compressed for the connections it was sent
+    /// to: once per compression setting for connections without context takeover,
+    /// once per connection with it (the `deflate` feature; 0 otherwise).
+    pub fn compressions(&self) -> u64 {
+        #[cfg(feature = "deflate")]
+        return self
+            .deflated
+            .compressions
+            .load(core::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(feature = "deflate"))]
+        0
+    }
+
+    #[cfg(feature = "deflate")]
+    fn count_compression(&self) {
+        self.deflated
+            .compressions
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The compressed frame for setting `key`, made by `make` the first time.
+    #[cfg(feature = "deflate")]
+    fn deflated_frame(
+        &self,
+        key: u32,
+        make: impl FnOnce() -> Result<DeflatedFrame, SendError>,
+    ) -> Result<DeflatedFrame, SendError> {
+        // A poisoned lock only means another thread panicked mid-lookup; the
+        // list itself is always whole.
+        let mut frames = self
+            .deflated
+            .frames
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, f)) = frames.iter().find(|(k, _)| *k == key) {
+            return Ok(f.clone());
+        }
+        let f = make()?;
+        self.count_compression();
+        frames.push((key, f.clone()));
+        Ok(f)
     }
 }
 
@@ -254,18 +338,59 @@ impl Connection {
         }))
     }
 
-    /// Sends a message encoded once for many connections: a server without
-    /// compression queues a copy of its frame; a client or a compressing connection
-    /// encodes the payload as [`send`](Self::send) does.
+    /// Sends a message encoded once for many connections: a server queues a copy of
+    /// its frame (compressed once per setting where its compressor starts every
+    /// message empty, see [`PreparedFrame`]); a client, or a server compressing with
+    /// context takeover, encodes the payload as [`send`](Self::send) does.
     pub fn send_prepared(&mut self, msg: &PreparedFrame) -> Result<(), SendError> {
         self.check_new_message()?;
-        if self.role() == Role::Client || self.write_compression() {
-            return self.queue_message(msg.kind.opcode(), msg.payload());
+        let op = msg.kind.opcode();
+        if self.role() == Role::Client {
+            return self.queue_message(op, msg.payload());
+        }
+        #[cfg(feature = "deflate")]
+        if self.compresses(msg.payload().len()) {
+            let Some(key) = self.z.as_ref().and_then(|z| z.deflater.shared_key()) else {
+                msg.count_compression();
+                return self.queue_message(op, msg.payload());
+            };
+            let f = msg.deflated_frame(key, || self.compress_frame(op, msg.payload()))?;
+            // The encoder checks the sequence as for any frame it writes itself.
+            self.enc
+                .header(op, true, true, (f.bytes.len() - f.header_len) as u64)?;
+            self.act().tx.push_raw(&f.bytes);
+            return Ok(());
         }
         self.enc
-            .header(msg.kind.opcode(), true, false, msg.payload().len() as u64)?;
+            .header(op, true, false, msg.payload().len() as u64)?;
         self.act().tx.push_raw(&msg.frame);
         Ok(())
+    }
+
+    /// A whole server frame (RSV1 set) of `data` compressed by this connection's
+    /// compressor, for a [`PreparedFrame`]'s shared copy.
+    #[cfg(feature = "deflate")]
+    fn compress_frame(&mut self, op: OpCode, data: &[u8]) -> Result<DeflatedFrame, SendError> {
+        let mut payload = Vec::with_capacity(data.len() / 2 + 64);
+        let Some(z) = self.z.as_mut() else {
+            return Err(UsageError::MessageSequence.into());
+        };
+        if z.deflater.compress_message(data, &mut payload).is_err() {
+            return Err(self.compressor_failed());
+        }
+        let h = Encoder::with_randomness(Role::Server, crate::proto::Randomness::unused()).header(
+            op,
+            true,
+            true,
+            payload.len() as u64,
+        )?;
+        let mut frame = Vec::with_capacity(h.as_bytes().len() + payload.len());
+        frame.extend_from_slice(h.as_bytes());
+        frame.extend_from_slice(&payload);
+        Ok(DeflatedFrame {
+            header_len: h.as_bytes().len(),
+            bytes: frame.into(),
+        })
     }
 
     /// Queues one fragment of a message sent piece by piece: the first call starts a

@@ -80,6 +80,15 @@ impl MessageDeflater {
         }
     }
 
+    /// Where every message starts from an empty compressor (no context takeover on
+    /// this side) and none is under way: a key for the setting that alone
+    /// determines the compressed bytes (level and window size), so one message's
+    /// compression can be shared by every connection with the same key.
+    pub fn shared_key(&self) -> Option<u32> {
+        (self.keep == Keep::Nothing && self.state.is_none())
+            .then(|| (self.level as u32 & 0xFF) | (u32::from(self.bits) << 8))
+    }
+
     /// Whether a whole message of `len` bytes is worth compressing.
     pub fn wants(&self, len: usize) -> bool {
         len >= self.min_size
