@@ -211,6 +211,115 @@ fn a_single_process_pushes_json_as_it_came_and_refuses_what_is_not_json() {
     assert_eq!(http(addr, "POST", "/push?userId=nobody", b"{}").0, 404);
 }
 
+fn subscriber(addr: SocketAddr, id: &str, topics: &[&str]) -> Conn<std::net::TcpStream> {
+    let query: String = topics.iter().map(|t| format!("&topic={t}")).collect();
+    let (mut c, _) = Dialer::new()
+        .dial(&format!("ws://{addr}/getPushNews?userId={id}{query}"))
+        .unwrap();
+    c.set_read_deadline(Some(Instant::now() + T));
+    c
+}
+
+fn text(c: &mut Conn<std::net::TcpStream>) -> String {
+    match c.read_message().unwrap() {
+        Message::Text(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_single_process_pushes_to_topics_and_to_everyone() {
+    let (_p, addr) = start_push(&[]);
+    let mut alice = subscriber(addr, "alice", &["sport", "news"]);
+    let mut bob = subscriber(addr, "bob", &["news"]);
+    let mut carol = subscriber(addr, "carol", &[]);
+    for id in ["alice", "bob", "carol"] {
+        until_listed(addr, id);
+    }
+    let (status, answer) = http(addr, "POST", "/push?topic=sport", br#"{"score":"2-1"}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("pushed to 1 clients of topic sport"),
+        "{answer}"
+    );
+    let (status, answer) = http(addr, "POST", "/push?topic=news", br#"{"n":1}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("pushed to 2 clients of topic news"),
+        "{answer}"
+    );
+    let (status, answer) = http(addr, "POST", "/push?topic=weather", b"{}");
+    assert!(
+        status == 200 && answer.contains("pushed to 0 clients"),
+        "{answer}"
+    );
+    let (status, answer) = http(addr, "POST", "/push", br#"{"all":1}"#);
+    assert!(
+        status == 200 && answer.contains("pushed to 3 clients"),
+        "{answer}"
+    );
+    assert_eq!(text(&mut alice), r#"{"score":"2-1"}"#);
+    assert_eq!(text(&mut alice), r#"{"n":1}"#);
+    assert_eq!(text(&mut alice), r#"{"all":1}"#);
+    assert_eq!(text(&mut bob), r#"{"n":1}"#);
+    assert_eq!(text(&mut bob), r#"{"all":1}"#);
+    assert_eq!(
+        text(&mut carol),
+        r#"{"all":1}"#,
+        "no topic: only pushes to all"
+    );
+    // Everyone is in `all`, alice in two topics, bob in one.
+    let metrics = http(addr, "GET", "/metrics", b"").1;
+    assert!(
+        metrics.contains("silverback_subscriptions 6\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("silverback_publish_deliveries_total 6\n"),
+        "{metrics}"
+    );
+    // An empty topic is refused, on connect and on push.
+    assert_eq!(http(addr, "POST", "/push?topic=", b"{}").0, 400);
+    let refused = Dialer::new().dial(&format!("ws://{addr}/getPushNews?userId=dan&topic="));
+    assert!(refused.is_err(), "an empty topic on connect is refused");
+    // A closed connection's topics go with it.
+    drop(alice);
+    let deadline = Instant::now() + T;
+    while !http(addr, "GET", "/metrics", b"")
+        .1
+        .contains("silverback_subscriptions 3\n")
+    {
+        assert!(Instant::now() < deadline, "alice's subscriptions stayed");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_push_to_a_topic_reaches_its_subscribers_on_every_process() {
+    let redis = start_redis();
+    let (_a, a) = node(&redis, "a", &[]);
+    let (_b, b) = node(&redis, "b", &[]);
+    let mut x = subscriber(a, "x", &["room"]);
+    let mut y = subscriber(b, "y", &["room"]);
+    let mut z = subscriber(b, "z", &[]);
+    for (id, node) in [("x", "a"), ("y", "b"), ("z", "b")] {
+        redis.until_owner(id, node);
+    }
+    let (status, answer) = http(a, "POST", "/push?topic=room", br#"{"room":1}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("pushed to 1 clients here and every client of 1 other processes"),
+        "{answer}"
+    );
+    let (status, answer) = http(b, "POST", "/push", br#"{"all":1}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(text(&mut x), r#"{"room":1}"#);
+    assert_eq!(text(&mut y), r#"{"room":1}"#);
+    assert_eq!(text(&mut x), r#"{"all":1}"#);
+    assert_eq!(text(&mut y), r#"{"all":1}"#);
+    assert_eq!(text(&mut z), r#"{"all":1}"#, "z is not in the room");
+}
+
 #[test]
 fn pushes_and_deletes_reach_users_on_any_process_of_the_cluster() {
     let redis = start_redis();

@@ -11,7 +11,9 @@
 //!   one replaces it and tells the previous holder to close its older connection.
 //! * Commands: a push or delete is published on the holder's channel
 //!   (`silverback:push:node:NAME`) by one Lua script that looks the holder up and
-//!   publishes in one round trip; a broadcast goes on `silverback:push:all`.
+//!   publishes in one round trip; a push to a topic (everyone is the topic `all`)
+//!   goes on `silverback:push:all` once, whatever the number of users, and each
+//!   process publishes it to its own subscribers.
 //! * Faults: every Redis call has a timeout (`--redis-timeout`); a connection that
 //!   fails or times out is dropped and re-dialled with exponential backoff and
 //!   jitter (50 ms doubling to 2 s); while a worker waits for its next attempt, its
@@ -21,14 +23,14 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use silverback::CloseCode;
-use silverback::event::{Responder, Sender};
+use silverback::event::{Prepared, Publisher, Responder, Sender};
 
 use crate::mesg;
 
@@ -37,7 +39,12 @@ pub struct Local {
     pub sender: Sender,
     /// When the user connected (ms since the epoch): the newest connection wins.
     pub stamp: u64,
+    /// The topics the connection subscribed to (besides [`ALL`]).
+    pub topics: Vec<String>,
 }
+
+/// The topic every connection subscribes to: a push without user or topic.
+pub const ALL: &str = "all";
 
 /// Every user connected to this process, by id: the tutorial's client registry.
 pub type Registry = Arc<Mutex<HashMap<String, Local>>>;
@@ -55,8 +62,14 @@ pub fn now_ms() -> u64 {
 pub enum Command {
     /// Push `body` (raw JSON, sent unchanged) to `user`.
     Push { user: String, body: Box<RawValue> },
-    /// Push `body` to every user of every process but `from`.
-    PushAll { body: Box<RawValue>, from: String },
+    /// Push `body` to every subscriber of `topic` ([`ALL`] when absent) of every
+    /// process but `from`.
+    PushAll {
+        body: Box<RawValue>,
+        from: String,
+        #[serde(default)]
+        topic: Option<String>,
+    },
     /// Close `user`'s connection with `code`, if it connected before `older_than`
     /// (ms since the epoch; `None`: whenever it connected).
     Close {
@@ -78,10 +91,11 @@ pub enum Job {
         user: String,
         resp: Responder,
     },
-    /// The cross-process part of `POST /push` without a user; `local` users of this
-    /// process were pushed to on the loop already.
+    /// The cross-process part of `POST /push` to a topic (without a user); `local`
+    /// users of this process were published to on the loop already.
     Broadcast {
         body: Box<RawValue>,
+        topic: String,
         local: usize,
         resp: Responder,
     },
@@ -281,6 +295,9 @@ pub struct Cluster {
     registry: Registry,
     jobs: SyncSender<(Instant, Job)>,
     renew: Wake,
+    /// Publishes other processes' pushes to this process's subscribers (set once
+    /// the server is built).
+    publisher: OnceLock<Publisher>,
 }
 
 /// How many jobs may wait for a worker; beyond, the loop answers 503 at once.
@@ -306,6 +323,7 @@ impl Cluster {
             registry,
             jobs,
             renew: Wake::default(),
+            publisher: OnceLock::new(),
         });
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..workers.max(1) {
@@ -317,6 +335,11 @@ impl Cluster {
         let c = cluster.clone();
         thread::spawn(move || c.renew_loop());
         Ok(cluster)
+    }
+
+    /// Where pushes to topics from other processes are published.
+    pub fn set_publisher(&self, p: Publisher) {
+        let _ = self.publisher.set(p);
     }
 
     /// Hands a job to the workers; a full queue answers 503 at once.
@@ -378,10 +401,16 @@ impl Cluster {
                     Err(e) => mesg(503, &format!("redis: {e}")),
                 });
             }
-            Job::Broadcast { body, local, resp } => {
+            Job::Broadcast {
+                body,
+                topic,
+                local,
+                resp,
+            } => {
                 let cmd = Command::PushAll {
                     body,
                     from: self.node.clone(),
+                    topic: (topic != ALL).then_some(topic),
                 };
                 let text = serde_json::to_string(&cmd).unwrap_or_default();
                 let r = link.run(|con, _| {
@@ -510,11 +539,13 @@ impl Cluster {
                     let _ = l.sender.send_json(&body);
                 }
             }
-            Command::PushAll { body, from } => {
-                if from != self.node {
-                    for l in self.registry.lock().unwrap().values() {
-                        let _ = l.sender.send_json(&body);
-                    }
+            Command::PushAll { body, from, topic } => {
+                // Encoded once for all of this process's subscribers.
+                if from != self.node
+                    && let Some(p) = self.publisher.get()
+                {
+                    let topic = topic.as_deref().unwrap_or(ALL);
+                    let _ = p.publish(topic, &Prepared::text(body.get()));
                 }
             }
             Command::Close {
@@ -527,7 +558,7 @@ impl Cluster {
     }
 
     /// The subscriber: receives this process's commands and hands them to the loop
-    /// through the users' Senders. Re-dials with backoff when Redis goes away;
+    /// through the users' Senders or the publisher. Re-dials with backoff when Redis goes away;
     /// once subscribed again, asks for every local user to be re-registered.
     fn subscribe(&self) {
         let mine = format!("{NODE_CHANNEL}{}", self.node);

@@ -3,17 +3,22 @@
 //!
 //! * `GET /getPushNews?userId=ID` upgrades and registers the connection under `ID`
 //!   (a newer connection for the same id replaces the older one, which is closed
-//!   with 4000, on whichever process it was).
+//!   with 4000, on whichever process it was). `&topic=NAME`, repeatable, subscribes
+//!   the connection to topics; every connection is subscribed to the topic `all`.
 //! * `POST /push?userId=ID` with a JSON body pushes the body to that user exactly as
-//!   it came (the tutorial's `WriteJSON(content)`); `POST /push` without `userId`
-//!   pushes it to everyone. A body that is not JSON is answered
-//!   `400 {"mesg": ...}` and pushes nothing.
+//!   it came (the tutorial's `WriteJSON(content)`); `POST /push?topic=NAME` pushes
+//!   it to every subscriber of the topic, and `POST /push` without either to
+//!   everyone (the topic `all`). A push to a topic is the loop's publish: the frame
+//!   is encoded once (compressed once for clients without context takeover) and
+//!   copied to each subscriber, and reaches the other loops with one post each and
+//!   the other processes with one Redis message. A body that is not JSON is
+//!   answered `400 {"mesg": ...}` and pushes nothing.
 //! * `GET /deleteClient/ID` (or `DELETE`) closes that user's connection (1000);
 //!   an unknown id is answered `404 {"mesg": "..."}`.
 //! * A ping every 10 s (`--ping SECS`); a peer silent for 30 s after a ping is dropped.
 //! * The close handler removes the user from the registry.
 //! * `--tick SECS` starts a thread that pushes `{"type":"tick","n":N}` to every user
-//!   through their `Sender`s: pushing from a thread that is not the loop.
+//!   through a `Publisher`: publishing from a thread that is not the loop.
 //! * `GET /` serves the test page (connects as `user1`; edit the URL for others),
 //!   `GET /clients` lists this process's users, `GET /metrics` serves the server's
 //!   counters in the Prometheus text format.
@@ -36,7 +41,7 @@
 //!   connected to the process that gets the request (they never touch Redis), and
 //!   closes.
 //! * A push or delete for a user on another process, and the cross-process part of
-//!   a broadcast, is refused with `503 {"mesg": ...}` within the timeout; never
+//!   a push to a topic, is refused with `503 {"mesg": ...}` within the timeout; never
 //!   silently dropped. (A push refused because Redis was *paused* may still be
 //!   delivered once Redis resumes and runs the command it had received: retry only
 //!   what must arrive at least once.)
@@ -52,6 +57,7 @@
 //! cargo run --release --features json --example push -- [--addr 0.0.0.0:22345] [--ping SECS] [--tick SECS]
 //!     [--redis redis://127.0.0.1:6379 --node NAME [--registry-ttl SECS] [--redis-timeout SECS] [--redis-workers N]]
 //! curl -X POST 'http://127.0.0.1:22345/push?userId=user1' -d '{"title":"hello"}'
+//! curl -X POST 'http://127.0.0.1:22345/push?topic=sport' -d '{"score":"2-1"}'
 //! curl 'http://127.0.0.1:22345/deleteClient/user1'
 //! ```
 
@@ -68,12 +74,12 @@ use std::time::Duration;
 use serde_json::json;
 use serde_json::value::RawValue;
 use silverback::event::{
-    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Server,
+    Ctx, Decision, Handler, HttpRequest, HttpResponse, LoopCtx, MessageRef, Prepared, Server,
 };
 use silverback::proto::handshake::Request;
 use silverback::{CloseCode, Error};
 
-use cluster::{Cluster, Job, Local, Registry, now_ms};
+use cluster::{ALL, Cluster, Job, Local, Registry, now_ms};
 
 const PAGE: &str = include_str!("../page.html");
 
@@ -87,8 +93,15 @@ struct Push {
     cluster: Option<Arc<Cluster>>,
 }
 
+/// A connection's user id and the topics it asked for.
+#[derive(Default)]
+struct User {
+    id: String,
+    topics: Vec<String>,
+}
+
 impl Push {
-    fn push(&mut self, req: &HttpRequest<'_>) -> HttpResponse {
+    fn push(&mut self, req: &HttpRequest<'_>, lp: &mut LoopCtx<'_, User>) -> HttpResponse {
         // The body is pushed exactly as it came, once it is known to be JSON.
         let body: Box<RawValue> = match std::str::from_utf8(req.body)
             .ok()
@@ -124,18 +137,33 @@ impl Push {
                 }
             }
             None => {
+                let topic = req.head.query_param("topic").unwrap_or(ALL).to_owned();
+                if topic.is_empty() {
+                    return mesg(400, "topic must not be empty");
+                }
+                // Encoded once here; every loop of this process copies the frame to
+                // its subscribers.
+                lp.publish(&topic, &Prepared::text(body.get()));
                 let local = {
                     let reg = self.registry.lock().unwrap();
-                    reg.values()
-                        .filter(|l| l.sender.send_json(&body).is_ok())
-                        .count()
+                    if topic == ALL {
+                        reg.len()
+                    } else {
+                        reg.values().filter(|l| l.topics.contains(&topic)).count()
+                    }
+                };
+                let to = if topic == ALL {
+                    String::new()
+                } else {
+                    format!(" of topic {topic}")
                 };
                 match &self.cluster {
-                    None => mesg(200, &format!("pushed to {local} clients")),
+                    None => mesg(200, &format!("pushed to {local} clients{to}")),
                     Some(c) => {
-                        // Every other process pushes to its own users.
+                        // Every other process publishes to its own subscribers.
                         c.submit(Job::Broadcast {
                             body,
+                            topic,
                             local,
                             resp: req.defer(),
                         });
@@ -171,32 +199,47 @@ impl Push {
 }
 
 impl Handler for Push {
-    /// The user id of the connection.
-    type Data = String;
+    /// The user id of the connection and its topics.
+    type Data = User;
 
-    fn on_request(&mut self, req: &Request, user: &mut String, _: SocketAddr) -> Decision {
+    fn on_request(&mut self, req: &Request, user: &mut User, _: SocketAddr) -> Decision {
         if req.path() != "/getPushNews" {
             return Decision::reject(404, "not found: connect to /getPushNews?userId=ID");
         }
+        let topics: Vec<String> = req.query_params("topic").map(str::to_owned).collect();
+        if topics.iter().any(String::is_empty) {
+            return Decision::reject(400, "topic must not be empty");
+        }
         match req.query_param("userId") {
             Some(id) if !id.is_empty() => {
-                *user = id.to_owned();
+                *user = User {
+                    id: id.to_owned(),
+                    topics,
+                };
                 Decision::accept()
             }
             _ => Decision::reject(400, "userId is required"),
         }
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, String>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, User>) {
         let sender = ctx.sender();
-        let user = ctx.data().clone();
+        let topics = ctx.data().topics.clone();
+        for t in std::iter::once(ALL).chain(topics.iter().map(String::as_str)) {
+            // Open in on_open: subscribing cannot fail here.
+            let _ = ctx.subscribe(t);
+        }
+        let user = ctx.data().id.clone();
         println!("user {user} connected from {}", ctx.peer_addr());
         let stamp = now_ms();
-        let old = self
-            .registry
-            .lock()
-            .unwrap()
-            .insert(user.clone(), Local { sender, stamp });
+        let old = self.registry.lock().unwrap().insert(
+            user.clone(),
+            Local {
+                sender,
+                stamp,
+                topics,
+            },
+        );
         if let Some(old) = old {
             let _ = old
                 .sender
@@ -209,15 +252,20 @@ impl Handler for Push {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, String>, msg: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, User>, msg: MessageRef<'_>) {
         // The service is push-only; log what clients say.
-        println!("user {}: {}", ctx.data(), String::from_utf8_lossy(msg.data));
+        println!(
+            "user {}: {}",
+            ctx.data().id,
+            String::from_utf8_lossy(msg.data)
+        );
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, String>, code: CloseCode, reason: &str) {
-        // The close handler: remove the user, unless a newer connection replaced it.
+    fn on_close(&mut self, ctx: &mut Ctx<'_, User>, code: CloseCode, reason: &str) {
+        // The close handler: remove the user, unless a newer connection replaced it
+        // (its topics end with the connection).
         let id = ctx.id();
-        let user = ctx.data().clone();
+        let user = ctx.data().id.clone();
         let removed = {
             let mut reg = self.registry.lock().unwrap();
             match reg.get(&user) {
@@ -234,11 +282,11 @@ impl Handler for Push {
         println!("user {user} disconnected ({code} {reason:?})");
     }
 
-    fn on_error(&mut self, ctx: &mut Ctx<'_, String>, err: &Error) {
-        eprintln!("user {}: {err}", ctx.data());
+    fn on_error(&mut self, ctx: &mut Ctx<'_, User>, err: &Error) {
+        eprintln!("user {}: {err}", ctx.data().id);
     }
 
-    fn on_http(&mut self, req: &HttpRequest<'_>, lp: &mut LoopCtx<'_, String>) -> HttpResponse {
+    fn on_http(&mut self, req: &HttpRequest<'_>, lp: &mut LoopCtx<'_, User>) -> HttpResponse {
         let head = req.head;
         let path = head.path();
         match (head.method(), path) {
@@ -249,7 +297,7 @@ impl Handler for Push {
                     "const DEFAULT_PATH = \"/getPushNews?userId=user1\";",
                 ),
             ),
-            ("POST", "/push") => self.push(req),
+            ("POST", "/push") => self.push(req, lp),
             ("GET" | "DELETE", p) if p.starts_with("/deleteClient/") => {
                 let user = p["/deleteClient/".len()..].to_owned();
                 self.delete(req, &user)
@@ -307,19 +355,6 @@ fn main() -> std::io::Result<()> {
             Some(c)
         }
     };
-    if tick > 0.0 {
-        // A thread that is not the loop pushes through the Senders.
-        let registry = registry.clone();
-        thread::spawn(move || {
-            for n in 1u64.. {
-                thread::sleep(Duration::from_secs_f64(tick));
-                let msg = json!({ "type": "tick", "n": n });
-                for l in registry.lock().unwrap().values() {
-                    let _ = l.sender.send_json(&msg);
-                }
-            }
-        });
-    }
     let (builder, ws, http) = common::with_server_tls(common::with_edge_flags(Server::builder()));
     let server = builder
         .addr(addr)
@@ -328,12 +363,35 @@ fn main() -> std::io::Result<()> {
         // A deferred request waits at most a few Redis timeouts; the workers answer
         // 503 long before this.
         .http_answer_timeout(Duration::from_secs(10))
-        .build(move |_| Push {
-            registry: registry.clone(),
-            cluster: cluster.clone(),
+        .build({
+            let cluster = cluster.clone();
+            move |_| Push {
+                registry: registry.clone(),
+                cluster: cluster.clone(),
+            }
         })?;
+    let publisher = server.handle().publisher();
+    if let Some(c) = &cluster {
+        // Pushes to topics from other processes are published here.
+        c.set_publisher(publisher.clone());
+    }
+    if tick > 0.0 {
+        // A thread that is not the loop publishes to everyone.
+        thread::spawn(move || {
+            for n in 1u64.. {
+                thread::sleep(Duration::from_secs_f64(tick));
+                let msg = json!({ "type": "tick", "n": n });
+                let Ok(msg) = Prepared::json(&msg) else {
+                    continue;
+                };
+                if publisher.publish(ALL, &msg).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     println!(
-        "push service on {ws}://{}/getPushNews?userId=ID; POST /push?userId=ID; GET /deleteClient/ID; page at {http}://{}/",
+        "push service on {ws}://{}/getPushNews?userId=ID[&topic=NAME]; POST /push[?userId=ID|?topic=NAME]; GET /deleteClient/ID; page at {http}://{}/",
         server.local_addr(),
         server.local_addr()
     );

@@ -102,6 +102,17 @@ impl Request {
             .map(|(_, v)| v)
     }
 
+    /// Every value of query parameter `name`, in order, for parameters that repeat
+    /// (`?topic=a&topic=b`; no percent-decoding).
+    pub fn query_params<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .filter(move |(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
     /// The HTTP minor version (1 for HTTP/1.1).
     pub fn minor_version(&self) -> u8 {
         self.minor_version

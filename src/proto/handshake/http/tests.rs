@@ -155,7 +155,7 @@ fn client_round_trip() {
     write_request(
         &ClientOffer {
             host: "localhost:1",
-            target: "/x?y=1",
+            target: "/x?y=1&t=a&flag&t=b&t=",
             key: &key,
             protocols: &protocols,
             ..Default::default()
@@ -167,6 +167,9 @@ fn client_round_trip() {
         .unwrap();
     assert_eq!(req.validate_upgrade(), Ok(()));
     assert_eq!(req.query_param("y"), Some("1"));
+    assert_eq!(req.query_param("flag"), Some(""));
+    assert_eq!(req.query_params("t").collect::<Vec<_>>(), ["a", "b", ""]);
+    assert_eq!(req.query_params("none").count(), 0);
     let mut resp = Vec::new();
     write_accept_response(&key, req.select_protocol(&protocols), None, &[], &mut resp);
     resp.extend_from_slice(b"\x81\x00");
