@@ -10,6 +10,8 @@
 //!                 [--interval 10] [--report-every 60] [--resetters 2] [--slow-readers 2] [--seed N] [--deflate]
 //! loadgen push    --url ws://127.0.0.1:9001/ --url ws://127.0.0.1:9002/ --conns 20000 --duration 20
 //!                 [--pushers 8] [--at "5:kill -STOP PID"]...
+//! loadgen fanout  --url 'ws://127.0.0.1:22345/getPushNews?userId=u{i}' --conns 10000 --rate 10
+//!                 --duration 8 --size 1024 --post 'http://127.0.0.1:22345/push' [--server-pid PID] [--deflate]
 //! loadgen handshake --url ws://127.0.0.1:9000/ --count 500 [--proxy http://127.0.0.1:3128]
 //! loadgen reconnect --url ws://127.0.0.1:9000/ --conns 1000 --window 1 --max-delay 8 --duration 12
 //!                 --at "3:kill -9 PID" --at "3.5:COMMAND THAT STARTS IT AGAIN"
@@ -36,6 +38,10 @@
 //!   pushes through random processes to random users, every delivery checked,
 //!   latency same-process and cross-process, faults injected with `--at`
 //!   (examples/common/push_load.rs says what it does).
+//! * `fanout`: N subscribers, R posts/s to a push endpoint, every delivery counted:
+//!   deliveries/s, latency from the POST to the last subscriber (p50/p99/max),
+//!   lost, and the server's CPU per delivered message (examples/common/fanout.rs
+//!   says how).
 //! * `handshake`, `reconnect`: what a device sees through a proxy and after a
 //!   server restart (examples/common/fleet.rs says what they measure).
 //!
@@ -45,6 +51,8 @@
 mod common;
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "common/fanout.rs"]
+mod fanout;
 #[path = "common/fleet.rs"]
 mod fleet;
 #[path = "common/http.rs"]
@@ -483,6 +491,7 @@ fn main() -> ExitCode {
          soak: [--interval SECS] [--report-every SECS] [--resetters N] [--slow-readers N] [--seed N]\n    \
          push: --url ws://A/ --url ws://B/ ... [--pushers N] [--at SECS:COMMAND]...   (examples/push processes)\n    \
          push-holder (started by push): [--first I] [--bystander]\n    \
+         fanout: --url 'ws://HOST:PORT/PATH?id={i}' --post http://HOST:PORT/PATH [--rate POSTS_PER_SEC] [--size BYTES] [--deflate]\n    \
          handshake: [--count N] [--proxy URL]\n    \
          reconnect: [--window SECS] [--max-delay SECS] [--at SECS:COMMAND]...",
     );
@@ -528,6 +537,19 @@ fn main() -> ExitCode {
             return verdict(soak::run(settings));
         }
         "connect" => connect(&url, conns, num("--duration", 5.0), pid),
+        "fanout" => match deflate(tls(Client::builder()), common::flag("--deflate")) {
+            Ok(builder) => fanout::run(fanout::Settings {
+                url: url.clone(),
+                conns,
+                rate: num("--rate", 20.0).max(0.01),
+                duration: num("--duration", 8.0),
+                size: num("--size", 1024.0) as usize,
+                post: common::flag_value("--post").unwrap_or_default(),
+                pid,
+                builder,
+            }),
+            Err(e) => Err(e),
+        },
         "handshake" => fleet::handshake(
             &url,
             num("--count", 200.0) as usize,
@@ -576,7 +598,7 @@ fn main() -> ExitCode {
         }
         other => {
             eprintln!(
-                "unknown mode {other:?}: echo, idle, connect, soak, push, handshake or reconnect"
+                "unknown mode {other:?}: echo, idle, connect, soak, push, fanout, handshake or reconnect"
             );
             return ExitCode::FAILURE;
         }

@@ -55,6 +55,7 @@
 //!
 //! ```text
 //! cargo run --release --features json --example push -- [--addr 0.0.0.0:22345] [--ping SECS] [--tick SECS]
+//!     [--workers N] [--deflate [--deflate-mode MODE]]
 //!     [--redis redis://127.0.0.1:6379 --node NAME [--registry-ttl SECS] [--redis-timeout SECS] [--redis-workers N]]
 //! curl -X POST 'http://127.0.0.1:22345/push?userId=user1' -d '{"title":"hello"}'
 //! curl -X POST 'http://127.0.0.1:22345/push?topic=sport' -d '{"score":"2-1"}'
@@ -322,7 +323,8 @@ impl Handler for Push {
 
 fn main() -> std::io::Result<()> {
     common::usage(
-        "push [--addr HOST:PORT] [--ping SECS] [--tick SECS]\n     \
+        "push [--addr HOST:PORT] [--ping SECS] [--tick SECS] [--workers N]\n     \
+         [--deflate [--deflate-mode fast|small|shared|dedicated:BITS:MEM|window:BITS]]   (--features deflate)\n     \
          [--redis redis://HOST:PORT --node NAME [--registry-ttl SECS] [--redis-timeout SECS] [--redis-workers N]]\n     \
          (default 0.0.0.0:22345)\n     \
          [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)\n     \
@@ -355,9 +357,22 @@ fn main() -> std::io::Result<()> {
             Some(c)
         }
     };
-    let (builder, ws, http) = common::with_server_tls(common::with_edge_flags(Server::builder()));
+    let (mut builder, ws, http) =
+        common::with_server_tls(common::with_edge_flags(Server::builder()));
+    if common::deflate_requested() {
+        // Pushes to topics compress once per publish for clients without context
+        // takeover (`--deflate-mode shared`), per client otherwise.
+        #[cfg(feature = "deflate")]
+        {
+            builder = builder.deflate(common::deflate_mode_config());
+        }
+    }
+    let workers: usize = common::flag_value("--workers")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
     let server = builder
         .addr(addr)
+        .workers(workers)
         .heartbeat(ping, ping * 3)
         .check_origin(|_| true)
         // A deferred request waits at most a few Redis timeouts; the workers answer
