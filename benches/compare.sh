@@ -10,7 +10,9 @@
 # builds our echo servers in release mode, adds them to the server list the way the
 # yardstick's README describes, and runs its run.sh. Every knob of run.sh passes
 # through the environment (REPS, DURATION, ONLY, PHASES, ...). The summary is printed
-# and copied to docs/bench-latest.md; docs/BENCHMARKS.md is curated by hand from it.
+# and copied to docs/bench-latest.md, and drawn as docs/charts/cpu-per-message.svg
+# and docs/charts/idle-memory.svg (benches/charts.py); docs/BENCHMARKS.md is curated
+# by hand from it.
 # Not part of `cargo test` or CI: it needs a quiet machine and about 30 minutes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,4 +36,6 @@ if [ "$after" != "$before" ] && [ -f "raw/$after/summary.md" ]; then
   # Paths of this checkout are written relative to it.
   sed "s|$ROOT/||g" "raw/$after/summary.md" > "$ROOT/docs/bench-latest.md"
   echo "compare.sh: summary copied to docs/bench-latest.md (raw data: $WORK/raw/$after)"
+  # The charts of that table: CPU per message per server and size, idle memory.
+  python3 "$ROOT/benches/charts.py" bench-latest "$ROOT/docs/bench-latest.md" "$ROOT/docs/charts"
 fi

@@ -7,7 +7,9 @@
 #
 # Environment: NS="1000 10000" (subscribers), SIZES="64 1024" (message bytes),
 # RATE_TOTAL=100000 (deliveries per second: a run posts RATE_TOTAL/N times a
-# second), SECS=6, MODES="plain deflate", ONLY=label,label (cells to run).
+# second), SECS=6, MODES="plain deflate", ONLY=label,label (cells to run),
+# TAG=latest (names the outputs; only `latest` redraws the charts), SUMMARY_ONLY=1
+# (no runs: the tables and charts again from the stored results of TAG).
 #
 # Each cell starts its server pinned to CPU 0 and `loadgen fanout` (this
 # checkout's) on CPU 1: N subscribers on one client loop, posts at a fixed rate
@@ -27,57 +29,39 @@
 #            uws-deflate                  uWebSockets SHARED_COMPRESSOR, publish compressed
 #   (the earlier build's push example has no --deflate, so no deflate before.)
 #
-# Writes target/bench/fanout/results.jsonl (one line per run, with its label),
-# docs/fanout-latest.md (medians, lost, ratio to uWebSockets) and the charts
-# docs/charts/fanout-cpu.svg and docs/charts/fanout-latency.svg.
+# Writes target/bench/fanout/results-TAG.jsonl (one line per run, with its label),
+# docs/fanout-TAG.md (medians, lost, ratio to uWebSockets) and, for TAG=latest, the
+# charts docs/charts/fanout-cpu.svg and docs/charts/fanout-latency.svg.
 # Needs: python3 (venv), Debian's libuv1 (socketify's native library links it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 BEFORE=${1:-9dd98dc} REPS=${2:-3}
 NS=${NS:-"1000 10000"} SIZES=${SIZES:-"64 1024"} RATE_TOTAL=${RATE_TOTAL:-100000}
-SECS=${SECS:-6} MODES=${MODES:-"plain deflate"} ONLY=${ONLY:-}
+SECS=${SECS:-6} MODES=${MODES:-"plain deflate"} ONLY=${ONLY:-} TAG=${TAG:-latest}
 OUT=target/bench/fanout
 mkdir -p "$OUT"
 
-# The builds: the earlier one and this checkout (examples/push and loadgen).
-benches/build_at.sh "$BEFORE" target/bench/fanout-before >/dev/null
-benches/build_at.sh worktree target/bench/fanout-after >/dev/null
-LG=target/bench/fanout-after/loadgen
+LG=target/bench/fanout-after/loadgen VENV=target/bench/uws-venv
+if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
+  # The builds: the earlier one and this checkout (examples/push and loadgen).
+  benches/build_at.sh "$BEFORE" target/bench/fanout-before >/dev/null
+  benches/build_at.sh worktree target/bench/fanout-after >/dev/null
 
-# The uWebSockets anchor: socketify (uWebSockets + uSockets, compiled) in a venv.
-have_libuv() { ldconfig -p | grep 'libuv.so.1' >/dev/null; }
-if ! have_libuv; then
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq libuv1 >/dev/null; fi
-  have_libuv || { echo "fanout.sh: needs Debian's libuv1 (apt-get install libuv1)" >&2; exit 2; }
+  # The uWebSockets anchor: socketify (uWebSockets + uSockets, compiled) in a venv.
+  have_libuv() { ldconfig -p | grep 'libuv.so.1' >/dev/null; }
+  if ! have_libuv; then
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq libuv1 >/dev/null; fi
+    have_libuv || { echo "fanout.sh: needs Debian's libuv1 (apt-get install libuv1)" >&2; exit 2; }
+  fi
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import socketify' 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q socketify==0.0.31
+  fi
 fi
-VENV=target/bench/uws-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import socketify' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q socketify==0.0.31
-fi
-
-# start PORT CMD...: starts a server ({port} in CMD is replaced) on CPU 0; sets PID.
-start() {
-  local port=$1
-  shift
-  local cmd=("${@//\{port\}/$port}")
-  taskset -c 0 "${cmd[@]}" >/dev/null 2>&1 &
-  PID=$!
-  for _ in $(seq 1 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "fanout.sh: ${cmd[*]} did not start" >&2
-  exit 1
-}
-stop() {
-  kill "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-}
-trap stop EXIT
+trap stop_server EXIT
 
 B=target/bench/fanout-before/push A=target/bench/fanout-after/push
 UWS=("$VENV/bin/python" benches/fanout/uws_fanout.py "{port}")
@@ -93,10 +77,9 @@ CELLS=(
   "uws-deflate|deflate|${UWS[*]} --deflate|/|/push|--deflate --deflate-mode shared"
 )
 
-RESULTS=$OUT/results.jsonl
-: > "$RESULTS"
-port=$((21000 + RANDOM % 9000))
-for rep in $(seq 1 "$REPS"); do
+RESULTS=$OUT/results-$TAG.jsonl
+[ "${SUMMARY_ONLY:-0}" = 1 ] && REPS_RUN=0 || { REPS_RUN=$REPS; : > "$RESULTS"; }
+for rep in $(seq 1 "$REPS_RUN"); do
   for n in $NS; do
     rate=$(python3 -c "print($RATE_TOTAL / $n)")
     for size in $SIZES; do
@@ -104,14 +87,13 @@ for rep in $(seq 1 "$REPS"); do
         IFS='|' read -r label mode server sub post flags <<<"$cell"
         [[ " $MODES " == *" $mode "* ]] || continue
         if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$label,"* ]]; then continue; fi
-        port=$((port + 1))
         # shellcheck disable=SC2086
-        start "$port" $server
+        start_cmd $server
         # shellcheck disable=SC2086
-        line=$(taskset -c 1 "$LG" fanout --url "ws://127.0.0.1:$port$sub" --conns "$n" \
-          --rate "$rate" --duration "$SECS" --size "$size" --post "http://127.0.0.1:$port$post" \
-          --server-pid "$PID" $flags 2>/dev/null | tail -1)
-        stop
+        line=$(taskset -c 1 "$LG" fanout --url "ws://127.0.0.1:$PORT$sub" --conns "$n" \
+          --rate "$rate" --duration "$SECS" --size "$size" --post "http://127.0.0.1:$PORT$post" \
+          --server-pid "$SERVER_PID" $flags 2>/dev/null | tail -1)
+        stop_server
         [ -n "$line" ] || line='{"mode": "fanout", "failed": true}'
         echo "rep $rep: $label N=$n $size B: $line" >&2
         python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' \
@@ -122,9 +104,9 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 
-python3 - "$RESULTS" "$BEFORE" "$REPS" "$RATE_TOTAL" "$SECS" > docs/fanout-latest.md <<'PY'
+python3 - "$RESULTS" "$BEFORE" "$REPS" "$RATE_TOTAL" "$SECS" "$NS" "$SIZES" > "docs/fanout-$TAG.md" <<'PY'
 import collections, json, statistics, sys
-path, before, reps, rate, secs = sys.argv[1:]
+path, before, reps, rate, secs, ns, sizes = sys.argv[1:]
 cells = collections.defaultdict(list)
 for line in open(path):
     d = json.loads(line)
@@ -132,8 +114,8 @@ for line in open(path):
         continue
     cells[(d["label"], d["conns"], d["size"])].append(d)
 med = lambda rows, f: statistics.median(r[f] for r in rows if r[f] is not None)
-print("# Fan-out: latest run of benches/fanout.sh\n")
-print(f"`benches/fanout.sh {before} {reps}` (RATE_TOTAL={rate} deliveries/s, SECS={secs}); "
+print("# Fan-out: a run of benches/fanout.sh\n")
+print(f"`NS=\"{ns}\" SIZES=\"{sizes}\" RATE_TOTAL={rate} SECS={secs} benches/fanout.sh {before} {reps}`: "
       "medians over the runs of each cell; server on CPU 0, loadgen on CPU 1. "
       "CPU: server CPU time per delivered message, from the first POST until every "
       "delivery arrived. Latency: from the POST to the last subscriber that got the "
@@ -154,5 +136,5 @@ for n, size in sorted({(k[1], k[2]) for k in cells}):
               f"{med(rows, 'latency_last_ms_p50'):.1f} | {med(rows, 'latency_last_ms_p99'):.1f} | "
               f"{med(rows, 'latency_last_ms_max'):.1f} | {lost} | {len(rows)} |")
 PY
-python3 benches/charts.py fanout "$RESULTS" docs/charts >&2
-cat docs/fanout-latest.md
+if [ "$TAG" = latest ]; then python3 benches/charts.py fanout "$RESULTS" docs/charts >&2; fi
+cat "docs/fanout-$TAG.md"

@@ -32,26 +32,15 @@ trap 'rm -rf "$OUT"' EXIT
 # run BINARY "SERVER_ARGS" SIZE "LOADGEN_ARGS" COUNT: prints "IR MSGS".
 run() {
   local bin=$1 sargs=$2 size=$3 largs=$4 count=$5
-  PORT=$((PORT + 1))
   # shellcheck disable=SC2086
-  taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" \
-    "$bin" --addr "127.0.0.1:$PORT" --plain --workers 1 --quiet $sargs >"$OUT/vg.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    sleep 0.05
-  done
+  start_callgrind "$OUT" "$bin" --plain --workers 1 --quiet $sargs
   local line msgs
   # shellcheck disable=SC2086
   line=$(taskset -c 1 "$LG" echo --url "ws://127.0.0.1:$PORT/" --conns 1 --count "$count" \
     --size "$size" $largs 2>/dev/null | tail -1)
   msgs=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["msgs"])' "$line")
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local ir
-  ir=$(awk '/^totals:/ {print $2}' "$OUT"/cg."$pid")
-  rm -f "$OUT"/cg."$pid"
-  echo "$ir $msgs"
+  stop_server
+  echo "$(callgrind_total "$OUT") $msgs"
 }
 
 CELLS="$OUT/cells"

@@ -3,24 +3,48 @@
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 
-# start_server BINARY ARGS...: sets SERVER_PID and PORT (the server gets --addr).
-start_server() {
+# start_cmd COMMAND ARGS...: starts a server pinned to CPU 0 on a fresh port ({port}
+# in the arguments is replaced by it) and waits until it accepts; sets SERVER_PID and
+# PORT. PREFIX (an array, e.g. valgrind and its flags) goes before the command.
+start_cmd() {
   PORT=$((PORT + 1))
-  local bin=$1
-  shift
-  taskset -c 0 "$bin" --addr "127.0.0.1:$PORT" "$@" >/dev/null 2>&1 &
+  local cmd=("${@//\{port\}/$PORT}")
+  taskset -c 0 "${PREFIX[@]}" "${cmd[@]}" >"${SERVER_LOG:-/dev/null}" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 400); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.05
   done
-  echo "$(basename "$0"): $bin $* did not start on port $PORT" >&2
+  echo "$(basename "$0"): ${cmd[*]} did not start on port $PORT" >&2
   exit 1
+}
+PREFIX=()
+
+# start_server BINARY ARGS...: start_cmd with --addr 127.0.0.1:{port}.
+start_server() {
+  local bin=$1
+  shift
+  start_cmd "$bin" --addr "127.0.0.1:{port}" "$@"
+}
+
+# start_callgrind OUTDIR BINARY ARGS...: start_server under valgrind's callgrind
+# (its output in OUTDIR/cg.PID); callgrind_total OUTDIR prints the instructions the
+# server ran once stop_server has ended it, and removes the file.
+start_callgrind() {
+  local dir=$1
+  shift
+  PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p")
+  SERVER_LOG="$dir/vg.log" start_server "$@"
+  PREFIX=()
+}
+callgrind_total() {
+  awk '/^totals:/ {print $2}' "$1/cg.$SERVER_PID"
+  rm -f "$1/cg.$SERVER_PID"
 }
 
 stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
 }
 

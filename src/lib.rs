@@ -114,6 +114,10 @@ pub struct FromTungsteniteDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/no_std.md")]
 pub struct NoStdDoctests;
+/// The topics guide's Rust blocks, compiled and run the same way.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../docs/pubsub.md")]
+pub struct PubSubDoctests;
 #[cfg(feature = "std")]
 pub use backoff::Backoff;
 #[cfg(feature = "std")]
