@@ -20,16 +20,22 @@ import json
 import statistics
 import sys
 
-PALETTE = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#718096",
+PALETTE = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#00a3c4",
            "#b7791f", "#319795", "#e53e3e", "#4a5568"]
 OURS = ["#c53030", "#f56565", "#9b2c2c", "#fc8181"]
 
 
-def color_of(name, index, ours):
-    """Ours in shades of red (in order), the others from the palette."""
-    ours = sorted(ours)
+ANCHORS = ["#1a202c", "#a0aec0"]
+
+
+def color_of(name, index, ours, anchors=()):
+    """Ours in shades of red (in order), anchors in black and grey, the others
+    from the palette."""
+    ours, anchors = sorted(ours), sorted(anchors)
     if name in ours:
         return OURS[ours.index(name) % len(OURS)]
+    if name in anchors:
+        return ANCHORS[anchors.index(name) % len(ANCHORS)]
     return PALETTE[index % len(PALETTE)]
 
 
@@ -58,7 +64,7 @@ def nice_max(v):
     return m
 
 
-def bar_chart(path, title, unit, groups, series, source, ours=()):
+def bar_chart(path, title, unit, groups, series, source, ours=(), anchors=()):
     """Horizontal grouped bars: one block per group, one bar per series."""
     label_w, right, top = 170, 90, 60
     bar_h, gap = 14, 14
@@ -83,7 +89,7 @@ def bar_chart(path, title, unit, groups, series, source, ours=()):
         for si, (name, vals) in enumerate(series):
             v = vals[gi]
             if v is not None:
-                color = color_of(name, si, ours)
+                color = color_of(name, si, ours, anchors)
                 if n_series == 1 and g in ours:
                     color = OURS[0]
                 bw = max(1.0, plot_w * v / vmax)
@@ -96,7 +102,7 @@ def bar_chart(path, title, unit, groups, series, source, ours=()):
     # Legend.
     lx, ly = label_w, 38
     for si, (name, _) in enumerate(series):
-        color = color_of(name, si, ours)
+        color = color_of(name, si, ours, anchors)
         body.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
         body.append(f'<text x="{lx + 14}" y="{ly}">{esc(name)}</text>')
         lx += 24 + 7 * len(name)
@@ -105,7 +111,7 @@ def bar_chart(path, title, unit, groups, series, source, ours=()):
     write(path, svg_doc(w, h, "".join(s + "\n" for s in body), title, source))
 
 
-def line_chart(path, title, xlabel, ylabel, series, source, ours=(), limit=None):
+def line_chart(path, title, xlabel, ylabel, series, source, ours=(), limit=None, anchors=()):
     """Lines over a log2 x axis (subscribers); `limit` draws a dashed goal line."""
     import math
     w, h, left, right, top, bottom = 760, 420, 70, 200, 50, 60
@@ -131,7 +137,7 @@ def line_chart(path, title, xlabel, ylabel, series, source, ours=(), limit=None)
                     f'stroke="#e53e3e" stroke-dasharray="6 4"/>')
         body.append(f'<text x="{w - right - 4}" y="{py(limit) - 4:.1f}" text-anchor="end" fill="#e53e3e">goal {limit:g}</text>')
     for si, (name, pts) in enumerate(series):
-        color = color_of(name, si, ours)
+        color = color_of(name, si, ours, anchors)
         pts = sorted(pts)
         d = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
         body.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="2"/>')
@@ -202,12 +208,13 @@ def fanout(jsonl, out):
     med = lambda rows, f: statistics.median(r[f] for r in rows) if rows else None
     series = [(lab, [(lambda r: round(med(r, "server_cpu_us_per_delivery"), 2) if r else None)
                      (cells.get((lab, n, s))) for n, s in keys]) for lab in labels]
-    ours = {lab for lab in labels if not lab.startswith("uws")}
+    # Ours in distinct colours (five cells), uWebSockets in black and grey.
+    anchors = {lab for lab in labels if lab.startswith("uws")}
     src = "benches/fanout.sh (table: docs/fanout-latest.md)"
     bar_chart(f"{out}/fanout-cpu.svg",
               "Fan-out: server CPU per delivered message (µs, lower is better)",
               "µs of server CPU per message delivered to one subscriber",
-              groups, series, src, ours)
+              groups, series, src, anchors=anchors)
     sizes = sorted({s for _, s in keys})
     size = 1024 if 1024 in sizes else sizes[-1]
     lines = []
@@ -218,7 +225,7 @@ def fanout(jsonl, out):
             lines.append((lab, pts))
     line_chart(f"{out}/fanout-latency.svg",
                f"Fan-out latency p99, POST to last subscriber ({size} B)",
-               "subscribers", "ms", lines, src, ours, limit=50)
+               "subscribers", "ms", lines, src, limit=50, anchors=anchors)
 
 
 def tls(txt, out):

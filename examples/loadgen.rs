@@ -26,7 +26,8 @@
 //!   repeated; `--corpus` sends text messages of `--size` bytes cut from a corpus of
 //!   varied JSON chat/push messages (64 different ones in rotation), checking each
 //!   echo byte for byte.
-//! * `idle`: opens N connections, holds them, prints the server's RSS growth per
+//! * `idle`: opens N connections (256 handshakes in flight), holds them for
+//!   `--hold` seconds once all are up, prints the server's RSS growth per
 //!   connection (from /proc/PID/status). `--message BYTES`: each connection first
 //!   exchanges one corpus message of that size (so compression state exists).
 //! * `connect`: keeps N handshakes in flight (connect, upgrade, close) and prints
@@ -274,6 +275,10 @@ fn echo(
     ))
 }
 
+/// Handshakes `idle` keeps in flight: a TLS handshake costs the server about a
+/// millisecond here, so 10,000 at once would outlast its handshake timeout.
+const IDLE_IN_FLIGHT: usize = 256;
+
 struct Idle {
     want: usize,
     open: usize,
@@ -282,26 +287,55 @@ struct Idle {
     message: Option<Vec<u8>>,
     echoed: usize,
     compressed: usize,
+    url: String,
+    /// Connections not started yet (started as others settle).
+    to_start: usize,
+    /// Connections settled: open (and echoed, with `--message`) or failed.
+    settled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Idle {
+    /// This connection is done with its start; the next one begins.
+    fn settle(&mut self, ctx: &mut Ctx<'_, bool>) {
+        if std::mem::replace(ctx.data(), true) {
+            return;
+        }
+        self.settled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.to_start > 0 {
+            self.to_start -= 1;
+            let _ = ctx.lp().connect(&self.url, false);
+        }
+    }
 }
 
 impl Handler for Idle {
-    type Data = ();
-    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>) {
+    /// Settled yet.
+    type Data = bool;
+    fn on_open(&mut self, ctx: &mut Ctx<'_, bool>) {
         self.open += 1;
         self.compressed += usize::from(ctx.is_compressed());
-        if let Some(m) = &self.message {
-            let _ = ctx.send(MessageKind::Text, m);
+        match &self.message {
+            Some(m) => {
+                let _ = ctx.send(MessageKind::Text, m);
+            }
+            None => self.settle(ctx),
         }
     }
-    fn on_message(&mut self, _: &mut Ctx<'_, ()>, msg: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, bool>, msg: MessageRef<'_>) {
         if self.message.as_deref() == Some(msg.data) {
             self.echoed += 1;
         } else {
             self.failed += 1;
         }
+        self.settle(ctx);
     }
-    fn on_error(&mut self, _: &mut Ctx<'_, ()>, _: &Error) {
+    fn on_error(&mut self, ctx: &mut Ctx<'_, bool>, _: &Error) {
         self.failed += 1;
+        self.settle(ctx);
+    }
+    fn on_close(&mut self, ctx: &mut Ctx<'_, bool>, _: CloseCode, _: &str) {
+        self.settle(ctx);
     }
 }
 
@@ -345,6 +379,8 @@ fn idle(
             .handshake_timeout(Duration::from_secs(60)),
         common::flag("--deflate"),
     )?;
+    let settled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let first = conns.min(IDLE_IN_FLIGHT);
     let mut client = builder.build(Idle {
         want: conns,
         open: 0,
@@ -352,15 +388,25 @@ fn idle(
         message: message.map(|n| corpus::text(&mut corpus::Rng::new(7), n)),
         echoed: 0,
         compressed: 0,
+        url: url.to_owned(),
+        to_start: conns - first,
+        settled: settled.clone(),
     })?;
-    for _ in 0..conns {
-        client.connect(url, ())?;
+    for _ in 0..first {
+        client.connect(url, false)?;
     }
     let handle = client.handle();
     let hold = Duration::from_secs_f64(hold);
     let (tx, rx) = std::sync::mpsc::channel();
     let watcher = std::thread::spawn(move || {
-        // Wait for the connections, hold them, sample the server, then stop.
+        // Wait until every connection is up (or failed; at most 3 minutes), hold
+        // them, sample the server, then stop.
+        let give_up = Instant::now() + Duration::from_secs(180);
+        while settled.load(std::sync::atomic::Ordering::Relaxed) < conns
+            && Instant::now() < give_up
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(hold);
         let after = pid.and_then(rss_kib);
         let _ = tx.send(after);
