@@ -402,8 +402,7 @@ fn idle(
         // Wait until every connection is up (or failed; at most 3 minutes), hold
         // them, sample the server, then stop.
         let give_up = Instant::now() + Duration::from_secs(180);
-        while settled.load(std::sync::atomic::Ordering::Relaxed) < conns
-            && Instant::now() < give_up
+        while settled.load(std::sync::atomic::Ordering::Relaxed) < conns && Instant::now() < give_up
         {
             std::thread::sleep(Duration::from_millis(20));
         }
