@@ -8,6 +8,9 @@
 #   embedded/run.sh            default-feature test suite on aarch64 (the protocol
 #                              core's tests on armv7), then on aarch64 the
 #                              library's and the json/tls tests with those features
+#   embedded/run.sh --core     (CI) the protocol core, smoltcp and blocking tests on
+#                              aarch64 instead of the whole suite, then the same
+#                              feature tests
 #   embedded/run.sh --quick    the protocol core only (lib, core, connection, handshake)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,11 +46,16 @@ export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
 export AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf"
 
-if [ "${1:-}" = "--quick" ]; then
-  sel=(--lib --test core_decoder --test connection --test handshake)
-else
-  sel=(--lib --tests)
-fi
+# --quick: the protocol core only, on both targets, nothing with features.
+# --core (CI, for its time budget): the protocol core, the smoltcp tests and the
+# blocking layer on aarch64 (the event loop's files are the same code on every
+# target and take minutes under qemu), then the features' library tests and the
+# json and tls files. No flag: the whole suite on aarch64.
+case "${1:-}" in
+  --quick) sel=(--lib --test core_decoder --test connection --test handshake) ;;
+  --core) sel=(--lib --test core_decoder --test connection --test handshake --test smoltcp --test blocking) ;;
+  *) sel=(--lib --tests) ;;
+esac
 for t in aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
   echo "== $t: library build with every feature" >&2
   cargo build -p silverback --target "$t" --lib --all-features
