@@ -78,6 +78,10 @@ mod error;
 pub mod event;
 #[cfg(feature = "std")]
 mod forward_proxy;
+#[cfg(feature = "handover")]
+pub mod handover;
+#[cfg(all(feature = "handover", not(unix)))]
+compile_error!("feature `handover` passes sockets over a Unix socket: Unix only");
 #[cfg(feature = "json")]
 pub mod json;
 #[cfg(feature = "std")]

@@ -34,6 +34,8 @@ pub use api::client::{Client, ClientBuilder, ClientHandle};
 pub use api::config::{Backpressure, LoopConfig, ProxyProtocol};
 pub use api::ctx::{Ctx, LoopCtx, LoopWriter};
 pub use api::handler::Handler;
+#[cfg(feature = "handover")]
+pub use api::handover::HandoverReport;
 pub use api::id::{ConnId, TimerId};
 pub use api::limits::{Limits, RatePolicy};
 pub use api::prepared::Prepared;

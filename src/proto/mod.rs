@@ -45,6 +45,8 @@ pub use connection::{
     Chunk, Connection, ConnectionConfig, DirectFrame, End, Event, PreparedFrame, State,
     check_close, check_control, check_message,
 };
+#[cfg(feature = "handover")]
+pub use connection::{ConnectionState, DeflateState, SnapshotError};
 pub use decoder::{DataChunk, Decoder, FrameEvent};
 pub use encoder::{EncodedHeader, Encoder};
 pub use error::{HandshakeError, Lost, ProtocolError, RecvError, SendError, UsageError};

@@ -62,6 +62,12 @@ impl Time {
         self.0
     }
 
+    /// `d` before this (saturating).
+    #[cfg_attr(not(feature = "handover"), allow(dead_code))]
+    pub(crate) fn before(self, d: Duration) -> Time {
+        Time(self.0.saturating_sub(nanos(d)))
+    }
+
     /// How long after `earlier` this is (zero if it is not after it).
     pub fn duration_since(self, earlier: Time) -> Duration {
         Duration::from_nanos(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

@@ -123,4 +123,23 @@ pub trait Handler: 'static {
     /// I/O error, a message dropped for back-pressure). `on_close` follows if the
     /// connection ends.
     fn on_error(&mut self, ctx: &mut Ctx<'_, Self::Data>, err: &Error) {}
+
+    /// A handover ([`ServerHandle::hand_over`](crate::event::ServerHandle::hand_over))
+    /// is moving this open connection to a new process: return what the new
+    /// process's [`on_resume`](Self::on_resume) needs to rebuild its
+    /// [`Data`](Self::Data) (a user id, say). The connection's protocol state,
+    /// topics and timers move by themselves. It gets no `on_close` here: it lives
+    /// on over there (unless the handover fails, and then it stays here, as it
+    /// was). Default: nothing (the new process starts from `Data::default()`).
+    #[cfg(feature = "handover")]
+    fn on_hand_over(&mut self, ctx: &mut Ctx<'_, Self::Data>) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// A connection handed over by the old process is open on this one (in
+    /// place of `on_open`): `saved` is what the old process's
+    /// [`on_hand_over`](Self::on_hand_over) returned. Called before any of its
+    /// input is read. Default: nothing.
+    #[cfg(feature = "handover")]
+    fn on_resume(&mut self, ctx: &mut Ctx<'_, Self::Data>, saved: &[u8]) {}
 }

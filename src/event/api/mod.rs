@@ -9,6 +9,8 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod ctx;
 pub(crate) mod handler;
+#[cfg(feature = "handover")]
+pub(crate) mod handover;
 pub(crate) mod id;
 pub(crate) mod limits;
 pub(crate) mod prepared;

@@ -47,9 +47,29 @@ pub struct ServerBuilder {
     workers: usize,
     config: LoopConfig,
     reuseport: bool,
+    /// Take listeners and connections over from an old process.
+    #[cfg(feature = "handover")]
+    resume: Option<std::path::PathBuf>,
 }
 
 impl ServerBuilder {
+    /// Starts by taking over a running server's listening sockets and open
+    /// connections (feature `handover`): [`build`](Self::build) listens on the Unix
+    /// socket `path`, waits for the old process's
+    /// [`ServerHandle::hand_over`], checks everything it receives, and returns
+    /// once the old process has let go. The listeners are the old process's
+    /// (the addresses given to this builder are not bound; TLS settings apply by
+    /// position: [`addr`](Self::addr)'s to the old first listener, and so on);
+    /// each connection comes back through
+    /// [`Handler::on_resume`](crate::event::Handler::on_resume), spread over the
+    /// loops. If anything fails before that, `build` returns the error and the
+    /// old process keeps serving. See `docs/handover.md`.
+    #[cfg(feature = "handover")]
+    pub fn resume_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.resume = Some(path.into());
+        self
+    }
+
     /// Listen address. Default: `0.0.0.0:22345`.
     pub fn addr(mut self, addr: impl Into<String>) -> Self {
         self.addr = addr.into();
@@ -203,6 +223,10 @@ impl ServerBuilder {
                 "too many listeners",
             ));
         }
+        #[cfg(feature = "handover")]
+        if let Some(path) = self.resume.clone() {
+            return self.build_resumed(&path, factory);
+        }
         // listeners[i]: loop i's. Without SO_REUSEPORT loop 0 holds them all.
         let per_loop = if self.reuseport { self.workers } else { 1 };
         let mut listeners: Vec<Vec<Listener>> = (0..self.workers).map(|_| Vec::new()).collect();
@@ -252,6 +276,92 @@ impl ServerBuilder {
             local_addrs: local_addrs.into(),
             ips: Arc::default(),
             reuseport: self.reuseport,
+            #[cfg(feature = "handover")]
+            resumed: Vec::new(),
+        })
+    }
+
+    /// [`build`](Self::build) from a handover: the old process's listeners and
+    /// connections.
+    #[cfg(feature = "handover")]
+    fn build_resumed<H, F>(self, path: &std::path::Path, factory: F) -> io::Result<Server<H>>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        use crate::event::api::handover::receive;
+        let server_cfg = self.config.server(Arc::new(self.config.connection()));
+        let inbound = receive(path, |rec| {
+            if rec.state.role != crate::proto::Role::Server {
+                return Err("a client connection".into());
+            }
+            crate::proto::Connection::restore(
+                &rec.state,
+                server_cfg.connection.clone(),
+                crate::proto::Randomness::thread(),
+                Instant::now(),
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
+        })?;
+        let tls: Vec<ServerTls> = std::iter::once(self.tls)
+            .chain(self.extra.into_iter().map(|(_, t)| t))
+            .collect();
+        #[cfg(unix)]
+        let unix_tls: Vec<ServerTls> = self.unix.into_iter().map(|(_, t)| t).collect();
+        let mut own = Vec::new();
+        let mut local_addrs = Vec::new();
+        let (mut tcp_i, mut unix_i) = (0, 0);
+        for (rec, fd) in inbound.listeners {
+            match rec.unix_path {
+                None => {
+                    let l = std::net::TcpListener::from(fd);
+                    l.set_nonblocking(true)?;
+                    local_addrs.push(l.local_addr()?);
+                    own.push(Listener {
+                        sock: ListenSock::Tcp(TcpListener::from_std(l)),
+                        tls: tls.get(tcp_i).cloned().unwrap_or_default(),
+                    });
+                    tcp_i += 1;
+                }
+                Some(path) => {
+                    let l = std::os::unix::net::UnixListener::from(fd);
+                    l.set_nonblocking(true)?;
+                    own.push(Listener {
+                        sock: ListenSock::Unix(mio::net::UnixListener::from_std(l), path.into()),
+                        tls: unix_tls.get(unix_i).cloned().unwrap_or_default(),
+                    });
+                    unix_i += 1;
+                }
+            }
+        }
+        if local_addrs.is_empty() {
+            // Only Unix sockets: `local_addr` still answers something.
+            local_addrs.push(SocketAddr::from(([0, 0, 0, 0], 0)));
+        }
+        let mut listeners: Vec<Vec<Listener>> = (0..self.workers).map(|_| Vec::new()).collect();
+        listeners[0] = own;
+        let mut resumed: Vec<Vec<_>> = (0..self.workers).map(|_| Vec::new()).collect();
+        for (i, c) in inbound.conns.into_iter().enumerate() {
+            resumed[i % self.workers].push(c);
+        }
+        let mut handles = Vec::new();
+        let mut parts = Vec::new();
+        for i in 0..self.workers {
+            let (h, poll, rx) = new_loop(i)?;
+            handles.push(h);
+            parts.push((poll, rx));
+        }
+        Ok(Server {
+            listeners,
+            handles: handles.into(),
+            parts,
+            factory: Arc::new(factory),
+            config: Arc::new(self.config),
+            local_addrs: local_addrs.into(),
+            ips: Arc::default(),
+            reuseport: false,
+            resumed,
         })
     }
 }
@@ -288,6 +398,9 @@ pub struct Server<H: Handler> {
     ips: Arc<IpTable>,
     /// Each loop accepts on its own listeners.
     reuseport: bool,
+    /// Connections a handover brought, per loop.
+    #[cfg(feature = "handover")]
+    resumed: Vec<Vec<(crate::handover::format::ConnRecord, std::os::fd::OwnedFd)>>,
 }
 
 impl Server<NoHandler> {
@@ -302,6 +415,8 @@ impl Server<NoHandler> {
             workers: 1,
             config: LoopConfig::default(),
             reuseport: false,
+            #[cfg(feature = "handover")]
+            resume: None,
         }
     }
 }
@@ -348,6 +463,8 @@ impl<H: Handler> Server<H> {
             let ips = self.ips.clone();
             let own = std::mem::take(&mut self.listeners[i]);
             let reuseport = self.reuseport;
+            #[cfg(feature = "handover")]
+            let resumed = self.resumed.get_mut(i).map(std::mem::take).unwrap_or_default();
             threads.push(
                 thread::Builder::new()
                     .name(format!("silverback-loop-{i}"))
@@ -355,6 +472,8 @@ impl<H: Handler> Server<H> {
                         let mut w = Worker::new(poll, rx, me, peers, config, factory(i), own)?;
                         w.accept_here = reuseport;
                         w.core.shared.ips = Some(ips);
+                        #[cfg(feature = "handover")]
+                        w.resume(resumed);
                         w.run(false)
                     })?,
             );
@@ -372,6 +491,8 @@ impl<H: Handler> Server<H> {
             )?;
             w.accept_here = self.reuseport;
             w.core.shared.ips = Some(self.ips.clone());
+            #[cfg(feature = "handover")]
+            w.resume(self.resumed.get_mut(i).map(std::mem::take).unwrap_or_default());
             result = w.run(false);
             if result.is_err() {
                 // Take the other loops down with this one.
@@ -432,6 +553,43 @@ impl ServerHandle {
         for h in self.handles.iter() {
             let _ = h.post(Command::Shutdown { deadline });
         }
+    }
+
+    /// Hands this server's listening sockets and open connections to a new
+    /// process waiting on the Unix socket `path` (started with
+    /// [`ServerBuilder::resume_from`]), and returns once it owns them (feature
+    /// `handover`). The loops stop accepting; each open connection moves at the
+    /// end of the message it is in (received or sent), waiting up to one second
+    /// (see [`hand_over_within`](Self::hand_over_within)); bytes queued for it and
+    /// received but unread move with it, as do its protocol state
+    /// (permessage-deflate windows included), topics, timers and what
+    /// [`Handler::on_hand_over`](crate::event::Handler::on_hand_over) saves.
+    /// Connections that cannot move (TLS: rustls does not export session keys;
+    /// a message still under way at the deadline) are closed with 1012 (Service
+    /// Restart) once the new process owns the rest. Then this server serves only
+    /// what is left (handshakes under way, closing connections): call
+    /// [`shutdown`](Self::shutdown) and exit.
+    ///
+    /// On any failure (nobody on `path`, a refusal, a new process that dies or
+    /// hangs), the error is returned and the server serves on as before: nothing
+    /// was read from or written to a connection meanwhile.
+    #[cfg(feature = "handover")]
+    pub fn hand_over(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> io::Result<crate::event::HandoverReport> {
+        self.hand_over_within(path, crate::event::reactor::handover::DEFAULT_WAIT)
+    }
+
+    /// [`hand_over`](Self::hand_over), waiting up to `wait` for connections in the
+    /// middle of a message.
+    #[cfg(feature = "handover")]
+    pub fn hand_over_within(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        wait: Duration,
+    ) -> io::Result<crate::event::HandoverReport> {
+        crate::event::api::handover::hand_over(&self.handles, path.as_ref(), wait)
     }
 
     /// Sends a prepared message to every open connection of every loop.

@@ -141,10 +141,15 @@ pub struct Stats {
     /// Messages queued for subscribers by publishes (also in
     /// [`messages_out`](Self::messages_out)).
     pub publish_deliveries: u64,
+    /// Open connections handed to a new process (feature `handover`; see
+    /// [`ServerHandle::hand_over`](crate::event::ServerHandle)).
+    pub handed_over: u64,
+    /// Open connections taken over from an old process (feature `handover`).
+    pub resumed: u64,
 }
 
 /// Number of counters in the flat form.
-const N: usize = 33;
+const N: usize = 35;
 
 impl Stats {
     fn to_array(self) -> [u64; N] {
@@ -184,6 +189,8 @@ impl Stats {
             self.subscriptions,
             self.publishes,
             self.publish_deliveries,
+            self.handed_over,
+            self.resumed,
         ]
     }
 
@@ -226,6 +233,8 @@ impl Stats {
             subscriptions: a[30],
             publishes: a[31],
             publish_deliveries: a[32],
+            handed_over: a[33],
+            resumed: a[34],
         }
     }
 
@@ -355,6 +364,18 @@ impl Stats {
             "Messages queued for topic subscribers.",
             self.publish_deliveries,
         );
+        one(
+            "handed_over_total",
+            "counter",
+            "Open connections handed to a new process.",
+            self.handed_over,
+        );
+        one(
+            "resumed_total",
+            "counter",
+            "Open connections taken over from an old process.",
+            self.resumed,
+        );
         let _ = writeln!(
             o,
             "# HELP {prefix}_refused_total Upgrade requests refused, by HTTP status."
@@ -461,6 +482,8 @@ mod tests {
             ("subscriptions", 31),
             ("publishes_total", 32),
             ("publish_deliveries_total", 33),
+            ("handed_over_total", 34),
+            ("resumed_total", 35),
         ] {
             assert!(text.contains(&format!("sb_{name} {v}\n")), "{name}: {text}");
         }

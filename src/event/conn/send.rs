@@ -33,7 +33,7 @@ impl Deferred {
 }
 
 impl ConnIo {
-    pub(super) fn deferred_bytes(&self) -> usize {
+    pub(crate) fn deferred_bytes(&self) -> usize {
         self.cold.as_deref().map_or(0, |c| c.deferred_bytes)
     }
 

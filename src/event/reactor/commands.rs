@@ -49,6 +49,8 @@ impl<H: Handler> Worker<H> {
                     self.deferred_answer(id, seq, &response)
                 }
                 Command::Shutdown { deadline } => self.begin_shutdown(deadline),
+                #[cfg(feature = "handover")]
+                Command::HandOver(step) => self.handover_command(step),
             }
         }
     }

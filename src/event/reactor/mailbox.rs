@@ -54,6 +54,9 @@ pub(crate) enum Command {
     Shutdown {
         deadline: Instant,
     },
+    /// A step of a handover to a new process.
+    #[cfg(feature = "handover")]
+    HandOver(crate::event::reactor::handover::Step),
 }
 
 /// A loop's address for other threads: its channel, its waker, its load.

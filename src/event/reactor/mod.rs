@@ -13,6 +13,8 @@ mod commands;
 mod connect;
 pub(crate) mod core;
 mod dispatch;
+#[cfg(feature = "handover")]
+pub(crate) mod handover;
 pub(crate) mod limits;
 pub(crate) mod mailbox;
 mod proxy;

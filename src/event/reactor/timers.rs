@@ -96,6 +96,12 @@ impl Timers {
         }
     }
 
+    /// Every entry, in no order (a handover reads the user timers' deadlines).
+    #[cfg(feature = "handover")]
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.heap.iter().map(|Reverse(e)| e)
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()

@@ -151,6 +151,9 @@ pub(crate) struct Worker<H: Handler> {
     pub(crate) inflated: Vec<u8>,
     /// When `output_queued` was last summed over the connections.
     pub(crate) queued_at: Option<Instant>,
+    /// A handover to a new process in progress.
+    #[cfg(feature = "handover")]
+    pub(crate) handover: Option<Box<crate::event::reactor::handover::Handover<H::Data>>>,
 }
 
 /// One connection's slot with the loop state its event needs, borrowed apart from
@@ -219,6 +222,8 @@ impl<H: Handler> Worker<H> {
             shutdown: None,
             inflated: Vec::new(),
             queued_at: None,
+            #[cfg(feature = "handover")]
+            handover: None,
         })
     }
 
@@ -313,6 +318,8 @@ impl<H: Handler> Worker<H> {
             self.compact_timers();
             self.run_ops();
             self.flush_dirty();
+            #[cfg(feature = "handover")]
+            self.handover_step();
             self.publish_stats();
             if let Some(deadline) = self.shutdown {
                 if self.core.live == 0 {

@@ -11,6 +11,8 @@ mod config;
 mod lifecycle;
 mod recv;
 mod send;
+#[cfg(feature = "handover")]
+mod snapshot;
 mod stream;
 mod timers;
 mod tx;
@@ -30,6 +32,8 @@ use tx::TxQueue;
 
 pub use config::ConnectionConfig;
 pub use lifecycle::{End, State};
+#[cfg(feature = "handover")]
+pub use snapshot::{ConnectionState, DeflateState, SnapshotError};
 pub use send::{DirectFrame, PreparedFrame, check_close, check_control, check_message};
 
 /// A piece of a data message.
@@ -97,6 +101,9 @@ struct Outgoing {
 #[cfg(feature = "deflate")]
 #[derive(Debug)]
 struct Compression {
+    /// What was negotiated (a handover saves it).
+    #[cfg_attr(not(feature = "handover"), allow(dead_code))]
+    params: crate::proto::deflate::DeflateParams,
     deflater: crate::proto::deflate::MessageDeflater,
     inflater: crate::proto::deflate::MessageInflater,
     /// Messages we start are compressed (see `set_write_compression`).
@@ -266,6 +273,7 @@ impl Connection {
             a.dec.set_rsv1_allowed(true);
         }
         self.z = Some(Box::new(Compression {
+            params: *params,
             write: true,
             deflater: MessageDeflater::new(params, role, cfg),
             inflater: MessageInflater::with_memory(

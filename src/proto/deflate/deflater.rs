@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use zlib_rs::{Deflate, DeflateFlush};
 
 use super::memory::{
-    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, return_deflate,
+    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, return_deflate, tracked,
 };
 use super::{DeflateConfig, DeflateMemory, DeflateParams, TAIL};
 use crate::proto::Role;
@@ -97,7 +97,15 @@ impl MessageDeflater {
     fn state(&mut self) -> Result<&mut Deflate, SendError> {
         if self.state.is_none() {
             let d = match self.keep {
-                Keep::Stream => new_deflate(self.level, self.bits, self.mem_level),
+                Keep::Stream => {
+                    let mut d = new_deflate(self.level, self.bits, self.mem_level);
+                    // Only after a handover: the history the peer's decoder holds.
+                    if !self.window.is_empty() {
+                        d.set_dictionary(&self.window)
+                            .map_err(|_| SendError::Broken)?;
+                    }
+                    d
+                }
                 Keep::Nothing => borrow_deflate(self.level, self.bits),
                 Keep::Window(_) => {
                     let mut d = borrow_deflate(self.level, self.bits);
@@ -116,7 +124,7 @@ impl MessageDeflater {
     /// Compresses `input` into `out` (appended), without ending the message.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         deflate_into(self.state()?, input, out, DeflateFlush::NoFlush)?;
-        if let Keep::Window(cap) = self.keep {
+        if let Some(cap) = tracked(self.keep, self.bits) {
             if self.window.capacity() < cap {
                 self.window.reserve_exact(cap - self.window.len());
             }
@@ -164,4 +172,23 @@ impl MessageDeflater {
     pub fn window_len(&self) -> usize {
         self.window.capacity()
     }
+
+    /// The history the peer's decompressor holds from us (the last 2^bits bytes
+    /// we compressed, fewer in [`DeflateMemory::Window`]), for a handover; empty
+    /// without context takeover.
+    #[cfg(feature = "handover")]
+    pub(crate) fn history(&self) -> &[u8] {
+        &self.window
+    }
+
+    /// Starts the next message from `history` (a handed-over connection's).
+    #[cfg(feature = "handover")]
+    pub(crate) fn restore_history(&mut self, history: &[u8]) {
+        self.state = None;
+        self.window.clear();
+        if let Some(cap) = tracked(self.keep, self.bits) {
+            remember(&mut self.window, history, cap);
+        }
+    }
 }
+

@@ -12,7 +12,7 @@
 use alloc::vec::Vec;
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::memory::{Keep, borrow_inflate, keep, remember, return_inflate};
+use super::memory::{Keep, borrow_inflate, keep, remember, return_inflate, tracked};
 use super::{DeflateMemory, DeflateParams, TAIL};
 use crate::proto::decoder::DataChunk;
 use crate::proto::error::{ProtocolError, RecvError};
@@ -132,7 +132,14 @@ impl MessageInflater {
         }
         if self.state.is_none() {
             let d = match self.keep {
-                Keep::Stream => Decompress::new_with_window_bits(false, self.bits),
+                Keep::Stream => {
+                    let mut d = Decompress::new_with_window_bits(false, self.bits);
+                    // Only after a handover: the history the peer compresses against.
+                    if !self.window.is_empty() {
+                        d.set_dictionary(&self.window).map_err(|_| zerr())?;
+                    }
+                    d
+                }
                 Keep::Nothing => borrow_inflate(),
                 Keep::Window(_) => {
                     let mut d = borrow_inflate();
@@ -205,7 +212,7 @@ impl MessageInflater {
             if self.text && self.utf8.feed(out).is_err() {
                 return Err(ProtocolError::InvalidUtf8.into());
             }
-            if let Keep::Window(cap) = self.keep {
+            if let Some(cap) = tracked(self.keep, self.bits) {
                 if self.window.capacity() < cap {
                     self.window.reserve_exact(cap - self.window.len());
                 }
@@ -277,4 +284,22 @@ impl MessageInflater {
     pub fn window_len(&self) -> usize {
         self.window.capacity()
     }
+
+    /// The history the peer's compressor may refer to (the last 2^bits bytes
+    /// decompressed), for a handover; empty without context takeover.
+    #[cfg(feature = "handover")]
+    pub(crate) fn history(&self) -> &[u8] {
+        &self.window
+    }
+
+    /// Continues from `history` (a handed-over connection's).
+    #[cfg(feature = "handover")]
+    pub(crate) fn restore_history(&mut self, history: &[u8]) {
+        self.state = None;
+        self.window.clear();
+        if let Some(cap) = tracked(self.keep, self.bits) {
+            remember(&mut self.window, history, cap);
+        }
+    }
 }
+

@@ -123,3 +123,19 @@ pub(super) fn keep(
         DeflateMemory::Shared => Keep::Window(if inbound { whole } else { 512 }),
     }
 }
+
+/// How much history a direction keeps between messages, if any: the window of
+/// [`Keep::Window`]; with feature `handover` a dedicated stream keeps a copy of its
+/// whole window (2^`bits` bytes) too, so that the connection can move to another
+/// process.
+pub(super) fn tracked(keep: Keep, bits: u8) -> Option<usize> {
+    match keep {
+        Keep::Window(cap) => Some(cap),
+        #[cfg(feature = "handover")]
+        Keep::Stream => Some(1 << bits),
+        _ => {
+            let _ = bits;
+            None
+        }
+    }
+}
