@@ -7,7 +7,8 @@
 
 mod support;
 
-use std::os::unix::net::UnixListener;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -171,10 +172,13 @@ fn thousand_through_a_handover(deflate: bool) {
         }
         let mut c = b.build(load).unwrap();
         for index in 0..N {
-            c.connect(&url, Peer {
-                index,
-                ..Peer::default()
-            })
+            c.connect(
+                &url,
+                Peer {
+                    index,
+                    ..Peer::default()
+                },
+            )
             .unwrap();
         }
         c.run().unwrap();
@@ -186,7 +190,9 @@ fn thousand_through_a_handover(deflate: bool) {
     assert_eq!(old_h.open_connections(), N);
     let path = socket_path(if deflate { "deflate" } else { "plain" });
     let new_t = new_server(path.clone(), deflate);
-    wait_for("the new server to listen", Duration::from_secs(10), || path.exists());
+    wait_for("the new server to listen", Duration::from_secs(10), || {
+        path.exists()
+    });
     let at_handover = echoes.load(Ordering::Relaxed);
     let report = old_h.hand_over(&path).expect("handover");
     assert_eq!(report.connections, N, "{report:?}");
@@ -208,14 +214,24 @@ fn thousand_through_a_handover(deflate: bool) {
 
     client_t.join().unwrap();
     let bad = bad.lock().unwrap();
-    assert!(bad.is_empty(), "{} problems, first: {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    assert!(
+        bad.is_empty(),
+        "{} problems, first: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
     assert_eq!(closed_early.load(Ordering::Relaxed), 0);
     assert_eq!(done.load(Ordering::Relaxed), N);
     assert_eq!(echoes.load(Ordering::Relaxed), N * MESSAGES);
     let s = new_h.stats();
     assert_eq!(s.resumed, N as u64);
     // Every message went through exactly one of the two servers.
-    assert_eq!(old_in + s.messages_in, (N * MESSAGES) as u64, "old {old_in}, new {}", s.messages_in);
+    assert_eq!(
+        old_in + s.messages_in,
+        (N * MESSAGES) as u64,
+        "old {old_in}, new {}",
+        s.messages_in
+    );
     assert!(s.messages_in > 0 && at_handover > 0);
     // New connections reach the new server on the old address.
     let (mut c, _) = Dialer::new().dial(&format!("ws://{addr}/")).unwrap();
@@ -234,4 +250,323 @@ fn a_thousand_plain_connections_move_with_nothing_lost() {
 #[test]
 fn a_thousand_compressed_connections_with_context_takeover_move_with_nothing_lost() {
     thousand_through_a_handover(true);
+}
+
+/// A stand-in for a new process that fails: speaks the framing
+/// (`[kind][u32 length][payload]`; descriptors that come with plain reads are
+/// dropped by the kernel) and gives up at a chosen point.
+#[derive(Clone, Copy, Debug)]
+enum Failing {
+    /// Refuses the opening (another format version, say).
+    RefuseHello,
+    /// Takes everything, then refuses (a connection it cannot restore).
+    RefuseAtEnd,
+    /// Dies after `n` frames of the transfer.
+    HangUpAfter(usize),
+}
+
+fn read_frame(s: &mut UnixStream) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).ok()?;
+    let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut p = vec![0; len];
+    s.read_exact(&mut p).ok()?;
+    Some((head[0], p))
+}
+
+fn reply(s: &mut UnixStream, refusal: Option<&str>) {
+    let mut p = vec![u8::from(refusal.is_some())];
+    p.extend_from_slice(refusal.unwrap_or("").as_bytes());
+    let mut f = vec![2u8];
+    f.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    f.extend_from_slice(&p);
+    let _ = s.write_all(&f);
+}
+
+fn failing_peer(path: PathBuf, how: Failing) -> thread::JoinHandle<usize> {
+    let l = UnixListener::bind(&path).unwrap();
+    thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let (kind, hello) = read_frame(&mut s).unwrap();
+        assert_eq!((kind, &hello[..4]), (1, &b"SBHO"[..]));
+        if let Failing::RefuseHello = how {
+            reply(&mut s, Some("unsupported format version"));
+            return 0;
+        }
+        reply(&mut s, None);
+        let mut frames = 0;
+        while let Some((kind, _)) = read_frame(&mut s) {
+            frames += 1;
+            match how {
+                Failing::HangUpAfter(n) if frames >= n => return frames,
+                Failing::RefuseAtEnd if kind == 5 => {
+                    reply(&mut s, Some("cannot restore"));
+                    return frames;
+                }
+                _ => {}
+            }
+        }
+        frames
+    })
+}
+
+fn old_serves_on_after(how: Failing) {
+    let old = builder(true).workers(2).build(|_| Echo).unwrap();
+    let addr = old.local_addr();
+    let (h, t) = old.spawn().unwrap();
+    let url = format!("ws://{addr}/");
+    let dialer = Dialer::new().deflate(DeflateConfig::default());
+    let mut conns: Vec<_> = (0..20).map(|_| dialer.dial(&url).unwrap().0).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_message(MessageKind::Text, message(i, 0).as_bytes())
+            .unwrap();
+        assert_eq!(
+            c.read_message().unwrap().as_bytes(),
+            message(i, 0).as_bytes()
+        );
+    }
+    // Messages in flight while the handover runs and fails.
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_message(MessageKind::Text, message(i, 1).as_bytes())
+            .unwrap();
+    }
+    let path = socket_path(&format!("{how:?}").replace(['(', ')'], ""));
+    let peer = failing_peer(path.clone(), how);
+    let err = h.hand_over(&path).expect_err("a failing new process");
+    let frames = peer.join().unwrap();
+    match how {
+        Failing::RefuseHello => assert_eq!(frames, 0),
+        // Listener + 20 connections + the end.
+        Failing::RefuseAtEnd => assert_eq!(frames, 22, "{err}"),
+        Failing::HangUpAfter(n) => assert_eq!(frames, n),
+    }
+    // Everything is served on: the messages sent meanwhile, and more.
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(
+            c.read_message().unwrap().as_bytes(),
+            message(i, 1).as_bytes()
+        );
+        for n in 2..5 {
+            c.write_message(MessageKind::Text, message(i, n).as_bytes())
+                .unwrap();
+            assert_eq!(
+                c.read_message().unwrap().as_bytes(),
+                message(i, n).as_bytes()
+            );
+        }
+    }
+    assert_eq!(h.open_connections(), 20);
+    assert_eq!(h.stats().handed_over, 0);
+    // And it still accepts.
+    let (mut c, _) = dialer.dial(&url).unwrap();
+    c.write_message(MessageKind::Binary, b"still here").unwrap();
+    assert_eq!(c.read_message().unwrap().as_bytes(), b"still here");
+    // A handover that fails can be tried again (here: nobody listens any more).
+    assert!(h.hand_over(&path).is_err());
+    c.write_message(MessageKind::Binary, b"again").unwrap();
+    assert_eq!(c.read_message().unwrap().as_bytes(), b"again");
+    h.shutdown(Duration::from_secs(1));
+    t.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_new_process_that_refuses_the_format_leaves_the_old_one_serving() {
+    old_serves_on_after(Failing::RefuseHello);
+}
+
+#[test]
+fn a_new_process_that_refuses_the_state_leaves_the_old_one_serving() {
+    old_serves_on_after(Failing::RefuseAtEnd);
+}
+
+#[test]
+fn a_new_process_that_dies_mid_handover_leaves_the_old_one_serving() {
+    old_serves_on_after(Failing::HangUpAfter(5));
+}
+
+/// The new side refuses an opening of another format version, and `build`
+/// fails without serving anything.
+#[test]
+fn the_new_side_refuses_another_format_version() {
+    let path = socket_path("version");
+    let p = path.clone();
+    let t = thread::spawn(move || builder(false).resume_from(p).build(|_| Echo).map(drop));
+    wait_for("the new server to listen", Duration::from_secs(10), || {
+        path.exists()
+    });
+    let mut s = UnixStream::connect(&path).unwrap();
+    let mut hello = b"SBHO".to_vec();
+    hello.extend_from_slice(&99u16.to_le_bytes());
+    let mut f = vec![1u8];
+    f.extend_from_slice(&(hello.len() as u32).to_le_bytes());
+    f.extend_from_slice(&hello);
+    s.write_all(&f).unwrap();
+    let (kind, reply) = read_frame(&mut s).unwrap();
+    assert_eq!(kind, 2);
+    assert_eq!(reply[0], 1, "refused");
+    assert!(String::from_utf8_lossy(&reply[1..]).contains("version"));
+    let err = t.join().unwrap().expect_err("build must fail");
+    assert!(err.to_string().contains("version"), "{err}");
+}
+
+/// Subscribes every connection to "news", ticks every 50 ms, answers "who" with
+/// what it knows of the connection (restored from the old process's save).
+struct Stateful;
+
+impl Handler for Stateful {
+    type Data = String;
+    fn on_open(&mut self, ctx: &mut Ctx<'_, String>) {
+        *ctx.data() = format!("opened-as-{}", ctx.id());
+        ctx.subscribe("news").unwrap();
+        ctx.set_interval(Duration::from_millis(50), 7);
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, String>, msg: MessageRef<'_>) {
+        if msg.data == b"who" {
+            let me = ctx.data().clone();
+            let _ = ctx.send_text(&me);
+        } else {
+            let _ = ctx.send(msg.kind, msg.data);
+        }
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, String>, token: u64) {
+        let _ = ctx.send_text(&format!("tick {token}"));
+    }
+    fn on_hand_over(&mut self, ctx: &mut Ctx<'_, String>) -> Vec<u8> {
+        ctx.data().clone().into_bytes()
+    }
+    fn on_resume(&mut self, ctx: &mut Ctx<'_, String>, saved: &[u8]) {
+        *ctx.data() = format!("resumed:{}", String::from_utf8_lossy(saved));
+    }
+}
+
+/// The next data message that is not a tick.
+fn next_not_tick(c: &mut silverback::Conn<std::net::TcpStream>, ticks: &mut usize) -> Vec<u8> {
+    loop {
+        let m = c.read_message().unwrap();
+        if m.as_bytes() == b"tick 7" {
+            *ticks += 1;
+        } else {
+            return m.as_bytes().to_vec();
+        }
+    }
+}
+
+/// Topics, user timers, the application's data and a message under way move;
+/// a TLS connection is closed with 1012 (Service Restart).
+#[test]
+fn topics_timers_data_and_a_message_under_way_move_and_tls_gets_1012() {
+    use support::{RawPeer, cframe};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+    let scfg = silverback::tls::server_config(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let ccfg = silverback::tls::client_config(
+        silverback::tls::roots_from_pem(cert_pem.as_bytes()).unwrap(),
+    );
+    let new_builder = |p: PathBuf, scfg| {
+        Server::builder()
+            .addr("127.0.0.1:0")
+            .listen_tls("127.0.0.1:0", scfg)
+            .resume_from(p)
+    };
+    let old = Server::builder()
+        .addr("127.0.0.1:0")
+        .listen_tls("127.0.0.1:0", scfg.clone())
+        .build(|_| Stateful)
+        .unwrap();
+    let (plain, tls_addr) = (old.local_addrs()[0], old.local_addrs()[1]);
+    let (old_h, old_t) = old.spawn().unwrap();
+
+    let (mut b, _) = Dialer::new().dial(&format!("ws://{plain}/")).unwrap();
+    let mut ticks = 0;
+    b.write_message(MessageKind::Text, b"who").unwrap();
+    let before = String::from_utf8(next_not_tick(&mut b, &mut ticks)).unwrap();
+    assert!(before.starts_with("opened-as-"), "{before}");
+    let (mut secure, _) = Dialer::new()
+        .tls_config(ccfg)
+        .dial_tls(&format!("wss://localhost:{}/", tls_addr.port()))
+        .unwrap();
+    // A: the first fragment of a message now, the last after the handover began.
+    let mut a = RawPeer::handshake(plain, "/");
+    a.send(&cframe(0x01, b"first half, "));
+
+    let path = socket_path("state");
+    let p = path.clone();
+    let s2 = scfg.clone();
+    let new_t = thread::spawn(move || new_builder(p, s2).build(|_| Stateful)?.spawn());
+    wait_for("the new server to listen", Duration::from_secs(10), || {
+        path.exists()
+    });
+    let h2 = old_h.clone();
+    let p = path.clone();
+    let over = thread::spawn(move || h2.hand_over(&p));
+    thread::sleep(Duration::from_millis(300));
+    a.send(&cframe(0x80, b"second half"));
+    let report = over.join().unwrap().expect("handover");
+    let (new_h, new_t) = new_t.join().unwrap().expect("the new server");
+    // A waited for the end of its message and moved; B moved; TLS could not.
+    assert_eq!(
+        (report.connections, report.closed, report.listeners),
+        (2, 1, 2),
+        "{report:?}"
+    );
+    assert!(report.paused >= Duration::from_millis(250), "{report:?}");
+    // The TLS client is told to come back.
+    loop {
+        match secure.read_message() {
+            Ok(m) if m.as_bytes() == b"tick 7" => {}
+            Err(silverback::Error::Closed(f)) => {
+                assert_eq!(f.code, CloseCode::SERVICE_RESTART);
+                break;
+            }
+            other => panic!("expected a 1012 close, got {other:?}"),
+        }
+    }
+    // A's message is echoed whole (by whichever process finished it).
+    let echo = loop {
+        let f = a.read_frame().expect("A's echo");
+        if f.payload != b"tick 7" {
+            break f;
+        }
+    };
+    assert_eq!(echo.payload, b"first half, second half");
+    // B: the new process knows it through its saved data, keeps ticking, and
+    // publishes to its topic reach it.
+    b.write_message(MessageKind::Text, b"who").unwrap();
+    let after = String::from_utf8(next_not_tick(&mut b, &mut ticks)).unwrap();
+    assert_eq!(after, format!("resumed:{before}"));
+    let ticks_then = ticks;
+    new_h.publish("news", &silverback::event::Prepared::text("extra"));
+    assert_eq!(next_not_tick(&mut b, &mut ticks), b"extra");
+    thread::sleep(Duration::from_millis(200));
+    b.write_message(MessageKind::Text, b"who").unwrap();
+    next_not_tick(&mut b, &mut ticks);
+    assert!(
+        ticks > ticks_then,
+        "the interval timer moved ({ticks} ticks)"
+    );
+    assert_eq!(new_h.stats().subscriptions, 2);
+    // The TLS listener moved too: a new wss:// client reaches the new process.
+    old_h.shutdown(Duration::from_secs(1));
+    old_t.join().unwrap().unwrap();
+    let ccfg = silverback::tls::client_config(
+        silverback::tls::roots_from_pem(cert_pem.as_bytes()).unwrap(),
+    );
+    let (mut again, _) = Dialer::new()
+        .tls_config(ccfg)
+        .dial_tls(&format!("wss://localhost:{}/", tls_addr.port()))
+        .unwrap();
+    again.write_message(MessageKind::Text, b"who").unwrap();
+    let mut t = 0;
+    loop {
+        let m = again.read_message().unwrap();
+        if m.as_bytes() != b"tick 7" {
+            assert!(m.as_text().unwrap().starts_with("opened-as-"));
+            break;
+        }
+        t += 1;
+        assert!(t < 100);
+    }
+    new_h.shutdown(Duration::from_secs(1));
+    new_t.join().unwrap().unwrap();
 }

@@ -184,7 +184,11 @@ impl<'a> Reader<'a> {
             .map_err(|_| FormatError("string not UTF-8"))
     }
     fn opt_u64(&mut self) -> Result<Option<u64>> {
-        Ok(if self.bool()? { Some(self.u64()?) } else { None })
+        Ok(if self.bool()? {
+            Some(self.u64()?)
+        } else {
+            None
+        })
     }
     fn opt_string(&mut self) -> Result<Option<String>> {
         Ok(if self.bool()? {
@@ -291,7 +295,10 @@ pub fn encode_conn(c: &ConnRecord) -> Vec<u8> {
     w.u32(c.timers.len() as u32);
     for t in &c.timers {
         w.u64(t.token);
-        w.opt_u64(t.period.map(|p| u64::try_from(p.as_nanos()).unwrap_or(u64::MAX)));
+        w.opt_u64(
+            t.period
+                .map(|p| u64::try_from(p.as_nanos()).unwrap_or(u64::MAX)),
+        );
         w.dur(t.remaining);
     }
     w.bytes(&c.input);
@@ -454,7 +461,10 @@ mod tests {
         let b = encode_conn(&c);
         assert_eq!(decode_conn(&b).unwrap(), c);
         for n in 0..b.len() {
-            assert!(decode_conn(&b[..n]).is_err(), "prefix of {n} bytes accepted");
+            assert!(
+                decode_conn(&b[..n]).is_err(),
+                "prefix of {n} bytes accepted"
+            );
         }
         let mut longer = b.clone();
         longer.push(0);

@@ -53,8 +53,12 @@ pub(crate) fn send(
         }
     }
     let mut sent = loop {
-        match rustix::net::sendmsg(sock, &[IoSlice::new(&head)], &mut control, SendFlags::NOSIGNAL)
-        {
+        match rustix::net::sendmsg(
+            sock,
+            &[IoSlice::new(&head)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Ok(n) => break n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

@@ -103,15 +103,20 @@ fn transfer(
 ) -> io::Result<(usize, usize, usize)> {
     let mut exports = Vec::with_capacity(n);
     for _ in 0..n {
-        let e = rx
-            .recv_timeout(wait + STEP_TIMEOUT)
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handover: a loop did not answer"))?;
+        let e = rx.recv_timeout(wait + STEP_TIMEOUT).map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, "handover: a loop did not answer")
+        })?;
         exports.push(e);
     }
     let (mut conns, mut listeners, mut staying) = (0, 0, 0);
     for e in &exports {
         for (rec, fd) in &e.listeners {
-            wire::send(sock, wire::LISTENER, &format::encode_listener(rec), Some(fd.as_fd()))?;
+            wire::send(
+                sock,
+                wire::LISTENER,
+                &format::encode_listener(rec),
+                Some(fd.as_fd()),
+            )?;
             listeners += 1;
         }
     }

@@ -464,7 +464,11 @@ impl<H: Handler> Server<H> {
             let own = std::mem::take(&mut self.listeners[i]);
             let reuseport = self.reuseport;
             #[cfg(feature = "handover")]
-            let resumed = self.resumed.get_mut(i).map(std::mem::take).unwrap_or_default();
+            let resumed = self
+                .resumed
+                .get_mut(i)
+                .map(std::mem::take)
+                .unwrap_or_default();
             threads.push(
                 thread::Builder::new()
                     .name(format!("silverback-loop-{i}"))
@@ -492,7 +496,12 @@ impl<H: Handler> Server<H> {
             w.accept_here = self.reuseport;
             w.core.shared.ips = Some(self.ips.clone());
             #[cfg(feature = "handover")]
-            w.resume(self.resumed.get_mut(i).map(std::mem::take).unwrap_or_default());
+            w.resume(
+                self.resumed
+                    .get_mut(i)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
+            );
             result = w.run(false);
             if result.is_err() {
                 // Take the other loops down with this one.

@@ -80,10 +80,9 @@ fn movable<D>(c: &Slot<D>) -> Option<bool> {
         // TLS: rustls cannot export a session's keys through its public API.
         return Some(false);
     }
-    let rd_rest = c
-        .rd
-        .as_deref()
-        .is_none_or(|rd| rd.msg.is_empty() && rd.delivery.is_none());
+    let rd_rest =
+        c.rd.as_deref()
+            .is_none_or(|rd| rd.msg.is_empty() && rd.delivery.is_none());
     Some(conn.is_at_rest() && rd_rest && c.io.deferred_bytes() == 0)
 }
 
@@ -130,7 +129,10 @@ impl<H: Handler> Worker<H> {
             };
             match movable(c) {
                 Some(true) => {
-                    if c.io.cold.as_deref().is_some_and(|k| !k.user_timers.is_empty())
+                    if c.io
+                        .cold
+                        .as_deref()
+                        .is_some_and(|k| !k.user_timers.is_empty())
                         && dues.is_none()
                     {
                         dues = Some(self.user_timer_dues());
@@ -139,7 +141,12 @@ impl<H: Handler> Worker<H> {
                         staying += 1;
                     }
                 }
-                Some(false) if matches!(self.slots[slot].as_ref().map(|c| &c.io.sock), Some(Some(Transport::Plain(_)))) => {
+                Some(false)
+                    if matches!(
+                        self.slots[slot].as_ref().map(|c| &c.io.sock),
+                        Some(Some(Transport::Plain(_)))
+                    ) =>
+                {
                     waiting += 1;
                 }
                 Some(false) => staying += 1,
@@ -317,10 +324,10 @@ impl<H: Handler> Worker<H> {
             return;
         };
         for (i, l) in self.listeners.iter_mut().enumerate() {
-            let _ = self
-                .poll
-                .registry()
-                .register(&mut l.sock, listener_token(i), Interest::READABLE);
+            let _ =
+                self.poll
+                    .registry()
+                    .register(&mut l.sock, listener_token(i), Interest::READABLE);
         }
         for (slot, mut c, dues) in std::mem::take(&mut h.held) {
             if let Some(s) = c.io.sock.as_mut() {
@@ -380,7 +387,13 @@ impl<H: Handler> Worker<H> {
             return Err(e);
         }
         let id = ConnId::new(self.core.me.index, slot, generation);
-        let mut io = ConnIo::new(Some(transport), id, rec.peer, Role::Server, Phase::Open(conn));
+        let mut io = ConnIo::new(
+            Some(transport),
+            id,
+            rec.peer,
+            Role::Server,
+            Phase::Open(conn),
+        );
         let rd = (!rec.input.is_empty()).then(|| {
             let size = self.buffer_size().max(rec.input.len() * 2);
             let mut buf = vec![0; size];
@@ -439,7 +452,8 @@ fn restore(
     server: &crate::proto::handshake::ServerConfig,
     now: Instant,
 ) -> std::io::Result<Connection> {
-    let bad = |e: crate::proto::SnapshotError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let bad =
+        |e: crate::proto::SnapshotError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     #[cfg(feature = "deflate")]
     if let Some(cfg) = server.deflate.as_ref() {
         return Connection::restore_compressed(
@@ -451,8 +465,13 @@ fn restore(
         )
         .map_err(bad);
     }
-    Connection::restore(&rec.state, server.connection.clone(), Randomness::thread(), now)
-        .map_err(bad)
+    Connection::restore(
+        &rec.state,
+        server.connection.clone(),
+        Randomness::thread(),
+        now,
+    )
+    .map_err(bad)
 }
 
 /// How long a loop waits for its connections to reach the end of a message, by

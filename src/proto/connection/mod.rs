@@ -32,9 +32,9 @@ use tx::TxQueue;
 
 pub use config::ConnectionConfig;
 pub use lifecycle::{End, State};
+pub use send::{DirectFrame, PreparedFrame, check_close, check_control, check_message};
 #[cfg(feature = "handover")]
 pub use snapshot::{ConnectionState, DeflateState, SnapshotError};
-pub use send::{DirectFrame, PreparedFrame, check_close, check_control, check_message};
 
 /// A piece of a data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,8 +95,7 @@ impl DeflateState {
         let bits_ok = (9..=15).contains(&self.server_max_window_bits)
             && (8..=15).contains(&self.client_max_window_bits);
         let window = 1usize << 15;
-        if !bits_ok || self.sent_history.len() > window || self.received_history.len() > window
-        {
+        if !bits_ok || self.sent_history.len() > window || self.received_history.len() > window {
             return Err(SnapshotError::Invalid);
         }
         Ok(())
