@@ -17,6 +17,9 @@
 //! `--max-handshakes-per-ip N`, `--max-msgs-per-sec N`, `--max-bytes-per-sec N`
 //! and `--rate-policy close|throttle` set the limits of `silverback::event::Limits`;
 //! `--reuseport` (with `--features reuseport`) gives each worker its own listener.
+//! `--handover PATH` (with `--features handover`): on SIGUSR2 the server hands its
+//! listener and every open connection to a new process started with `--resume
+//! PATH`, and exits; no client is disconnected (docs/handover.md).
 
 mod common;
 
@@ -112,6 +115,7 @@ fn main() -> std::io::Result<()> {
          \x20    [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N]\n\
          \x20    [--rate-policy close|throttle] [--reuseport]   (SO_REUSEPORT, --features reuseport)\n\
          \x20    [--unix PATH]   (also on a Unix domain socket: ws+unix://%2FPATH/websocket)\n\
+         \x20    [--handover PATH | --resume PATH]   (restart keeping connections, --features handover)\n\
          default 0.0.0.0:22345, WebSocket at /websocket, test page at /",
     );
     let addr = common::addr("0.0.0.0:22345");
@@ -138,7 +142,7 @@ fn main() -> std::io::Result<()> {
         let every = std::time::Duration::from_secs_f64(secs);
         builder = builder.heartbeat(every, every * 3);
     }
-    let builder = common::with_edge_flags(builder);
+    let builder = common::with_resume(common::with_edge_flags(builder));
     let (builder, ws, http) = common::with_server_tls(builder);
     let server = builder
         .addr(addr)
@@ -148,6 +152,7 @@ fn main() -> std::io::Result<()> {
         // The tutorial's clients (Postman, browsers on other pages) send any Origin.
         .check_origin(|_| true)
         .build(move |_| Echo { plain, quiet })?;
+    common::hand_over_on_signal(server.handle());
     println!(
         "echo listening on {ws}://{}/websocket ({} worker{}{}); test page at {http}://{}/",
         server.local_addr(),

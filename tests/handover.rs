@@ -570,3 +570,179 @@ fn topics_timers_data_and_a_message_under_way_move_and_tls_gets_1012() {
     new_h.shutdown(Duration::from_secs(1));
     new_t.join().unwrap().unwrap();
 }
+
+/// An example built with the handover (its own target directory, so that the
+/// other tests' builds of the examples are left alone).
+fn handover_example(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/handover-examples");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .args(["--features", "handover,json,deflate"])
+        .env("CARGO_TARGET_DIR", &dir)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building example {name} failed");
+    dir.join("debug/examples").join(name)
+}
+
+/// Starts the process that waits for a handover on `path`; returns it and its
+/// output lines.
+fn resuming(
+    bin: &PathBuf,
+    path: &PathBuf,
+    extra: &[&str],
+) -> (support::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = support::Child(
+        std::process::Command::new(bin)
+            .args(extra)
+            .args(["--addr", "127.0.0.1:0", "--resume"])
+            .arg(path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+fn sigusr2(child: &support::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-USR2", &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -USR2");
+}
+
+/// Waits (bounded) for the process to exit; its exit status.
+fn exits(child: &mut support::Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the old process did not exit"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `examples/echo --handover PATH` hands its clients to `echo --resume PATH` on
+/// SIGUSR2 and exits; the clients notice nothing.
+#[test]
+fn the_echo_example_restarts_on_sigusr2_without_closing_anyone() {
+    let bin = handover_example("echo");
+    let path = socket_path("echo-example");
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["--plain", "--deflate", "--handover"]).arg(&path);
+    let (mut old, addr) = support::spawn_listening(cmd);
+    let url = format!("ws://{addr}/websocket");
+    let dialer = Dialer::new().deflate(DeflateConfig::default());
+    let mut conns: Vec<_> = (0..50).map(|_| dialer.dial(&url).unwrap().0).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_message(MessageKind::Text, message(i, 0).as_bytes())
+            .unwrap();
+        assert_eq!(
+            c.read_message().unwrap().as_bytes(),
+            message(i, 0).as_bytes()
+        );
+    }
+    let (_new, lines) = resuming(&bin, &path, &["--plain", "--deflate"]);
+    wait_for("the new process to listen", Duration::from_secs(20), || {
+        path.exists()
+    });
+    // In flight while the handover runs.
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_message(MessageKind::Text, message(i, 1).as_bytes())
+            .unwrap();
+    }
+    sigusr2(&old);
+    assert!(exits(&mut old).success());
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(
+            c.read_message().unwrap().as_bytes(),
+            message(i, 1).as_bytes()
+        );
+        for n in 2..6 {
+            c.write_message(MessageKind::Text, message(i, n).as_bytes())
+                .unwrap();
+            assert_eq!(
+                c.read_message().unwrap().as_bytes(),
+                message(i, n).as_bytes()
+            );
+        }
+    }
+    // The new process serves the old address, to new clients too.
+    let listening: Vec<String> = lines.try_iter().collect();
+    assert!(
+        listening
+            .iter()
+            .any(|l| l.contains(&format!("ws://{addr}/"))),
+        "{listening:?}"
+    );
+    let (mut c, _) = dialer.dial(&url).unwrap();
+    c.write_message(MessageKind::Binary, b"new").unwrap();
+    assert_eq!(c.read_message().unwrap().as_bytes(), b"new");
+}
+
+/// `examples/push`: the registry of users moves with the connections, so pushes
+/// by user id and by topic reach them through the new process.
+#[test]
+fn the_push_example_moves_its_users_on_sigusr2() {
+    let bin = handover_example("push");
+    let path = socket_path("push-example");
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("--handover").arg(&path);
+    let (mut old, addr) = support::spawn_listening(cmd);
+    let mut users: Vec<_> = (0..10)
+        .map(|i| {
+            Dialer::new()
+                .dial(&format!(
+                    "ws://{addr}/getPushNews?userId=u{i}&topic=t{}",
+                    i % 2
+                ))
+                .unwrap()
+                .0
+        })
+        .collect();
+    let (status, _) = support::http(addr, "POST", "/push?userId=u3", b"{\"n\":1}");
+    assert_eq!(status, 200);
+    assert_eq!(users[3].read_message().unwrap().as_bytes(), b"{\"n\":1}");
+    let (_new, _lines) = resuming(&bin, &path, &[]);
+    wait_for("the new process to listen", Duration::from_secs(20), || {
+        path.exists()
+    });
+    sigusr2(&old);
+    assert!(exits(&mut old).success());
+    // Now the new process answers on the same address.
+    let (status, body) = support::http(addr, "GET", "/clients", b"");
+    assert_eq!(status, 200);
+    let mut ids: Vec<String> = serde_json::from_str(&body).unwrap();
+    ids.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    let (status, _) = support::http(addr, "POST", "/push?userId=u7", b"{\"n\":2}");
+    assert_eq!(status, 200);
+    assert_eq!(users[7].read_message().unwrap().as_bytes(), b"{\"n\":2}");
+    let (status, body) = support::http(addr, "POST", "/push?topic=t1", b"{\"n\":3}");
+    assert_eq!(status, 200, "{body}");
+    for (i, u) in users.iter_mut().enumerate() {
+        if i % 2 == 1 {
+            assert_eq!(u.read_message().unwrap().as_bytes(), b"{\"n\":3}");
+        }
+    }
+    let (status, _) = support::http(addr, "GET", "/deleteClient/u0", b"");
+    assert_eq!(status, 200);
+    assert!(users[0].read_message().is_err());
+}

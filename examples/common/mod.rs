@@ -326,3 +326,69 @@ pub fn dial(
     };
     dialer.dial_stream(stream, url)
 }
+
+/// `--resume PATH` (feature `handover`): the server takes over the listeners and
+/// connections of a running one, which hands them over on SIGUSR2 when started
+/// with `--handover PATH` (see [`hand_over_on_signal`]). `build` waits for it.
+pub fn with_resume(b: silverback::event::ServerBuilder) -> silverback::event::ServerBuilder {
+    let Some(path) = flag_value("--resume") else {
+        return b;
+    };
+    #[cfg(feature = "handover")]
+    {
+        println!("waiting on {path} for the running server's handover (send it SIGUSR2)");
+        b.resume_from(path)
+    }
+    #[cfg(not(feature = "handover"))]
+    {
+        let _ = (b, path);
+        eprintln!("--resume needs a build with --features handover");
+        std::process::exit(2);
+    }
+}
+
+/// `--handover PATH` (feature `handover`): on SIGUSR2, hands every listener and
+/// open connection to the process waiting on PATH (started with `--resume PATH`),
+/// then shuts down what is left (a few seconds' grace) so that `run` returns. If
+/// the handover fails (no process there, a refusal), this one serves on and waits
+/// for the next SIGUSR2.
+pub fn hand_over_on_signal(handle: silverback::event::ServerHandle) {
+    let Some(path) = flag_value("--handover") else {
+        return;
+    };
+    #[cfg(feature = "handover")]
+    {
+        use signal_hook::consts::SIGUSR2;
+        let mut signals = signal_hook::iterator::Signals::new([SIGUSR2]).unwrap_or_else(|e| {
+            eprintln!("--handover: cannot watch SIGUSR2: {e}");
+            std::process::exit(2);
+        });
+        println!("on SIGUSR2: hand over to the server waiting on {path}");
+        std::thread::spawn(move || {
+            for _ in signals.forever() {
+                match handle.hand_over(&path) {
+                    Ok(r) => {
+                        println!(
+                            "handed over {} connections and {} listeners in {:.1} ms \
+                             (connections paused {:.1} ms; {} closed with 1012)",
+                            r.connections,
+                            r.listeners,
+                            r.elapsed.as_secs_f64() * 1e3,
+                            r.paused.as_secs_f64() * 1e3,
+                            r.closed
+                        );
+                        handle.shutdown(std::time::Duration::from_secs(5));
+                        return;
+                    }
+                    Err(e) => eprintln!("handover failed, serving on: {e}"),
+                }
+            }
+        });
+    }
+    #[cfg(not(feature = "handover"))]
+    {
+        let _ = (handle, path);
+        eprintln!("--handover needs a build with --features handover");
+        std::process::exit(2);
+    }
+}

@@ -26,6 +26,11 @@
 //! `--tls-cert FILE --tls-key FILE` or `--tls-self-signed` (with `--features tls`)
 //! serve the same over `wss://` and `https://`.
 //!
+//! Restarting without disconnecting anyone (with `--features handover`): start the
+//! new process with `--resume PATH` and send SIGUSR2 to the running one, started
+//! with `--handover PATH`: every connection moves with its user id and topics, and
+//! the new process registers the users (docs/handover.md).
+//!
 //! Several processes: `--redis redis://127.0.0.1:6379 --node NAME` (a distinct name
 //! per process). Which process holds which user is kept in Redis with an expiry
 //! (`--registry-ttl SECS`, default 30) that each process renews for its users, so a
@@ -199,6 +204,35 @@ impl Push {
     }
 }
 
+impl Push {
+    /// Registers the connection's user on this process (and in the cluster): a
+    /// newer connection of a user replaces an older one.
+    fn register(&mut self, ctx: &mut Ctx<'_, User>) {
+        let sender = ctx.sender();
+        let topics = ctx.data().topics.clone();
+        let user = ctx.data().id.clone();
+        let stamp = now_ms();
+        let old = self.registry.lock().unwrap().insert(
+            user.clone(),
+            Local {
+                sender,
+                stamp,
+                topics,
+            },
+        );
+        if let Some(old) = old {
+            let _ = old
+                .sender
+                .close(CloseCode(4000), "replaced by a new connection");
+        }
+        if let Some(c) = &self.cluster {
+            // Registered by a worker; another process's older connection of this
+            // user is closed from there.
+            c.submit(Job::Register { user, stamp });
+        }
+    }
+}
+
 impl Handler for Push {
     /// The user id of the connection and its topics.
     type Data = User;
@@ -224,33 +258,43 @@ impl Handler for Push {
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, User>) {
-        let sender = ctx.sender();
         let topics = ctx.data().topics.clone();
         for t in std::iter::once(ALL).chain(topics.iter().map(String::as_str)) {
             // Open in on_open: subscribing cannot fail here.
             let _ = ctx.subscribe(t);
         }
-        let user = ctx.data().id.clone();
-        println!("user {user} connected from {}", ctx.peer_addr());
-        let stamp = now_ms();
-        let old = self.registry.lock().unwrap().insert(
-            user.clone(),
-            Local {
-                sender,
-                stamp,
-                topics,
-            },
-        );
-        if let Some(old) = old {
-            let _ = old
-                .sender
-                .close(CloseCode(4000), "replaced by a new connection");
-        }
-        if let Some(c) = &self.cluster {
-            // Registered by a worker; another process's older connection of this
-            // user is closed from there.
-            c.submit(Job::Register { user, stamp });
-        }
+        let peer = ctx.peer_addr();
+        println!("user {} connected from {peer}", ctx.data().id);
+        self.register(ctx);
+    }
+
+    /// A restart (`--handover`): the user id and topics go with the connection
+    /// (its subscriptions move by themselves).
+    #[cfg(feature = "handover")]
+    fn on_hand_over(&mut self, ctx: &mut Ctx<'_, User>) -> Vec<u8> {
+        let u = ctx.data();
+        json!({ "id": u.id, "topics": u.topics })
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The new process (`--resume`): the user is registered here, under this
+    /// connection's new id.
+    #[cfg(feature = "handover")]
+    fn on_resume(&mut self, ctx: &mut Ctx<'_, User>, saved: &[u8]) {
+        let v: serde_json::Value = serde_json::from_slice(saved).unwrap_or_default();
+        *ctx.data() = User {
+            id: v["id"].as_str().unwrap_or_default().to_owned(),
+            topics: v["topics"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        self.register(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, User>, msg: MessageRef<'_>) {
@@ -330,7 +374,8 @@ fn main() -> std::io::Result<()> {
          [--tls-cert FILE --tls-key FILE | --tls-self-signed]   (wss:// and https://, --features tls)\n     \
          [--proxy-protocol [--trusted-proxy CIDR]...] [--max-conns-per-ip N]\n     \
          [--max-handshakes-per-ip N] [--max-msgs-per-sec N] [--max-bytes-per-sec N] [--rate-policy close|throttle]\n     \
-         [--reuseport]   (SO_REUSEPORT, --features reuseport)",
+         [--reuseport]   (SO_REUSEPORT, --features reuseport)\n     \
+         [--handover PATH | --resume PATH]   (restart keeping connections, --features handover)",
     );
     let addr = common::addr("0.0.0.0:22345");
     let secs = |name: &str, default: f64| -> f64 {
@@ -357,8 +402,9 @@ fn main() -> std::io::Result<()> {
             Some(c)
         }
     };
-    let (mut builder, ws, http) =
-        common::with_server_tls(common::with_edge_flags(Server::builder()));
+    let (mut builder, ws, http) = common::with_server_tls(common::with_resume(
+        common::with_edge_flags(Server::builder()),
+    ));
     if common::deflate_requested() {
         // Pushes to topics compress once per publish for clients without context
         // takeover (`--deflate-mode shared`), per client otherwise.
@@ -405,6 +451,7 @@ fn main() -> std::io::Result<()> {
             }
         });
     }
+    common::hand_over_on_signal(server.handle());
     println!(
         "push service on {ws}://{}/getPushNews?userId=ID[&topic=NAME]; POST /push[?userId=ID|?topic=NAME]; GET /deleteClient/ID; page at {http}://{}/",
         server.local_addr(),
