@@ -112,6 +112,49 @@ def main():
         "stored": bytes([0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]),
     }.items():
         write("inflate", f"rfc7692-{name}", b)
+    # The handover's records: first byte 0 = connection, 1 = listener, 2 = end, 3 = hello.
+    write("handover_state", "plain", bytes([0]) + handover_conn(None, topics=(b"all", b"news")))
+    write("handover_state", "deflate", bytes([0]) + handover_conn(
+        (b"hello hello hello" * 10, b"received " * 30), output=frame(0x81, b"queued"),
+        timers=((7, 10_000_000_000, 250_000_000), (8, None, 5)), data=b"user-42", subprotocol=b"chat", v6=True))
+    write("handover_state", "listener-tcp", bytes([1]) + struct.pack("<H", 0) + bytes([0]))
+    write("handover_state", "listener-unix", bytes([1]) + struct.pack("<HBI", 1, 1, 8) + b"/tmp/x.s")
+    write("handover_state", "end", bytes([2]) + struct.pack("<II", 1, 1000))
+    write("handover_state", "hello", bytes([3]) + b"SBHO" + struct.pack("<H", 1))
+
+
+def handover_conn(deflate, output=b"", topics=(), timers=(), data=b"", subprotocol=None, v6=False):
+    """A connection record in the handover format (src/handover/format.rs)."""
+    b = bytearray()
+    if v6:
+        b += bytes([6]) + bytes(15) + bytes([1])
+    else:
+        b += bytes([4, 127, 0, 0, 1])
+    b += struct.pack("<H", 40000) + bytes([0, 1])  # port, tcp, server
+    if subprotocol is None:
+        b += bytes([0])
+    else:
+        b += bytes([1]) + struct.pack("<I", len(subprotocol)) + subprotocol
+    b += bytes([1]) + bytes([1]) + struct.pack("<Q", 1 << 20)  # auto_pong, read limit
+    b += struct.pack("<QQ", 1_500_000_000, 3_000_000_000) + bytes([1])
+    if deflate:
+        sent, received = deflate
+        b += bytes([1, 0, 0, 15, 15, 1])
+        b += struct.pack("<I", len(sent)) + sent + struct.pack("<I", len(received)) + received
+    else:
+        b += bytes([0])
+    b += struct.pack("<I", len(output)) + output
+    b += struct.pack("<I", len(topics))
+    for t in topics:
+        b += struct.pack("<I", len(t)) + t
+    b += struct.pack("<I", len(timers))
+    for token, period, remaining in timers:
+        b += struct.pack("<Q", token)
+        b += bytes([0]) if period is None else bytes([1]) + struct.pack("<Q", period)
+        b += struct.pack("<Q", remaining)
+    b += struct.pack("<I", 1) + bytes([0x81])  # a partial frame header received
+    b += struct.pack("<I", len(data)) + data
+    return bytes(b)
 
 
 if __name__ == "__main__":

@@ -746,3 +746,27 @@ fn the_push_example_moves_its_users_on_sigusr2() {
     assert_eq!(status, 200);
     assert!(users[0].read_message().is_err());
 }
+
+/// The fuzz target's seeds (written by fuzz/seeds.py, which re-implements the
+/// format in Python) decode, and their connections restore.
+#[test]
+fn the_fuzz_seeds_follow_the_format() {
+    use silverback::handover::format::decode_conn;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/handover_state");
+    let mut conns = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        if bytes[0] == 0 {
+            let rec = decode_conn(&bytes[1..]).expect("a seed decodes");
+            silverback::proto::Connection::restore(
+                &rec.state,
+                Arc::new(silverback::proto::ConnectionConfig::default()),
+                silverback::proto::Randomness::thread(),
+                Instant::now(),
+            )
+            .expect("a seed restores");
+            conns += 1;
+        }
+    }
+    assert_eq!(conns, 2);
+}
