@@ -12,6 +12,8 @@
 //!                 [--pushers 8] [--at "5:kill -STOP PID"]...
 //! loadgen fanout  --url 'ws://127.0.0.1:22345/getPushNews?userId=u{i}' --conns 10000 --rate 10
 //!                 --duration 8 --size 1024 --post 'http://127.0.0.1:22345/push' [--server-pid PID] [--deflate]
+//! loadgen restart --url ws://127.0.0.1:9000/ --conns 10000 --busy 10 --size 64 --duration 10
+//!                 --at "4:kill -USR2 PID" [--deflate]
 //! loadgen handshake --url ws://127.0.0.1:9000/ --count 500 [--proxy http://127.0.0.1:3128]
 //! loadgen reconnect --url ws://127.0.0.1:9000/ --conns 1000 --window 1 --max-delay 8 --duration 12
 //!                 --at "3:kill -9 PID" --at "3.5:COMMAND THAT STARTS IT AGAIN"
@@ -43,6 +45,9 @@
 //!   deliveries/s, latency from the POST to the last subscriber (p50/p99/max),
 //!   lost, and the server's CPU per delivered message (examples/common/fanout.rs
 //!   says how).
+//! * `restart`: what clients see while the server hands its connections to a new
+//!   process (round trips before and during, connections and messages lost;
+//!   examples/common/restart.rs says how).
 //! * `handshake`, `reconnect`: what a device sees through a proxy and after a
 //!   server restart (examples/common/fleet.rs says what they measure).
 //!
@@ -60,6 +65,8 @@ mod fleet;
 mod http;
 #[path = "common/push_load.rs"]
 mod push_load;
+#[path = "common/restart.rs"]
+mod restart;
 #[path = "common/soak.rs"]
 mod soak;
 
@@ -538,7 +545,8 @@ fn main() -> ExitCode {
          push-holder (started by push): [--first I] [--bystander]\n    \
          fanout: --url 'ws://HOST:PORT/PATH?id={i}' --post http://HOST:PORT/PATH [--rate POSTS_PER_SEC] [--size BYTES] [--deflate]\n    \
          handshake: [--count N] [--proxy URL]\n    \
-         reconnect: [--window SECS] [--max-delay SECS] [--at SECS:COMMAND]...",
+         reconnect: [--window SECS] [--max-delay SECS] [--at SECS:COMMAND]...\n    \
+         restart: [--busy N] [--size BYTES] [--duration SECS] [--at SECS:COMMAND]... [--deflate]",
     );
     let mode = std::env::args().nth(1).unwrap_or_default();
     let url = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:22345/".into());
@@ -595,6 +603,23 @@ fn main() -> ExitCode {
             }),
             Err(e) => Err(e),
         },
+        "restart" => {
+            let Some(at) = at_flags() else {
+                return ExitCode::from(2);
+            };
+            match deflate(tls(Client::builder()), common::flag("--deflate")) {
+                Ok(builder) => restart::run(restart::Settings {
+                    url: url.clone(),
+                    conns,
+                    busy: num("--busy", 10.0) as usize,
+                    size: num("--size", 64.0) as usize,
+                    duration: num("--duration", 10.0),
+                    at,
+                    builder,
+                }),
+                Err(e) => Err(e),
+            }
+        }
         "handshake" => fleet::handshake(
             &url,
             num("--count", 200.0) as usize,
@@ -643,7 +668,7 @@ fn main() -> ExitCode {
         }
         other => {
             eprintln!(
-                "unknown mode {other:?}: echo, idle, connect, soak, push, fanout, handshake or reconnect"
+                "unknown mode {other:?}: echo, idle, connect, soak, push, fanout, restart, handshake or reconnect"
             );
             return ExitCode::FAILURE;
         }

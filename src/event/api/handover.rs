@@ -68,48 +68,68 @@ pub(crate) fn hand_over(
         }));
     }
     drop(tx);
-    let result = transfer(&sock, loops.len(), &rx, wait);
-    let step = if result.is_ok() {
-        Step::Commit
-    } else {
-        Step::Abort
-    };
+    let mut exports: Vec<Option<LoopExport>> = (0..loops.len()).map(|_| None).collect();
+    let result = collect(&rx, &mut exports, wait).and_then(|()| transfer(&sock, &exports));
     let paused = paused_at.elapsed();
-    for l in loops {
-        let commit = matches!(step, Step::Commit);
-        let _ = l.post(Command::HandOver(if commit {
-            Step::Commit
-        } else {
-            Step::Abort
-        }));
+    match result {
+        Ok((connections, listeners, closed)) => {
+            for l in loops {
+                let _ = l.post(Command::HandOver(Step::Commit));
+            }
+            // Our descriptors of the moved sockets close here; the new process
+            // has its own.
+            drop(exports);
+            Ok(HandoverReport {
+                connections,
+                listeners,
+                closed,
+                elapsed: start.elapsed(),
+                paused,
+            })
+        }
+        Err(e) => {
+            for (l, e) in loops.iter().zip(exports.iter_mut()) {
+                let fds = e
+                    .take()
+                    .map(|e| e.conns.into_iter().map(|(_, fd)| fd).collect())
+                    .unwrap_or_default();
+                let _ = l.post(Command::HandOver(Step::Abort(fds)));
+            }
+            Err(e)
+        }
     }
-    let (connections, listeners, closed) = result?;
-    Ok(HandoverReport {
-        connections,
-        listeners,
-        closed,
-        elapsed: start.elapsed(),
-        paused,
-    })
 }
 
-/// Collects every loop's export, sends it, and gets the new process's ready and
-/// ack. Returns (connections, listeners, staying).
-fn transfer(
-    sock: &UnixStream,
-    n: usize,
+/// Every loop's export, each in its place.
+fn collect(
     rx: &mpsc::Receiver<LoopExport>,
+    exports: &mut [Option<LoopExport>],
     wait: Duration,
-) -> io::Result<(usize, usize, usize)> {
-    let mut exports = Vec::with_capacity(n);
-    for _ in 0..n {
+) -> io::Result<()> {
+    let mut error = None;
+    for _ in 0..exports.len() {
         let e = rx.recv_timeout(wait + STEP_TIMEOUT).map_err(|_| {
             io::Error::new(io::ErrorKind::TimedOut, "handover: a loop did not answer")
         })?;
-        exports.push(e);
+        if let Some(why) = &e.error {
+            error = Some(io::Error::other(format!("handover: {why}")));
+        }
+        let i = e.index;
+        if let Some(slot) = exports.get_mut(i) {
+            *slot = Some(e);
+        }
     }
+    error.map_or(Ok(()), Err)
+}
+
+/// Sends every loop's export and gets the new process's ready and ack. Returns
+/// (connections, listeners, staying).
+fn transfer(
+    sock: &UnixStream,
+    exports: &[Option<LoopExport>],
+) -> io::Result<(usize, usize, usize)> {
     let (mut conns, mut listeners, mut staying) = (0, 0, 0);
-    for e in &exports {
+    for e in exports.iter().flatten() {
         for (rec, fd) in &e.listeners {
             wire::send(
                 sock,
@@ -120,7 +140,7 @@ fn transfer(
             listeners += 1;
         }
     }
-    for e in &exports {
+    for e in exports.iter().flatten() {
         for (bytes, fd) in &e.conns {
             wire::send(sock, wire::CONN, bytes, Some(fd.as_fd()))?;
             conns += 1;

@@ -81,6 +81,16 @@ impl std::os::fd::AsFd for Sock {
     }
 }
 
+#[cfg(all(unix, feature = "handover"))]
+impl From<Sock> for std::os::fd::OwnedFd {
+    fn from(s: Sock) -> Self {
+        match s {
+            Sock::Tcp(s) => s.into(),
+            Sock::Unix(s) => s.into(),
+        }
+    }
+}
+
 impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -1,17 +1,19 @@
 //! A loop's part of a handover to a new process (feature `handover`; the
 //! coordinator is `crate::handover`).
 //!
-//! **Prepare**: the loop stops accepting and, from then on, takes out every open
-//! plain server connection that is between messages: its state is saved, its
-//! socket duplicated for the new process and deregistered, and the connection set
-//! aside with its slot (its id stays reserved). A connection in the middle of a
+//! **Prepare**: the loop stops accepting (its listening sockets are duplicated for
+//! the new process) and, from then on, takes out every open plain server
+//! connection that is between messages: its state is saved, its socket
+//! deregistered and moved out (no duplicate: a process near its descriptor limit
+//! must not run out half-way), and the connection set aside with its slot (its id
+//! stays reserved). A connection in the middle of a
 //! message (received or sent) is served until it reaches the end of it, up to the
 //! prepare deadline; then the loop reports what it set aside. **Commit**: the set
 //! aside connections are let go without a word (the new process has their
 //! sockets); what could not move (TLS sessions, messages still under way at the
 //! deadline, closing handshakes) is closed with 1012 (Service Restart).
-//! **Abort**: everything set aside goes back, exactly as it was: nothing was read
-//! or written meanwhile.
+//! **Abort**: the sockets come back from the coordinator and everything set aside
+//! goes back, exactly as it was: nothing was read or written meanwhile.
 //!
 //! The new process's loops **resume** the connections they are given: each is
 //! rebuilt from its state, registered, given back its topics and user timers, and
@@ -44,17 +46,23 @@ pub(crate) enum Step {
     },
     /// The new process has them: let go.
     Commit,
-    /// The handover failed: serve everything again.
-    Abort,
+    /// The handover failed: serve everything again, with the sockets this loop
+    /// exported (in the order of its export).
+    Abort(Vec<OwnedFd>),
 }
 
 /// What one loop hands over.
 pub(crate) struct LoopExport {
+    /// The loop's index.
+    pub(crate) index: usize,
     pub(crate) listeners: Vec<(ListenerRecord, OwnedFd)>,
     /// Encoded [`ConnRecord`]s and their sockets.
     pub(crate) conns: Vec<(Vec<u8>, OwnedFd)>,
     /// Open connections that stay (closed with 1012 at commit).
     pub(crate) staying: usize,
+    /// The loop could not take part (a listening socket could not be
+    /// duplicated): the handover must be aborted.
+    pub(crate) error: Option<String>,
 }
 
 /// A loop's handover in progress.
@@ -62,9 +70,19 @@ pub(crate) struct Handover<D> {
     deadline: Instant,
     /// `None` once the export was sent.
     reply: Option<mpsc::Sender<LoopExport>>,
-    /// Connections set aside: slot, connection, its user timers' deadlines.
-    held: Vec<(usize, Slot<D>, Vec<Instant>)>,
+    /// Connections set aside: slot, connection (without its socket), its user
+    /// timers' deadlines, and whether its socket is a Unix one.
+    held: Vec<Held<D>>,
     conns: Vec<(Vec<u8>, OwnedFd)>,
+    listeners: Vec<(ListenerRecord, OwnedFd)>,
+    error: Option<String>,
+}
+
+struct Held<D> {
+    slot: usize,
+    conn: Slot<D>,
+    dues: Vec<Instant>,
+    unix: bool,
 }
 
 /// Whether the connection can move now: open plain server connection, between
@@ -93,19 +111,45 @@ impl<H: Handler> Worker<H> {
                 if self.handover.is_some() {
                     return;
                 }
-                for l in &mut self.listeners {
+                let mut listeners = Vec::new();
+                let mut error = None;
+                for (i, l) in self.listeners.iter_mut().enumerate() {
                     let _ = self.poll.registry().deregister(&mut l.sock);
+                    let (fd, unix_path) = match &l.sock {
+                        ListenSock::Tcp(s) => (crate::handover::wire::dup(s), None),
+                        ListenSock::Unix(s, path) => (
+                            crate::handover::wire::dup(s),
+                            Some(path.to_string_lossy().into_owned()),
+                        ),
+                    };
+                    match fd {
+                        Ok(fd) => listeners.push((
+                            ListenerRecord {
+                                index: i as u16,
+                                unix_path,
+                            },
+                            fd,
+                        )),
+                        Err(e) => error = Some(format!("a listening socket: {e}")),
+                    }
                 }
                 self.handover = Some(Box::new(Handover {
-                    deadline,
+                    // Nothing is set aside if the loop cannot take part.
+                    deadline: if error.is_some() {
+                        self.core.now
+                    } else {
+                        deadline
+                    },
                     reply: Some(reply),
                     held: Vec::new(),
                     conns: Vec::new(),
+                    listeners,
+                    error,
                 }));
                 self.handover_step();
             }
             Step::Commit => self.handover_commit(),
-            Step::Abort => self.handover_abort(),
+            Step::Abort(fds) => self.handover_abort(fds),
         }
     }
 
@@ -123,12 +167,13 @@ impl<H: Handler> Worker<H> {
         let mut waiting = 0;
         let mut staying = 0;
         let mut dues: Option<HashMap<(usize, u64), Instant>> = None;
+        let failed = h.error.is_some();
         for slot in 0..self.slots.len() {
             let Some(c) = self.slots[slot].as_ref() else {
                 continue;
             };
             match movable(c) {
-                Some(true) => {
+                Some(true) if !failed => {
                     if c.io
                         .cold
                         .as_deref()
@@ -141,49 +186,26 @@ impl<H: Handler> Worker<H> {
                         staying += 1;
                     }
                 }
-                Some(false)
-                    if matches!(
-                        self.slots[slot].as_ref().map(|c| &c.io.sock),
-                        Some(Some(Transport::Plain(_)))
-                    ) =>
-                {
+                // Plain, in the middle of a message: waits for its end.
+                Some(false) if matches!(c.io.sock, Some(Transport::Plain(_))) && !failed => {
                     waiting += 1;
                 }
-                Some(false) => staying += 1,
+                Some(_) => staying += 1,
                 None => {}
             }
         }
         if waiting > 0 && now < deadline {
             return;
         }
-        let listeners = self
-            .listeners
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let (fd, unix_path) = match &l.sock {
-                    ListenSock::Tcp(s) => (crate::handover::wire::dup(s).ok()?, None),
-                    ListenSock::Unix(s, path) => (
-                        crate::handover::wire::dup(s).ok()?,
-                        Some(path.to_string_lossy().into_owned()),
-                    ),
-                };
-                Some((
-                    ListenerRecord {
-                        index: i as u16,
-                        unix_path,
-                    },
-                    fd,
-                ))
-            })
-            .collect();
         let Some(h) = self.handover.as_mut() else {
             return;
         };
         let export = LoopExport {
-            listeners,
+            index: self.core.me.index,
+            listeners: std::mem::take(&mut h.listeners),
             conns: std::mem::take(&mut h.conns),
             staying: staying + waiting,
+            error: h.error.take(),
         };
         if let Some(reply) = h.reply.take() {
             let _ = reply.send(export);
@@ -202,7 +224,7 @@ impl<H: Handler> Worker<H> {
             .collect()
     }
 
-    /// Saves the connection in `slot`, duplicates its socket and sets it aside.
+    /// Saves the connection in `slot`, moves its socket out and sets it aside.
     /// False if it could not be (it stays served and is closed at commit).
     fn hold(&mut self, slot: usize, dues: Option<&HashMap<(usize, u64), Instant>>) -> bool {
         let now = self.core.now;
@@ -212,12 +234,10 @@ impl<H: Handler> Worker<H> {
         let Some(Ok(state)) = p.conn.io.conn().map(|c| c.save(now)) else {
             return false;
         };
-        let Some(Transport::Plain(sock)) = p.conn.io.sock.as_ref() else {
-            return false;
-        };
-        let unix = !matches!(sock, Sock::Tcp(_));
-        let Ok(fd) = crate::handover::wire::dup(sock) else {
-            return false;
+        let unix = match p.conn.io.sock.as_ref() {
+            Some(Transport::Plain(Sock::Tcp(_))) => false,
+            Some(Transport::Plain(_)) => true,
+            _ => return false,
         };
         let data = p.call(|h, ctx| h.on_hand_over(ctx));
         let topics = p.core.topics.of_slot(slot).map(str::to_owned).collect();
@@ -265,17 +285,29 @@ impl<H: Handler> Worker<H> {
         let Some(mut c) = self.slots[slot].take() else {
             return false;
         };
-        if let Some(s) = c.io.sock.as_mut() {
-            let _ = self.poll.registry().deregister(s.sock());
-        }
+        let fd = match c.io.sock.take() {
+            Some(Transport::Plain(mut s)) => {
+                let _ = self.poll.registry().deregister(&mut s);
+                OwnedFd::from(s)
+            }
+            other => {
+                c.io.sock = other;
+                self.slots[slot] = Some(c);
+                return false;
+            }
+        };
         // Its timer entries find no connection while it is away.
         c.io.timer_at = None;
         let Some(h) = self.handover.as_mut() else {
             return false;
         };
         h.conns.push((bytes, fd));
-        h.held
-            .push((slot, c, user.into_iter().map(|(_, due)| due).collect()));
+        h.held.push(Held {
+            slot,
+            conn: c,
+            dues: user.into_iter().map(|(_, due)| due).collect(),
+            unix,
+        });
         true
     }
 
@@ -284,13 +316,13 @@ impl<H: Handler> Worker<H> {
         let Some(mut h) = self.handover.take() else {
             return;
         };
-        for (slot, mut c, _) in std::mem::take(&mut h.held) {
-            if let Some(a) = c.io.cold.as_mut().and_then(|k| k.alive.take()) {
+        // The sockets went to the coordinator, which closes them once the new
+        // process has its own.
+        for Held { slot, mut conn, .. } in std::mem::take(&mut h.held) {
+            if let Some(a) = conn.io.cold.as_mut().and_then(|k| k.alive.take()) {
                 a.store(false, std::sync::atomic::Ordering::Release);
             }
-            // Closing our descriptor leaves the connection to the new process's.
-            drop(c.io.sock.take());
-            self.release_ip(&c.io);
+            self.release_ip(&conn.io);
             self.core.release_slot(slot);
             self.core.set_live(self.core.live.saturating_sub(1));
             self.core.count_open(false);
@@ -318,25 +350,47 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// The handover failed: everything set aside is served again, as it was.
-    fn handover_abort(&mut self) {
+    /// The handover failed: everything set aside is served again, as it was, with
+    /// the sockets the coordinator gives back (`fds`, in export order; before the
+    /// export was sent, the loop still holds them).
+    fn handover_abort(&mut self, fds: Vec<OwnedFd>) {
         let Some(mut h) = self.handover.take() else {
             return;
         };
+        let mut fds = fds.into_iter();
+        let mut kept = std::mem::take(&mut h.conns).into_iter().map(|(_, fd)| fd);
         for (i, l) in self.listeners.iter_mut().enumerate() {
             let _ =
                 self.poll
                     .registry()
                     .register(&mut l.sock, listener_token(i), Interest::READABLE);
         }
-        for (slot, mut c, dues) in std::mem::take(&mut h.held) {
-            if let Some(s) = c.io.sock.as_mut() {
-                let _ = self.poll.registry().register(
-                    s.sock(),
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                );
-            }
+        for Held {
+            slot,
+            conn: mut c,
+            dues,
+            unix,
+        } in std::mem::take(&mut h.held)
+        {
+            let Some(fd) = kept.next().or_else(|| fds.next()) else {
+                // Its socket was lost with the coordinator: it ends here.
+                self.core.release_slot(slot);
+                self.core.set_live(self.core.live.saturating_sub(1));
+                self.core.count_open(false);
+                continue;
+            };
+            let sock = if unix {
+                Sock::Unix(mio::net::UnixStream::from(fd))
+            } else {
+                Sock::Tcp(mio::net::TcpStream::from(fd))
+            };
+            let mut t = Transport::Plain(sock);
+            let _ = self.poll.registry().register(
+                t.sock(),
+                Token(slot),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            c.io.sock = Some(t);
             let generation = c.io.id.generation();
             if let Some(k) = c.io.cold.as_deref() {
                 for (t, due) in k.user_timers.iter().zip(dues) {
