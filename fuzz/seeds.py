@@ -121,6 +121,8 @@ def main():
     write("handover_state", "listener-unix", bytes([1]) + struct.pack("<HBI", 1, 1, 8) + b"/tmp/x.s")
     write("handover_state", "end", bytes([2]) + struct.pack("<II", 1, 1000))
     write("handover_state", "hello", bytes([3]) + b"SBHO" + struct.pack("<H", 1))
+    two = [handover_conn(None), handover_conn(None, topics=(b"all",))]
+    write("handover_state", "batch", bytes([4]) + struct.pack("<I", 2) + b"".join(struct.pack("<I", len(c)) + c for c in two))
 
 
 def handover_conn(deflate, output=b"", topics=(), timers=(), data=b"", subprotocol=None, v6=False):

@@ -1,6 +1,7 @@
 //! The handover's state decoder (`silverback::handover::format`) on arbitrary
 //! bytes: what a new process reads from an old one. The first byte picks the
-//! record (a connection, a listener, the end counts, the opening). Oracles: no
+//! record (a connection, a listener, the end counts, the opening, a batch of
+//! connections). Oracles: no
 //! panic and bounded memory whatever the lengths claim; a record that decodes
 //! re-encodes to exactly the same bytes (the format is canonical, so nothing is
 //! silently dropped or altered); a decoded connection's state either restores into
@@ -14,8 +15,8 @@ use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use silverback::handover::format::{
-    decode_conn, decode_end, decode_hello, decode_listener, encode_conn, encode_end,
-    encode_listener,
+    decode_batch, decode_conn, decode_end, decode_hello, decode_listener, encode_batch,
+    encode_conn, encode_end, encode_listener,
 };
 use silverback::proto::{Connection, ConnectionConfig, Randomness};
 
@@ -23,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 4 {
+    match which % 5 {
         0 => {
             let Ok(rec) = decode_conn(rest) else {
                 return;
@@ -57,8 +58,16 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(encode_end(l, c), rest);
             }
         }
-        _ => {
+        3 => {
             let _ = decode_hello(rest);
+        }
+        _ => {
+            if let Ok(records) = decode_batch(rest) {
+                assert_eq!(encode_batch(records.iter().copied()), rest);
+                for r in records {
+                    let _ = decode_conn(r);
+                }
+            }
         }
     }
 });

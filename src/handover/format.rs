@@ -382,6 +382,29 @@ pub fn decode_conn(b: &[u8]) -> Result<ConnRecord> {
     })
 }
 
+/// Encodes a batch of connection records (already encoded): a count, then each
+/// with its length.
+pub fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u32(records.len() as u32);
+    for r in records {
+        w.bytes(r);
+    }
+    w.0
+}
+
+/// Splits a batch into its records (not decoded).
+pub fn decode_batch(b: &[u8]) -> Result<Vec<&[u8]>> {
+    let mut r = Reader::new(b);
+    let n = r.list_len()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.bytes(MAX_BYTES * 2)?);
+    }
+    r.end()?;
+    Ok(out)
+}
+
 /// Encodes a listener record.
 pub fn encode_listener(l: &ListenerRecord) -> Vec<u8> {
     let mut w = Writer::default();

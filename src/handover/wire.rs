@@ -1,6 +1,9 @@
 //! Frames over the handover's Unix socket: `[kind: u8][length: u32 LE][payload]`,
-//! a frame's file descriptor (at most one) attached to its header with
-//! SCM_RIGHTS. rustix does the `sendmsg`/`recvmsg`; no `unsafe` here.
+//! a frame's file descriptors (at most [`MAX_FDS`]) attached to its header with
+//! SCM_RIGHTS. Connections travel in batches ([`CONNS`]: a count, then each record
+//! with its length, one descriptor per record in order), so that 10,000 of them
+//! take a few hundred system calls, not tens of thousands. rustix does the
+//! `sendmsg`/`recvmsg`; no `unsafe` here.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
@@ -18,8 +21,8 @@ pub(crate) const HELLO: u8 = 1;
 pub(crate) const REPLY: u8 = 2;
 /// A listening socket (with its descriptor).
 pub(crate) const LISTENER: u8 = 3;
-/// A connection (with its descriptor).
-pub(crate) const CONN: u8 = 4;
+/// A batch of connections (with their descriptors, in order).
+pub(crate) const CONNS: u8 = 4;
 /// Everything was sent: the counts.
 pub(crate) const END: u8 = 5;
 /// The old process let go: the new one serves from now on.
@@ -30,8 +33,11 @@ pub(crate) const OK: u8 = 0;
 /// The payload of a [`REPLY`] that refuses (a reason follows).
 pub(crate) const REFUSE: u8 = 1;
 
-/// Largest frame accepted (a connection with a full output queue and its history).
-const MAX_FRAME: usize = 200 * 1024 * 1024;
+/// Largest frame accepted (a batch of connections with full output queues).
+const MAX_FRAME: usize = 512 * 1024 * 1024;
+
+/// Most descriptors in one frame (Linux passes at most 253 per message).
+pub(crate) const MAX_FDS: usize = 200;
 
 /// Sends one frame, with `fd` attached to its header.
 pub(crate) fn send(
@@ -40,17 +46,26 @@ pub(crate) fn send(
     payload: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
+    send_with(sock, kind, payload, fd.as_slice())
+}
+
+/// Sends one frame, with `fds` (at most [`MAX_FDS`]) attached to its header.
+pub(crate) fn send_with(
+    sock: &UnixStream,
+    kind: u8,
+    payload: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    if fds.len() > MAX_FDS || payload.len() > MAX_FRAME {
+        return Err(io::Error::other("handover frame too large"));
+    }
     let mut head = [0u8; 5];
     head[0] = kind;
     head[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds;
-    if let Some(fd) = fd {
-        fds = [fd];
-        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-            return Err(io::Error::other("ancillary buffer too small"));
-        }
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("ancillary buffer too small"));
     }
     let mut sent = loop {
         match rustix::net::sendmsg(
@@ -72,10 +87,11 @@ pub(crate) fn send(
     w.write_all(payload)
 }
 
-/// Receives one frame: its kind, payload and the descriptor that came with it.
-pub(crate) fn recv(sock: &UnixStream) -> io::Result<(u8, Vec<u8>, Option<OwnedFd>)> {
+/// Receives one frame: its kind, payload and the descriptors that came with it.
+pub(crate) fn recv(sock: &UnixStream) -> io::Result<(u8, Vec<u8>, Vec<OwnedFd>)> {
     let mut head = [0u8; 5];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    // Room for more than a sender may attach, so that nothing is truncated.
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS + 53))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = loop {
         let mut iov = [IoSliceMut::new(&mut head)];
@@ -85,15 +101,10 @@ pub(crate) fn recv(sock: &UnixStream) -> io::Result<(u8, Vec<u8>, Option<OwnedFd
             Err(e) => return Err(e.into()),
         }
     };
-    let mut fd = None;
+    let mut fds = Vec::new();
     for msg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = msg {
-            for f in fds {
-                // One per frame; any extra is closed as it drops.
-                if fd.is_none() {
-                    fd = Some(f);
-                }
-            }
+        if let RecvAncillaryMessage::ScmRights(got) = msg {
+            fds.extend(got);
         }
     }
     if got == 0 {
@@ -110,11 +121,11 @@ pub(crate) fn recv(sock: &UnixStream) -> io::Result<(u8, Vec<u8>, Option<OwnedFd
     }
     let mut payload = vec![0; len];
     r.read_exact(&mut payload)?;
-    Ok((head[0], payload, fd))
+    Ok((head[0], payload, fds))
 }
 
 /// Receives a frame of `kind` (anything else is a protocol error).
-pub(crate) fn expect(sock: &UnixStream, kind: u8) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
+pub(crate) fn expect(sock: &UnixStream, kind: u8) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let (k, payload, fd) = recv(sock)?;
     if k != kind {
         return Err(io::Error::new(

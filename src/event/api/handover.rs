@@ -141,9 +141,11 @@ fn transfer(
         }
     }
     for e in exports.iter().flatten() {
-        for (bytes, fd) in &e.conns {
-            wire::send(sock, wire::CONN, bytes, Some(fd.as_fd()))?;
-            conns += 1;
+        for batch in e.conns.chunks(wire::MAX_FDS) {
+            let payload = format::encode_batch(batch.iter().map(|(b, _)| b.as_slice()));
+            let fds: Vec<_> = batch.iter().map(|(_, fd)| fd.as_fd()).collect();
+            wire::send_with(sock, wire::CONNS, &payload, &fds)?;
+            conns += batch.len();
         }
         staying += e.staying;
     }
@@ -194,16 +196,17 @@ pub(crate) fn receive(
         conns: Vec::new(),
     };
     let verdict = loop {
-        let (kind, payload, fd) = wire::recv(&sock)?;
-        let step = match (kind, fd) {
-            (wire::LISTENER, Some(fd)) => format::decode_listener(&payload)
-                .map(|l| inbound.listeners.push((l, fd)))
+        let (kind, payload, fds) = wire::recv(&sock)?;
+        let step = match kind {
+            wire::LISTENER if fds.len() == 1 => format::decode_listener(&payload)
+                .map(|l| {
+                    inbound
+                        .listeners
+                        .extend(fds.into_iter().map(|fd| (l.clone(), fd)))
+                })
                 .map_err(|e| e.to_string()),
-            (wire::CONN, Some(fd)) => format::decode_conn(&payload)
-                .map_err(|e| e.to_string())
-                .and_then(|c| check(&c).map(|()| c))
-                .map(|c| inbound.conns.push((c, fd))),
-            (wire::END, _) => match format::decode_end(&payload) {
+            wire::CONNS => conns_batch(&payload, fds, &check, &mut inbound.conns),
+            wire::END => match format::decode_end(&payload) {
                 Ok((l, c))
                     if l as usize == inbound.listeners.len()
                         && c as usize == inbound.conns.len() =>
@@ -213,8 +216,8 @@ pub(crate) fn receive(
                 Ok(_) => Err("counts do not match what arrived".to_owned()),
                 Err(e) => Err(e.to_string()),
             },
-            (wire::LISTENER | wire::CONN, None) => Err("a record came without its socket".into()),
-            (k, _) => Err(format!("unexpected frame {k}")),
+            wire::LISTENER => Err("a listener came without its socket".into()),
+            k => Err(format!("unexpected frame {k}")),
         };
         if let Err(e) = step {
             break Err(e);
@@ -228,4 +231,27 @@ pub(crate) fn receive(
     wire::expect(&sock, wire::COMMIT)?;
     wire::reply(&sock, None)?;
     Ok(inbound)
+}
+
+/// Decodes and checks a batch of connections; one descriptor per record.
+fn conns_batch(
+    payload: &[u8],
+    fds: Vec<OwnedFd>,
+    check: &impl Fn(&ConnRecord) -> Result<(), String>,
+    into: &mut Vec<(ConnRecord, OwnedFd)>,
+) -> Result<(), String> {
+    let records = format::decode_batch(payload).map_err(|e| e.to_string())?;
+    if records.len() != fds.len() {
+        return Err(format!(
+            "{} connections came with {} sockets",
+            records.len(),
+            fds.len()
+        ));
+    }
+    for (bytes, fd) in records.into_iter().zip(fds) {
+        let c = format::decode_conn(bytes).map_err(|e| e.to_string())?;
+        check(&c)?;
+        into.push((c, fd));
+    }
+    Ok(())
 }
