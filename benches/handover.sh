@@ -9,16 +9,26 @@
 #
 # Each run: the old server `examples/echo --plain --handover P` and the new one
 # `examples/echo --plain --resume P`, both pinned to CPU 0; `loadgen restart` on
-# CPU 1 opens the connections, keeps the busy ones in a closed loop of 64-byte
-# messages (every echo checked), sends SIGUSR2 to the old process at AT, stops at
-# SECS, then makes every connection (idle or busy) exchange one more message
+# CPU 1 opens the connections, keeps the busy ones exchanging 64-byte messages
+# (one in flight each, the next one an interval after the echo; every echo
+# checked), sends SIGUSR2 to the old process at AT, stops at SECS, then makes
+# every connection (idle or busy) exchange one more message
 # (examples/common/restart.rs). Cells:
 #
-#   idle-10000          10,000 connections, 10 of them busy (the probes whose round
-#                       trips are measured), the rest idle
-#   busy-1000           1,000 connections, all busy
-#   busy-1000-deflate   the same with permessage-deflate, context takeover both
-#                       ways (the default Dedicated mode; windows move)
+#   idle-10000            10,000 connections, 10 of them busy (the probes whose
+#                         round trips are measured, a message every 10 ms each),
+#                         the rest idle
+#   busy-1000             1,000 connections, all busy, a message every 100 ms each
+#                         (10,000 messages/s)
+#   busy-1000-deflate     the same with permessage-deflate, context takeover both
+#                         ways (the default Dedicated mode; the windows move)
+#   busy-1000-deflate-small  the same in the small memory mode (--deflate-mode
+#                         small: 512-byte windows, pooled compressors) instead of a
+#                         dedicated ~300 KiB compressor per connection that the new
+#                         process must allocate and prime
+#   busy-1000-saturated   1,000 connections in a closed loop (no interval): the
+#                         server's core is saturated and round trips are mostly
+#                         queueing; the worst case for a pause
 #
 # Per run: the handover time and the connections' pause as the old process
 # reports them ("handed over N connections ... in X ms (connections paused Y ms")),
@@ -44,7 +54,7 @@ cargo build --release --quiet --features handover,deflate --example echo --examp
 BIN=$CARGO_TARGET_DIR/release/examples
 
 run_cell() {
-  local label=$1 conns=$2 busy=$3 extra=$4
+  local label=$1 conns=$2 busy=$3 interval=$4 extra=$5
   local sock="${TMPDIR:-/tmp}/sb-handover-bench-$$.sock"
   rm -f "$sock"
   # shellcheck disable=SC2086
@@ -59,7 +69,7 @@ run_cell() {
   [ -n "$extra" ] && lg_extra=(--deflate)
   local line
   line=$(taskset -c 1 "$BIN/loadgen" restart --url "ws://127.0.0.1:$PORT/" --conns "$conns" \
-    --busy "$busy" --size 64 --duration "$SECS" --at "$AT:kill -USR2 $old" "${lg_extra[@]}" 2>/dev/null | tail -1)
+    --busy "$busy" --size 64 --interval "$interval" --duration "$SECS" --at "$AT:kill -USR2 $old" "${lg_extra[@]}" 2>/dev/null | tail -1)
   for _ in $(seq 1 200); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
   kill "$old" 2>/dev/null || true
   wait "$old" 2>/dev/null || true
@@ -87,9 +97,11 @@ want() { [ -z "${CELLS_ONLY:-}" ] || [[ ",$CELLS_ONLY," == *",$1,"* ]]; }
 
 for round in $(seq 1 "$REPS"); do
   echo "== round $round/$REPS"
-  want idle-10000 && run_cell idle-10000 10000 10 ""
-  want busy-1000 && run_cell busy-1000 1000 1000 ""
-  want busy-1000-deflate && run_cell busy-1000-deflate 1000 1000 "--deflate"
+  want idle-10000 && run_cell idle-10000 10000 10 10 ""
+  want busy-1000 && run_cell busy-1000 1000 1000 100 ""
+  want busy-1000-deflate && run_cell busy-1000-deflate 1000 1000 100 "--deflate"
+  want busy-1000-deflate-small && run_cell busy-1000-deflate-small 1000 1000 100 "--deflate --deflate-mode small"
+  want busy-1000-saturated && run_cell busy-1000-saturated 1000 1000 0 ""
 done
 
 python3 - "$RESULTS" "$REPS" "$SECS" "$AT" >docs/handover-latest.md <<'PY'

@@ -546,7 +546,7 @@ fn main() -> ExitCode {
          fanout: --url 'ws://HOST:PORT/PATH?id={i}' --post http://HOST:PORT/PATH [--rate POSTS_PER_SEC] [--size BYTES] [--deflate]\n    \
          handshake: [--count N] [--proxy URL]\n    \
          reconnect: [--window SECS] [--max-delay SECS] [--at SECS:COMMAND]...\n    \
-         restart: [--busy N] [--size BYTES] [--duration SECS] [--at SECS:COMMAND]... [--deflate]",
+         restart: [--busy N] [--size BYTES] [--interval MS] [--duration SECS] [--at SECS:COMMAND]... [--deflate]",
     );
     let mode = std::env::args().nth(1).unwrap_or_default();
     let url = common::flag_value("--url").unwrap_or_else(|| "ws://127.0.0.1:22345/".into());
@@ -613,6 +613,7 @@ fn main() -> ExitCode {
                     conns,
                     busy: num("--busy", 10.0) as usize,
                     size: num("--size", 64.0) as usize,
+                    interval: Duration::from_secs_f64(num("--interval", 0.0) / 1e3),
                     duration: num("--duration", 10.0),
                     at,
                     builder,

@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! loadgen restart --url ws://127.0.0.1:9000/ --conns 10000 --busy 10 --size 64
-//!                 --duration 10 --at "4:kill -USR2 PID" [--deflate]
+//!                 [--interval MS] --duration 10 --at "4:kill -USR2 PID" [--deflate]
 //! ```
 //!
 //! * Opens `--conns` connections (256 handshakes in flight). The first `--busy`
-//!   keep one message of `--size` bytes in flight each (closed loop), every echo
+//!   keep one message of `--size` bytes in flight each (closed loop; with
+//!   `--interval MS` each waits that long after an echo before its next message, so
+//!   that the server is not saturated and a round trip is not mostly queueing), every echo
 //!   checked byte for byte against what was sent (a connection number and a
 //!   sequence number in each message, so a loss, a duplicate or a reordering is
 //!   seen); the others stay idle.
@@ -33,12 +35,15 @@ use silverback::{CloseCode, Error};
 const RAMP: usize = 256;
 /// The timer token of the final check.
 const VERIFY: u64 = 1;
+/// The timer token of a paced busy connection's next message.
+const NEXT: u64 = 2;
 
 pub struct Settings {
     pub url: String,
     pub conns: usize,
     pub busy: usize,
     pub size: usize,
+    pub interval: Duration,
     pub duration: f64,
     pub at: Vec<(f64, String)>,
     pub builder: ClientBuilder,
@@ -59,6 +64,7 @@ struct Restart {
     conns: usize,
     busy: usize,
     size: usize,
+    interval: Duration,
     started: usize,
     opened: usize,
     ready_at: Option<Instant>,
@@ -179,12 +185,19 @@ impl Handler for Restart {
         }
         let busy = i < self.busy;
         if busy && self.stop_at().is_none_or(|s| now < s) {
-            self.send(ctx);
+            if self.interval.is_zero() {
+                self.send(ctx);
+            } else {
+                ctx.set_timer(self.interval, NEXT);
+            }
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Peer>, token: u64) {
-        if token != VERIFY {
+        if token == NEXT {
+            if self.stop_at().is_none_or(|s| Instant::now() < s) {
+                self.send(ctx);
+            }
             return;
         }
         let now = Instant::now();
@@ -253,6 +266,7 @@ pub fn run(s: Settings) -> Result<String, Error> {
             conns: s.conns,
             busy: s.busy.min(s.conns),
             size: s.size.max(16),
+            interval: s.interval,
             started: 0,
             opened: 0,
             ready_at: None,
@@ -297,12 +311,13 @@ pub fn run(s: Settings) -> Result<String, Error> {
     }
     let lost_msgs = lost_msgs + (h.conns - h.verified) as u64;
     Ok(format!(
-        "{{\"mode\": \"restart\", \"conns\": {}, \"busy\": {}, \"size\": {}, \"opened\": {}, \
+        "{{\"mode\": \"restart\", \"conns\": {}, \"busy\": {}, \"size\": {}, \"interval_ms\": {}, \"opened\": {}, \
 \"verified\": {}, \"lost_conns\": {}, \"lost_msgs\": {}, \"bad\": {}, \"round_trips\": {}, \
 \"before\": {}, \"during\": {}, \"stall_ms\": {:.2}}}",
         h.conns,
         h.busy,
         h.size,
+        h.interval.as_millis(),
         h.opened,
         h.verified,
         h.lost_conns,
