@@ -137,14 +137,13 @@ fn new_server(
     path: PathBuf,
     deflate: bool,
 ) -> thread::JoinHandle<std::io::Result<(ServerHandle, thread::JoinHandle<std::io::Result<()>>)>> {
-    let t = thread::spawn(move || {
+    thread::spawn(move || {
         builder(deflate)
             .workers(2)
             .resume_from(path)
             .build(|_| Echo)?
             .spawn()
-    });
-    t
+    })
 }
 
 fn thousand_through_a_handover(deflate: bool) {
@@ -252,6 +251,43 @@ fn a_thousand_compressed_connections_with_context_takeover_move_with_nothing_los
     thousand_through_a_handover(true);
 }
 
+/// `n` connections to `url`, each having exchanged its message 0.
+fn dial_and_greet(
+    dialer: &Dialer,
+    url: &str,
+    n: usize,
+) -> Vec<silverback::Conn<std::net::TcpStream>> {
+    let mut conns: Vec<_> = (0..n).map(|_| dialer.dial(url).unwrap().0).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_message(MessageKind::Text, message(i, 0).as_bytes())
+            .unwrap();
+        assert_eq!(
+            c.read_message().unwrap().as_bytes(),
+            message(i, 0).as_bytes()
+        );
+    }
+    conns
+}
+
+/// Each connection `i` gets the echo of `message(i, 1)` (sent before), then
+/// exchanges messages 2 to `upto - 1`, byte-exact.
+fn echoes_go_on(conns: &mut [silverback::Conn<std::net::TcpStream>], upto: usize) {
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(
+            c.read_message().unwrap().as_bytes(),
+            message(i, 1).as_bytes()
+        );
+        for n in 2..upto {
+            c.write_message(MessageKind::Text, message(i, n).as_bytes())
+                .unwrap();
+            assert_eq!(
+                c.read_message().unwrap().as_bytes(),
+                message(i, n).as_bytes()
+            );
+        }
+    }
+}
+
 /// A stand-in for a new process that fails: speaks the framing
 /// (`[kind][u32 length][payload]`; descriptors that come with plain reads are
 /// dropped by the kernel) and gives up at a chosen point.
@@ -317,15 +353,7 @@ fn old_serves_on_after(how: Failing) {
     let (h, t) = old.spawn().unwrap();
     let url = format!("ws://{addr}/");
     let dialer = Dialer::new().deflate(DeflateConfig::default());
-    let mut conns: Vec<_> = (0..20).map(|_| dialer.dial(&url).unwrap().0).collect();
-    for (i, c) in conns.iter_mut().enumerate() {
-        c.write_message(MessageKind::Text, message(i, 0).as_bytes())
-            .unwrap();
-        assert_eq!(
-            c.read_message().unwrap().as_bytes(),
-            message(i, 0).as_bytes()
-        );
-    }
+    let mut conns = dial_and_greet(&dialer, &url, 20);
     // Messages in flight while the handover runs and fails.
     for (i, c) in conns.iter_mut().enumerate() {
         c.write_message(MessageKind::Text, message(i, 1).as_bytes())
@@ -342,20 +370,7 @@ fn old_serves_on_after(how: Failing) {
         Failing::HangUpAfter(n) => assert_eq!(frames, n),
     }
     // Everything is served on: the messages sent meanwhile, and more.
-    for (i, c) in conns.iter_mut().enumerate() {
-        assert_eq!(
-            c.read_message().unwrap().as_bytes(),
-            message(i, 1).as_bytes()
-        );
-        for n in 2..5 {
-            c.write_message(MessageKind::Text, message(i, n).as_bytes())
-                .unwrap();
-            assert_eq!(
-                c.read_message().unwrap().as_bytes(),
-                message(i, n).as_bytes()
-            );
-        }
-    }
+    echoes_go_on(&mut conns, 5);
     assert_eq!(h.open_connections(), 20);
     assert_eq!(h.stats().handed_over, 0);
     // And it still accepts.
@@ -572,18 +587,20 @@ fn topics_timers_data_and_a_message_under_way_move_and_tls_gets_1012() {
     new_t.join().unwrap().unwrap();
 }
 
-/// An example built with the handover (its own target directory, so that the
-/// other tests' builds of the examples are left alone).
+/// An example built with the handover, copied aside (`NAME-handover`) so that the
+/// other tests' builds of the examples (other features, same path) do not replace
+/// it under us.
 fn handover_example(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/handover-examples");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/examples");
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--example", name])
         .args(["--features", "handover,json,deflate"])
-        .env("CARGO_TARGET_DIR", &dir)
         .status()
         .expect("run cargo build");
     assert!(status.success(), "building example {name} failed");
-    dir.join("debug/examples").join(name)
+    let copy = dir.join(format!("{name}-handover"));
+    std::fs::copy(dir.join(name), &copy).unwrap();
+    copy
 }
 
 /// Starts the process that waits for a handover on `path`; returns it and its
@@ -649,15 +666,7 @@ fn the_echo_example_restarts_on_sigusr2_without_closing_anyone() {
     let (mut old, addr) = support::spawn_listening(cmd);
     let url = format!("ws://{addr}/websocket");
     let dialer = Dialer::new().deflate(DeflateConfig::default());
-    let mut conns: Vec<_> = (0..50).map(|_| dialer.dial(&url).unwrap().0).collect();
-    for (i, c) in conns.iter_mut().enumerate() {
-        c.write_message(MessageKind::Text, message(i, 0).as_bytes())
-            .unwrap();
-        assert_eq!(
-            c.read_message().unwrap().as_bytes(),
-            message(i, 0).as_bytes()
-        );
-    }
+    let mut conns = dial_and_greet(&dialer, &url, 50);
     let (_new, lines) = resuming(&bin, &path, &["--plain", "--deflate"]);
     wait_for("the new process to listen", Duration::from_secs(20), || {
         path.exists()
@@ -669,20 +678,7 @@ fn the_echo_example_restarts_on_sigusr2_without_closing_anyone() {
     }
     sigusr2(&old);
     assert!(exits(&mut old).success());
-    for (i, c) in conns.iter_mut().enumerate() {
-        assert_eq!(
-            c.read_message().unwrap().as_bytes(),
-            message(i, 1).as_bytes()
-        );
-        for n in 2..6 {
-            c.write_message(MessageKind::Text, message(i, n).as_bytes())
-                .unwrap();
-            assert_eq!(
-                c.read_message().unwrap().as_bytes(),
-                message(i, n).as_bytes()
-            );
-        }
-    }
+    echoes_go_on(&mut conns, 6);
     // The new process serves the old address, to new clients too.
     let listening: Vec<String> = lines.try_iter().collect();
     assert!(

@@ -18,7 +18,8 @@
 //!   up (the SIGUSR2 that starts the handover).
 //! * Round trips are split by when they were sent: `before` (the 2 s before the
 //!   first `--at`) and `during` (the 2 s from it); each with p50, p99 and max in
-//!   ms. `stall_ms` is the longest wait of any busy connection for an echo.
+//!   ms. `stall_ms` is the longest wait of any busy connection for an echo once
+//!   all were up, `stall_sent_at_s` when (after all were up) that message was sent.
 //! * At `--duration` the busy connections stop sending and their last echoes are
 //!   awaited; then **every** connection sends one message and must get it back
 //!   (`verified`), and closes.
@@ -73,6 +74,8 @@ struct Restart {
     /// (seconds after ready when sent, round trip in µs).
     samples: Vec<(f64, u32)>,
     stall: Duration,
+    /// When (seconds after ready) the message that waited longest was sent.
+    stall_at: f64,
     bad: u64,
     lost_conns: u64,
     verified: usize,
@@ -152,8 +155,8 @@ impl Handler for Restart {
         let verify_in = match self.ready_at {
             Some(r) => (r + self.duration + Duration::from_secs(2))
                 .saturating_duration_since(Instant::now()),
-            // Not all up yet: far enough; re-armed below once they are.
-            None => self.duration + Duration::from_secs(60),
+            // Not all up yet: looks again in a second (`on_timer`).
+            None => Duration::from_secs(1),
         };
         ctx.set_timer(verify_in, VERIFY);
         if ctx.data().index < self.busy {
@@ -170,9 +173,12 @@ impl Handler for Restart {
         ctx.data().got += 1;
         if let Some(t) = ctx.data().sent_at.take() {
             let rtt = now - t;
-            self.stall = self.stall.max(rtt);
             if let Some(r) = self.ready_at {
                 let at = t.saturating_duration_since(r).as_secs_f64();
+                if rtt > self.stall {
+                    self.stall = rtt;
+                    self.stall_at = at;
+                }
                 self.samples
                     .push((at, rtt.as_micros().min(u128::from(u32::MAX)) as u32));
             }
@@ -274,6 +280,7 @@ pub fn run(s: Settings) -> Result<String, Error> {
             duration: Duration::from_secs_f64(s.duration),
             samples: Vec::new(),
             stall: Duration::ZERO,
+            stall_at: 0.0,
             bad: 0,
             lost_conns: 0,
             verified: 0,
@@ -313,7 +320,7 @@ pub fn run(s: Settings) -> Result<String, Error> {
     Ok(format!(
         "{{\"mode\": \"restart\", \"conns\": {}, \"busy\": {}, \"size\": {}, \"interval_ms\": {}, \"opened\": {}, \
 \"verified\": {}, \"lost_conns\": {}, \"lost_msgs\": {}, \"bad\": {}, \"round_trips\": {}, \
-\"before\": {}, \"during\": {}, \"stall_ms\": {:.2}}}",
+\"before\": {}, \"during\": {}, \"stall_ms\": {:.2}, \"stall_sent_at_s\": {:.3}}}",
         h.conns,
         h.busy,
         h.size,
@@ -327,5 +334,6 @@ pub fn run(s: Settings) -> Result<String, Error> {
         stats(&mut before),
         stats(&mut during),
         h.stall.as_secs_f64() * 1e3,
+        h.stall_at,
     ))
 }

@@ -21,7 +21,7 @@
 //! timeout at any step puts everything back and the old process serves on as if
 //! nothing happened. See `docs/handover.md` for what moves and what does not.
 //!
-//! This module is the byte format of the state ([`format`], versioned, public so
+//! This module is the byte format of the state ([`format`](mod@format), versioned, public so
 //! that it can be fuzzed and inspected) and the framing over the Unix socket; the
 //! steps run inside the event loop's server.
 

@@ -157,6 +157,28 @@ pub(crate) fn read_reply(sock: &UnixStream) -> io::Result<()> {
     }
 }
 
+/// Checks that the process at the other end of `sock` runs as our user (Linux:
+/// `SO_PEERCRED`; elsewhere the socket's directory must be trusted alone): a
+/// handover gives away every connection, so it goes to no one else.
+pub(crate) fn same_user(sock: &UnixStream) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let peer = rustix::net::sockopt::socket_peercred(sock)?;
+        if peer.uid != rustix::process::getuid() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "handover: the process at the other end (pid {}) runs as another user",
+                    peer.pid.as_raw_nonzero()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = sock;
+    Ok(())
+}
+
 /// A descriptor of `s` that outlives it (the same socket: `dup`).
 pub(crate) fn dup(s: &impl AsFd) -> io::Result<OwnedFd> {
     rustix::io::dup(s.as_fd()).map_err(Into::into)

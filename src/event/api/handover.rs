@@ -55,6 +55,7 @@ pub(crate) fn hand_over(
     })?;
     sock.set_read_timeout(Some(STEP_TIMEOUT))?;
     sock.set_write_timeout(Some(STEP_TIMEOUT))?;
+    wire::same_user(&sock)?;
     wire::send(&sock, wire::HELLO, &format::encode_hello(), None)?;
     wire::read_reply(&sock)?;
     // From here on, every failure puts the loops back as they were.
@@ -185,6 +186,10 @@ pub(crate) fn receive(
     let (sock, _) = accepted?;
     sock.set_read_timeout(Some(STEP_TIMEOUT))?;
     sock.set_write_timeout(Some(STEP_TIMEOUT))?;
+    if let Err(e) = wire::same_user(&sock) {
+        let _ = wire::reply(&sock, Some("another user"));
+        return Err(e);
+    }
     let (hello, _) = wire::expect(&sock, wire::HELLO)?;
     if let Err(e) = format::decode_hello(&hello) {
         let _ = wire::reply(&sock, Some(&e.to_string()));

@@ -260,25 +260,13 @@ impl ServerBuilder {
                 tls,
             });
         }
-        let mut handles = Vec::new();
-        let mut parts = Vec::new();
-        for i in 0..self.workers {
-            let (h, poll, rx) = new_loop(i)?;
-            handles.push(h);
-            parts.push((poll, rx));
-        }
-        Ok(Server {
+        Server::assemble(
             listeners,
-            handles: handles.into(),
-            parts,
-            factory: Arc::new(factory),
-            config: Arc::new(self.config),
-            local_addrs: local_addrs.into(),
-            ips: Arc::default(),
-            reuseport: self.reuseport,
-            #[cfg(feature = "handover")]
-            resumed: Vec::new(),
-        })
+            Arc::new(factory),
+            self.config,
+            local_addrs,
+            self.reuseport,
+        )
     }
 
     /// [`build`](Self::build) from a handover: the old process's listeners and
@@ -345,24 +333,15 @@ impl ServerBuilder {
         for (i, c) in inbound.conns.into_iter().enumerate() {
             resumed[i % self.workers].push(c);
         }
-        let mut handles = Vec::new();
-        let mut parts = Vec::new();
-        for i in 0..self.workers {
-            let (h, poll, rx) = new_loop(i)?;
-            handles.push(h);
-            parts.push((poll, rx));
-        }
-        Ok(Server {
+        let mut server = Server::assemble(
             listeners,
-            handles: handles.into(),
-            parts,
-            factory: Arc::new(factory),
-            config: Arc::new(self.config),
-            local_addrs: local_addrs.into(),
-            ips: Arc::default(),
-            reuseport: false,
-            resumed,
-        })
+            Arc::new(factory),
+            self.config,
+            local_addrs,
+            false,
+        )?;
+        server.resumed = resumed;
+        Ok(server)
     }
 }
 
@@ -430,6 +409,35 @@ impl Handler for NoHandler {
 }
 
 impl<H: Handler> Server<H> {
+    /// A server of one loop per entry of `listeners` (each loop's own).
+    fn assemble(
+        listeners: Vec<Vec<Listener>>,
+        factory: Factory<H>,
+        config: LoopConfig,
+        local_addrs: Vec<SocketAddr>,
+        reuseport: bool,
+    ) -> io::Result<Server<H>> {
+        let mut handles = Vec::new();
+        let mut parts = Vec::new();
+        for i in 0..listeners.len() {
+            let (h, poll, rx) = new_loop(i)?;
+            handles.push(h);
+            parts.push((poll, rx));
+        }
+        Ok(Server {
+            listeners,
+            handles: handles.into(),
+            parts,
+            factory,
+            config: Arc::new(config),
+            local_addrs: local_addrs.into(),
+            ips: Arc::default(),
+            reuseport,
+            #[cfg(feature = "handover")]
+            resumed: Vec::new(),
+        })
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addrs[0]

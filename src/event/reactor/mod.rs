@@ -4,7 +4,7 @@
 //! the handler's callbacks, until the connection is settled after each event.
 //! One concern per file: `worker` (the run loop and the borrows a callback needs),
 //! `core` (loop state callbacks reach), `mailbox` (other threads' commands),
-//! `timers`, `topics` (who subscribed to what), `slab`, `accept`, `commands`, `readiness` (reading and writing on a
+//! `timers`, `topics` (who subscribed to what), `handover` (moving connections to a new process), `slab`, `accept`, `commands`, `readiness` (reading and writing on a
 //! readiness event), `settle` (the end of every event: flush, back-pressure, timers,
 //! teardown), `upgrade`, `connect`, `dispatch`.
 

@@ -5,7 +5,8 @@ use alloc::vec::Vec;
 use zlib_rs::{Deflate, DeflateFlush};
 
 use super::memory::{
-    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, return_deflate, tracked,
+    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, restore_window,
+    return_deflate, tracked,
 };
 use super::{DeflateConfig, DeflateMemory, DeflateParams, TAIL};
 use crate::proto::Role;
@@ -185,9 +186,6 @@ impl MessageDeflater {
     #[cfg(feature = "handover")]
     pub(crate) fn restore_history(&mut self, history: &[u8]) {
         self.state = None;
-        self.window.clear();
-        if let Some(cap) = tracked(self.keep, self.bits) {
-            remember(&mut self.window, history, cap);
-        }
+        restore_window(&mut self.window, self.keep, self.bits, history);
     }
 }

@@ -12,6 +12,8 @@
 use alloc::vec::Vec;
 use flate2::{Decompress, FlushDecompress, Status};
 
+#[cfg(feature = "handover")]
+use super::memory::restore_window;
 use super::memory::{Keep, borrow_inflate, keep, remember, return_inflate, tracked};
 use super::{DeflateMemory, DeflateParams, TAIL};
 use crate::proto::decoder::DataChunk;
@@ -296,9 +298,6 @@ impl MessageInflater {
     #[cfg(feature = "handover")]
     pub(crate) fn restore_history(&mut self, history: &[u8]) {
         self.state = None;
-        self.window.clear();
-        if let Some(cap) = tracked(self.keep, self.bits) {
-            remember(&mut self.window, history, cap);
-        }
+        restore_window(&mut self.window, self.keep, self.bits, history);
     }
 }

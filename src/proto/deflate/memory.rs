@@ -139,3 +139,13 @@ pub(super) fn tracked(keep: Keep, bits: u8) -> Option<usize> {
         }
     }
 }
+
+/// Replaces a direction's kept window with (the end of) `history`, a handed-over
+/// connection's.
+#[cfg(feature = "handover")]
+pub(super) fn restore_window(window: &mut Vec<u8>, keep: Keep, bits: u8, history: &[u8]) {
+    window.clear();
+    if let Some(cap) = tracked(keep, bits) {
+        remember(window, history, cap);
+    }
+}
