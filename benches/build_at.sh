@@ -7,7 +7,9 @@
 # DIR gets `echo` (default features), `echo_deflate` (--features deflate),
 # `echo_tls` (--features tls), `push` (--features deflate,json, for commits that
 # have examples/push) and `loadgen` (--features deflate,tls; without tls for
-# commits older than the tls feature). A commit is built in a temporary git
+# commits older than the tls feature). PLUS=FEATURES adds features to the `echo`
+# and `echo_deflate` builds (PLUS=handover: the cost of a feature compiled in). A
+# commit is built in a temporary git
 # worktree with its own Cargo.lock; commits share target/bench-builds so a second
 # build of nearby commits is quick (a fresh checkout is newer than any artifact,
 # so each commit is rebuilt); the checkout builds in target/bench-builds-worktree
@@ -40,8 +42,9 @@ build() { # features example dest
   (cd "$SRC" && CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release ${1:+--features "$1"} --example "$2")
   cp "$TARGET/release/examples/$2" "$OUT/$3"
 }
-build "" echo echo
-build deflate echo echo_deflate
+PLUS=${PLUS:-}
+build "$PLUS" echo echo
+build "deflate${PLUS:+,$PLUS}" echo echo_deflate
 if [ -d "$SRC/examples/push" ] && grep -q '^json = ' "$SRC/Cargo.toml"; then
   build deflate,json push push
 fi
