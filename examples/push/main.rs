@@ -402,6 +402,8 @@ fn main() -> std::io::Result<()> {
             Some(c)
         }
     };
+    // Changed only with `deflate`.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
     let (mut builder, ws, http) = common::with_server_tls(common::with_resume(
         common::with_edge_flags(Server::builder()),
     ));

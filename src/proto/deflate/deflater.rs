@@ -4,9 +4,10 @@
 use alloc::vec::Vec;
 use zlib_rs::{Deflate, DeflateFlush};
 
+#[cfg(feature = "handover")]
+use super::memory::restore_window;
 use super::memory::{
-    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, restore_window,
-    return_deflate, tracked,
+    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, return_deflate, tracked,
 };
 use super::{DeflateConfig, DeflateMemory, DeflateParams, TAIL};
 use crate::proto::Role;
