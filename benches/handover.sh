@@ -5,7 +5,8 @@
 #   benches/handover.sh [REPS=3]
 #
 # Environment: SECS=8 (load per run), AT=4 (seconds after every connection is up
-# when the old process gets SIGUSR2), CELLS_ONLY=label,label (cells to run).
+# when the old process gets SIGUSR2), CELLS_ONLY=label,label (cells to run),
+# SUMMARY_ONLY=1 (no runs: the table again from the stored results).
 #
 # Each run: the old server `examples/echo --plain --handover P` and the new one
 # `examples/echo --plain --resume P`, both pinned to CPU 0; `loadgen restart` on
@@ -47,11 +48,12 @@ AT=${AT:-4}
 OUT=target/bench/handover
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-
 export CARGO_TARGET_DIR=target/bench-handover
-cargo build --release --quiet --features handover,deflate --example echo --example loadgen
 BIN=$CARGO_TARGET_DIR/release/examples
+if [ -z "${SUMMARY_ONLY:-}" ]; then
+  : >"$RESULTS"
+  cargo build --release --quiet --features handover,deflate --example echo --example loadgen
+fi
 
 run_cell() {
   local label=$1 conns=$2 busy=$3 interval=$4 extra=$5
@@ -95,6 +97,7 @@ PY
 
 want() { [ -z "${CELLS_ONLY:-}" ] || [[ ",$CELLS_ONLY," == *",$1,"* ]]; }
 
+[ -n "${SUMMARY_ONLY:-}" ] && REPS=0
 for round in $(seq 1 "$REPS"); do
   echo "== round $round/$REPS"
   want idle-10000 && run_cell idle-10000 10000 10 10 ""
@@ -104,7 +107,7 @@ for round in $(seq 1 "$REPS"); do
   want busy-1000-saturated && run_cell busy-1000-saturated 1000 1000 0 ""
 done
 
-python3 - "$RESULTS" "$REPS" "$SECS" "$AT" >docs/handover-latest.md <<'PY'
+python3 - "$RESULTS" "${1:-3}" "$SECS" "$AT" >docs/handover-latest.md <<'PY'
 import json, statistics, sys, collections
 path, reps, secs, at = sys.argv[1:5]
 rows = collections.defaultdict(list)
@@ -116,7 +119,7 @@ print("# Handover: restart without disconnecting (latest run)\n")
 print(f"`benches/handover.sh {reps}` (SECS={secs}, AT={at}): old and new `examples/echo --plain` on CPU 0, "
       "`loadgen restart` on CPU 1; medians over the rounds, losses summed over them. "
       "Round trips in ms; *before*: sent in the 2 s before SIGUSR2, *during*: in the 2 s from it.\n")
-print("| cell | runs | connections moved | handover ms | paused ms | before p99 / max | during p99 / max | longest wait | conns lost | msgs lost | bad echoes | verified |")
+print("| cell | runs | connections moved | handover ms | paused ms | before p99 / max | during p99 / max | longest wait (sent at) | conns lost | msgs lost | bad echoes | verified |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label, rs in rows.items():
     ok = [r for r in rs if "before" in r]
@@ -124,9 +127,12 @@ for label, rs in rows.items():
     b99 = med([r["before"]["p99_ms"] for r in ok]); bmax = med([r["before"]["max_ms"] for r in ok])
     d99 = med([r["during"]["p99_ms"] for r in ok]); dmax = med([r["during"]["max_ms"] for r in ok])
     print(f"| {label} | {len(rs)} | {f('handed_over'):.0f} | {f('handover_ms'):.1f} | {f('paused_ms'):.1f} | "
-          f"{b99:.2f} / {bmax:.2f} | {d99:.2f} / {dmax:.2f} | {f('stall_ms'):.1f} | "
+          f"{b99:.2f} / {bmax:.2f} | {d99:.2f} / {dmax:.2f} | {f('stall_ms'):.1f} ({f('stall_sent_at_s'):.1f} s) | "
           f"{sum(r['lost_conns'] for r in ok) + len(rs) - len(ok)} | {sum(r['lost_msgs'] for r in ok)} | "
           f"{sum(r['bad'] for r in ok)} | {sum(r['verified'] for r in ok)}/{sum(r['conns'] for r in ok)} |")
+print(f"\nSIGUSR2 goes out {at} s after every connection is up; the busy connections stop at {secs} s "
+      f"and every connection exchanges one more message at {float(secs) + 2:.0f} s (all at once: "
+      "the longest waits sent then are that burst, not the handover).")
 print("\nEvery run, as loadgen printed it (with the old process's handover line parsed in):\n")
 print("```")
 for line in open(path):
