@@ -47,6 +47,14 @@ pub(crate) fn hand_over(
     wait: Duration,
 ) -> io::Result<HandoverReport> {
     let start = Instant::now();
+    // One handover of a server at a time (a second call waits for the first).
+    let Some(first) = loops.first() else {
+        return Err(io::Error::other("handover: the server has no loop"));
+    };
+    let _one = first
+        .handing_over
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sock = UnixStream::connect(path).map_err(|e| {
         io::Error::new(
             e.kind(),

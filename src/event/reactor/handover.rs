@@ -485,10 +485,7 @@ impl<H: Handler> Worker<H> {
         for t in &rec.topics {
             self.core.topics.subscribe(id, t);
         }
-        // Counted against its address and given its rate budgets, as if accepted.
-        if !self.admit(slot, false) {
-            return Ok(());
-        }
+        self.admit_resumed(slot);
         if let Some(mut p) = self.parts(slot) {
             let data = &rec.data;
             p.call(|h, ctx: &mut Ctx<'_, H::Data>| h.on_resume(ctx, data));

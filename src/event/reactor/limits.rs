@@ -58,6 +58,28 @@ impl<H: crate::event::Handler> crate::event::reactor::worker::Worker<H> {
         true
     }
 
+    /// A connection handed over by an old process: counted against its address
+    /// when that is within the limits (never refused: it is open already, and an
+    /// HTTP refusal would be garbage on it), given its rate budgets afresh.
+    #[cfg(feature = "handover")]
+    pub(crate) fn admit_resumed(&mut self, slot: usize) {
+        let limits = self.config().limits;
+        let now = self.core.now;
+        let Some(crate::event::reactor::worker::Parts { conn: c, core, .. }) = self.parts(slot)
+        else {
+            return;
+        };
+        if limits.per_ip()
+            && let Some(ips) = core.shared.ips.as_ref()
+        {
+            c.io.ip_counted = ips.admit(c.io.peer().ip(), &limits, now).is_ok();
+        }
+        if limits.per_conn() {
+            c.io.cold().rates = Some(ConnRates::new(&limits, now));
+            c.io.rated = true;
+        }
+    }
+
     /// A connection counted against its address ends.
     pub(crate) fn release_ip(&mut self, io: &crate::event::conn::ConnIo) {
         if io.ip_counted

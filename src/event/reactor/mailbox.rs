@@ -72,6 +72,10 @@ pub(crate) struct WorkerHandle {
     pub(crate) open: Arc<AtomicUsize>,
     /// The loop's counters as of its last iteration.
     pub(crate) stats: Arc<SharedStats>,
+    /// A handover of this server is under way (loop 0's flag counts): a second
+    /// one waits for it to end.
+    #[cfg(feature = "handover")]
+    pub(crate) handing_over: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for WorkerHandle {
@@ -107,6 +111,8 @@ pub(crate) fn new_loop(index: usize) -> io::Result<(WorkerHandle, Poll, mpsc::Re
         live: Arc::new(AtomicUsize::new(0)),
         open: Arc::new(AtomicUsize::new(0)),
         stats: Arc::default(),
+        #[cfg(feature = "handover")]
+        handing_over: Arc::default(),
     };
     Ok((handle, poll, rx))
 }
