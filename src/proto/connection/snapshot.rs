@@ -136,8 +136,8 @@ impl Connection {
                 server_max_window_bits: p.server_max_window_bits,
                 client_max_window_bits: p.client_max_window_bits,
                 write: z.write,
-                sent_history: z.deflater.history().to_vec(),
-                received_history: z.inflater.history().to_vec(),
+                sent_history: z.deflater.history(),
+                received_history: z.inflater.history(),
             }
         });
         #[cfg(not(feature = "deflate"))]

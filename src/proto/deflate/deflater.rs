@@ -4,11 +4,11 @@
 use alloc::vec::Vec;
 use zlib_rs::{Deflate, DeflateFlush};
 
-#[cfg(feature = "handover")]
-use super::memory::restore_window;
 use super::memory::{
-    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, return_deflate, tracked,
+    Keep, POOL_MEM_LEVEL, borrow_deflate, keep, new_deflate, remember, return_deflate,
 };
+#[cfg(feature = "handover")]
+use super::memory::{Ring, history_of, restore_window};
 use super::{DeflateConfig, DeflateMemory, DeflateParams, TAIL};
 use crate::proto::Role;
 use crate::proto::error::SendError;
@@ -45,6 +45,9 @@ pub struct MessageDeflater {
     state: Option<Deflate>,
     /// The last 2^bits bytes compressed, in [`Keep::Window`].
     window: Vec<u8>,
+    /// A dedicated stream's last 2^bits bytes, for a handover.
+    #[cfg(feature = "handover")]
+    ring: Ring,
     keep: Keep,
     level: i32,
     mem_level: i32,
@@ -74,6 +77,8 @@ impl MessageDeflater {
         MessageDeflater {
             state: None,
             window: Vec::new(),
+            #[cfg(feature = "handover")]
+            ring: Ring::default(),
             keep: keep(cfg.memory, nct, bits.clamp(9, 15), false),
             level: cfg.level.min(9) as i32,
             mem_level,
@@ -105,6 +110,7 @@ impl MessageDeflater {
                     if !self.window.is_empty() {
                         d.set_dictionary(&self.window)
                             .map_err(|_| SendError::Broken)?;
+                        self.window = Vec::new();
                     }
                     d
                 }
@@ -126,7 +132,11 @@ impl MessageDeflater {
     /// Compresses `input` into `out` (appended), without ending the message.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         deflate_into(self.state()?, input, out, DeflateFlush::NoFlush)?;
-        if let Some(cap) = tracked(self.keep, self.bits) {
+        #[cfg(feature = "handover")]
+        if self.keep == Keep::Stream {
+            self.ring.push(input, 1 << self.bits);
+        }
+        if let Keep::Window(cap) = self.keep {
             if self.window.capacity() < cap {
                 self.window.reserve_exact(cap - self.window.len());
             }
@@ -179,14 +189,20 @@ impl MessageDeflater {
     /// we compressed, fewer in [`DeflateMemory::Window`]), for a handover; empty
     /// without context takeover.
     #[cfg(feature = "handover")]
-    pub(crate) fn history(&self) -> &[u8] {
-        &self.window
+    pub(crate) fn history(&self) -> Vec<u8> {
+        history_of(&self.window, &self.ring, self.keep)
     }
 
     /// Starts the next message from `history` (a handed-over connection's).
     #[cfg(feature = "handover")]
     pub(crate) fn restore_history(&mut self, history: &[u8]) {
         self.state = None;
-        restore_window(&mut self.window, self.keep, self.bits, history);
+        restore_window(
+            &mut self.window,
+            &mut self.ring,
+            self.keep,
+            self.bits,
+            history,
+        );
     }
 }

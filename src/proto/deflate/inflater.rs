@@ -12,9 +12,9 @@
 use alloc::vec::Vec;
 use flate2::{Decompress, FlushDecompress, Status};
 
+use super::memory::{Keep, borrow_inflate, keep, remember, return_inflate};
 #[cfg(feature = "handover")]
-use super::memory::restore_window;
-use super::memory::{Keep, borrow_inflate, keep, remember, return_inflate, tracked};
+use super::memory::{Ring, history_of, restore_window};
 use super::{DeflateMemory, DeflateParams, TAIL};
 use crate::proto::decoder::DataChunk;
 use crate::proto::error::{ProtocolError, RecvError};
@@ -36,6 +36,9 @@ pub struct MessageInflater {
     state: Option<Decompress>,
     /// The last 2^bits bytes decompressed, in [`Keep::Window`].
     window: Vec<u8>,
+    /// A dedicated stream's last 2^bits bytes, for a handover.
+    #[cfg(feature = "handover")]
+    ring: Ring,
     keep: Keep,
     bits: u8,
     /// The deflate stream ended (BFINAL): only padding may follow in this message.
@@ -83,6 +86,8 @@ impl MessageInflater {
         MessageInflater {
             state: None,
             window: Vec::new(),
+            #[cfg(feature = "handover")]
+            ring: Ring::default(),
             keep: keep(memory, nct, bits.clamp(9, 15), true),
             bits: bits.clamp(9, 15),
             ended: false,
@@ -139,6 +144,7 @@ impl MessageInflater {
                     // Only after a handover: the history the peer compresses against.
                     if !self.window.is_empty() {
                         d.set_dictionary(&self.window).map_err(|_| zerr())?;
+                        self.window = Vec::new();
                     }
                     d
                 }
@@ -214,7 +220,11 @@ impl MessageInflater {
             if self.text && self.utf8.feed(out).is_err() {
                 return Err(ProtocolError::InvalidUtf8.into());
             }
-            if let Some(cap) = tracked(self.keep, self.bits) {
+            #[cfg(feature = "handover")]
+            if self.keep == Keep::Stream {
+                self.ring.push(out, 1 << self.bits);
+            }
+            if let Keep::Window(cap) = self.keep {
                 if self.window.capacity() < cap {
                     self.window.reserve_exact(cap - self.window.len());
                 }
@@ -232,6 +242,8 @@ impl MessageInflater {
                 // no history.
                 self.state = None;
                 self.window.clear();
+                #[cfg(feature = "handover")]
+                self.ring.clear();
                 self.ended = false;
             }
             if self.keep != Keep::Stream
@@ -290,14 +302,20 @@ impl MessageInflater {
     /// The history the peer's compressor may refer to (the last 2^bits bytes
     /// decompressed), for a handover; empty without context takeover.
     #[cfg(feature = "handover")]
-    pub(crate) fn history(&self) -> &[u8] {
-        &self.window
+    pub(crate) fn history(&self) -> Vec<u8> {
+        history_of(&self.window, &self.ring, self.keep)
     }
 
     /// Continues from `history` (a handed-over connection's).
     #[cfg(feature = "handover")]
     pub(crate) fn restore_history(&mut self, history: &[u8]) {
         self.state = None;
-        restore_window(&mut self.window, self.keep, self.bits, history);
+        restore_window(
+            &mut self.window,
+            &mut self.ring,
+            self.keep,
+            self.bits,
+            history,
+        );
     }
 }

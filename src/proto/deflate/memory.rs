@@ -124,28 +124,103 @@ pub(super) fn keep(
     }
 }
 
-/// How much history a direction keeps between messages, if any: the window of
-/// [`Keep::Window`]; with feature `handover` a dedicated stream keeps a copy of its
-/// whole window (2^`bits` bytes) too, so that the connection can move to another
-/// process.
-pub(super) fn tracked(keep: Keep, bits: u8) -> Option<usize> {
-    match keep {
-        Keep::Window(cap) => Some(cap),
-        #[cfg(feature = "handover")]
-        Keep::Stream => Some(1 << bits),
-        _ => {
-            let _ = bits;
-            None
+/// The last bytes a dedicated stream saw, kept only so that the connection can
+/// move to another process (feature `handover`): zlib-rs and flate2 do not export
+/// a stream's window through a safe API. A ring, so that keeping it costs a copy
+/// of each message's bytes, not a shift of the whole window per message.
+#[cfg(feature = "handover")]
+#[derive(Debug, Default)]
+pub(super) struct Ring {
+    buf: Vec<u8>,
+    /// Where the oldest byte is once the ring is full (0 until then).
+    start: usize,
+}
+
+#[cfg(feature = "handover")]
+impl Ring {
+    /// Appends `data`, keeping the last `cap` bytes.
+    pub(super) fn push(&mut self, mut data: &[u8], cap: usize) {
+        if data.len() >= cap {
+            self.buf.clear();
+            self.buf.extend_from_slice(&data[data.len() - cap..]);
+            self.start = 0;
+            return;
         }
+        if self.buf.len() < cap {
+            let n = (cap - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+        }
+        // Full: overwrite the oldest bytes (bounded: at most two rounds).
+        while !data.is_empty() {
+            let n = (cap - self.start).min(data.len());
+            self.buf[self.start..self.start + n].copy_from_slice(&data[..n]);
+            self.start = (self.start + n) % cap;
+            data = &data[n..];
+        }
+    }
+
+    /// The bytes, oldest first.
+    pub(super) fn to_vec(&self) -> Vec<u8> {
+        let mut v = self.buf[self.start..].to_vec();
+        v.extend_from_slice(&self.buf[..self.start]);
+        v
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
     }
 }
 
-/// Replaces a direction's kept window with (the end of) `history`, a handed-over
-/// connection's.
+/// A direction's history for a handover: the window it keeps, or the ring of a
+/// dedicated stream.
 #[cfg(feature = "handover")]
-pub(super) fn restore_window(window: &mut Vec<u8>, keep: Keep, bits: u8, history: &[u8]) {
+pub(super) fn history_of(window: &[u8], ring: &Ring, keep: Keep) -> Vec<u8> {
+    match keep {
+        Keep::Window(_) => window.to_vec(),
+        Keep::Stream => ring.to_vec(),
+        Keep::Nothing => Vec::new(),
+    }
+}
+
+/// Continues a direction from `history` (a handed-over connection's): the window
+/// of [`Keep::Window`]; for a dedicated stream, the dictionary its next stream
+/// starts from and the ring.
+#[cfg(feature = "handover")]
+pub(super) fn restore_window(
+    window: &mut Vec<u8>,
+    ring: &mut Ring,
+    keep: Keep,
+    bits: u8,
+    history: &[u8],
+) {
     window.clear();
-    if let Some(cap) = tracked(keep, bits) {
-        remember(window, history, cap);
+    ring.clear();
+    match keep {
+        Keep::Window(cap) => remember(window, history, cap),
+        Keep::Stream => {
+            remember(window, history, 1 << bits);
+            ring.push(history, 1 << bits);
+        }
+        Keep::Nothing => {}
+    }
+}
+
+#[cfg(all(test, feature = "handover"))]
+mod ring_tests {
+    use super::Ring;
+
+    #[test]
+    fn a_ring_keeps_the_last_bytes_in_order() {
+        let mut r = Ring::default();
+        let mut all = Vec::new();
+        for (i, n) in [3usize, 5, 1, 9, 2, 8, 20, 0, 7].into_iter().enumerate() {
+            let data: Vec<u8> = (0..n).map(|k| (i * 31 + k) as u8).collect();
+            r.push(&data, 8);
+            all.extend_from_slice(&data);
+            let want = &all[all.len().saturating_sub(8)..];
+            assert_eq!(r.to_vec(), want, "after push {i}");
+        }
     }
 }
