@@ -183,10 +183,11 @@ fn thousand_through_a_handover(deflate: bool) {
         c.run().unwrap();
     });
     // Every connection open and a third of the messages through: hand over.
-    wait_for("a third of the echoes", Duration::from_secs(60), || {
-        echoes.load(Ordering::Relaxed) >= N * MESSAGES / 3
-    });
-    assert_eq!(old_h.open_connections(), N);
+    wait_for(
+        "every connection open and a third of the echoes",
+        Duration::from_secs(60),
+        || old_h.open_connections() == N && echoes.load(Ordering::Relaxed) >= N * MESSAGES / 3,
+    );
     let path = socket_path(if deflate { "deflate" } else { "plain" });
     let new_t = new_server(path.clone(), deflate);
     wait_for("the new server to listen", Duration::from_secs(10), || {
@@ -199,7 +200,7 @@ fn thousand_through_a_handover(deflate: bool) {
     assert_eq!(report.listeners, 1);
     let (new_h, new_t) = new_t.join().unwrap().expect("the new server");
     assert!(
-        echoes.load(Ordering::Relaxed) < N * MESSAGES,
+        at_handover < N * MESSAGES,
         "the load ended before the handover"
     );
     // The old server has nothing left; it stops.
