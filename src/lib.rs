@@ -122,6 +122,10 @@ pub struct NoStdDoctests;
 #[cfg(all(doctest, feature = "std"))]
 #[doc = include_str!("../docs/pubsub.md")]
 pub struct PubSubDoctests;
+/// The handover guide's Rust blocks, compiled the same way (feature `handover`).
+#[cfg(all(doctest, feature = "handover"))]
+#[doc = include_str!("../docs/handover.md")]
+pub struct HandoverDoctests;
 #[cfg(feature = "std")]
 pub use backoff::Backoff;
 #[cfg(feature = "std")]
