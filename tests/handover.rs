@@ -633,12 +633,8 @@ fn resuming(
 }
 
 fn sigusr2(child: &support::Child) {
-    let ok = std::process::Command::new("kill")
-        .args(["-USR2", &child.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -USR2");
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).expect("a child's pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::USR2).expect("SIGUSR2");
 }
 
 /// Waits (bounded) for the process to exit; its exit status.
