@@ -324,23 +324,15 @@ pub fn decode_conn(b: &[u8]) -> Result<ConnRecord> {
     let awaiting_pong = r.bool()?;
     let deflate = match r.u8()? {
         0 => None,
-        1 => {
-            let d = DeflateState {
-                server_no_context_takeover: r.bool()?,
-                client_no_context_takeover: r.bool()?,
-                server_max_window_bits: r.u8()?,
-                client_max_window_bits: r.u8()?,
-                write: r.bool()?,
-                sent_history: r.bytes(MAX_HISTORY)?.to_vec(),
-                received_history: r.bytes(MAX_HISTORY)?.to_vec(),
-            };
-            if !(9..=15).contains(&d.server_max_window_bits)
-                || !(8..=15).contains(&d.client_max_window_bits)
-            {
-                return Err(FormatError("window bits out of range"));
-            }
-            Some(d)
-        }
+        1 => Some(DeflateState {
+            server_no_context_takeover: r.bool()?,
+            client_no_context_takeover: r.bool()?,
+            server_max_window_bits: r.u8()?,
+            client_max_window_bits: r.u8()?,
+            write: r.bool()?,
+            sent_history: r.bytes(MAX_HISTORY)?.to_vec(),
+            received_history: r.bytes(MAX_HISTORY)?.to_vec(),
+        }),
         _ => return Err(FormatError("bad extension tag")),
     };
     let output = r.bytes(MAX_BYTES)?.to_vec();
@@ -361,20 +353,26 @@ pub fn decode_conn(b: &[u8]) -> Result<ConnRecord> {
     let input = r.bytes(MAX_BYTES)?.to_vec();
     let data = r.bytes(MAX_BYTES)?.to_vec();
     r.end()?;
+    let state = ConnectionState {
+        role,
+        subprotocol,
+        auto_pong,
+        read_limit,
+        since_received,
+        since_ping,
+        awaiting_pong,
+        deflate,
+        output,
+    };
+    // What a connection can be restored from is the core's rule (window bits,
+    // history lengths, the `deflate` feature).
+    state
+        .check()
+        .map_err(|_| FormatError("connection state not restorable in this build"))?;
     Ok(ConnRecord {
         peer,
         unix,
-        state: ConnectionState {
-            role,
-            subprotocol,
-            auto_pong,
-            read_limit,
-            since_received,
-            since_ping,
-            awaiting_pong,
-            deflate,
-            output,
-        },
+        state,
         topics,
         timers,
         input,

@@ -102,6 +102,24 @@ impl DeflateState {
     }
 }
 
+impl ConnectionState {
+    /// Whether [`Connection::restore`] can take this state in this build: its
+    /// deflate part is consistent (window bits 9-15 and 8-15, histories within a
+    /// window) and the build has the `deflate` feature if it needs it. Cheap: no
+    /// connection is built.
+    pub fn check(&self) -> Result<(), SnapshotError> {
+        let Some(d) = &self.deflate else {
+            return Ok(());
+        };
+        d.check()?;
+        if cfg!(feature = "deflate") {
+            Ok(())
+        } else {
+            Err(SnapshotError::NoDeflate)
+        }
+    }
+}
+
 impl Connection {
     /// True between messages: open, nothing partly received or sent. Bytes queued
     /// for the transport do not count (they move with a saved connection).
@@ -195,10 +213,10 @@ impl Connection {
         #[cfg(feature = "deflate")] deflate: Option<&crate::proto::deflate::DeflateConfig>,
         now: Time,
     ) -> Result<Connection, SnapshotError> {
+        state.check()?;
         let mut c = Connection::new(state.role, config, rng, now);
+        #[cfg(feature = "deflate")]
         if let Some(d) = &state.deflate {
-            d.check()?;
-            #[cfg(feature = "deflate")]
             {
                 let params = crate::proto::deflate::DeflateParams {
                     server_no_context_takeover: d.server_no_context_takeover,
@@ -214,8 +232,6 @@ impl Connection {
                     z.inflater.restore_history(&d.received_history);
                 }
             }
-            #[cfg(not(feature = "deflate"))]
-            return Err(SnapshotError::NoDeflate);
         }
         c.set_subprotocol(state.subprotocol.as_deref());
         c.auto_pong = state.auto_pong;
